@@ -1,0 +1,221 @@
+"""The recommender contract every model implements (sklearn / implicit style).
+
+* ``__init__`` stores hyper-parameters only (keyword arguments, JSON-serialisable).
+* ``fit(train, valid=None) -> self`` learns attributes whose names end in ``_``.
+* ``score(prefixes, users=None)`` gives a float32 score for *every* item for each session
+  prefix: the evaluator ranks the full catalogue with it.
+* ``recommend(prefixes, k)`` returns the top-k item indices and scores.
+* ``save(dir)`` / ``load(dir)`` use JSON for the config and weights-only tensors
+  (``torch.load(weights_only=True)``); never pickle.
+
+Input handling, documented once for all models:
+
+* item indices outside ``[0, n_items)`` in a prefix (unknown items) are dropped from it;
+* an empty prefix (or one that only had unknown items) gets the training popularity scores;
+* ``k`` larger than the catalogue is clipped to ``n_items``; ``k < 1`` is an error.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import torch
+
+from sessionrec.data.sessions import Sessions
+from sessionrec.errors import ConfigError, NotFittedError, SessionRecError
+
+CONFIG_FILE = "model.json"
+WEIGHTS_FILE = "weights.pt"
+
+_MODELS: dict[str, type[SessionRecommender]] = {}
+
+
+def register_model(cls: type[SessionRecommender]) -> type[SessionRecommender]:
+    """Class decorator: make ``cls`` available by its ``name`` to configs and ``load``."""
+    if cls.name in _MODELS and _MODELS[cls.name] is not cls:
+        raise ValueError(f"model name {cls.name!r} registered twice")
+    _MODELS[cls.name] = cls
+    return cls
+
+
+def get_model_class(name: str) -> type[SessionRecommender]:
+    """The model class registered as ``name``; ConfigError listing the choices otherwise."""
+    import sessionrec.models.registry  # noqa: F401  (imports every model module)
+
+    try:
+        return _MODELS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown model {name!r}; valid models: {', '.join(sorted(_MODELS))}"
+        ) from None
+
+
+def all_models() -> dict[str, type[SessionRecommender]]:
+    import sessionrec.models.registry  # noqa: F401
+
+    return dict(_MODELS)
+
+
+class SessionRecommender(ABC):
+    """Base class of all session recommenders.
+
+    Subclasses set ``name``, implement ``_fit`` and ``_score``, and, if they learn anything
+    beyond popularity, ``_state`` / ``_set_state`` (tensors to save) — the rest is shared.
+    """
+
+    name: ClassVar[str] = "base"
+
+    def __init__(self, **params: Any) -> None:
+        self._params = dict(params)
+
+    # -- parameters -------------------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """The hyper-parameters given to ``__init__``."""
+        return dict(self._params)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._params.items())
+        return f"{type(self).__name__}({args})"
+
+    # -- fitting ----------------------------------------------------------------------------
+    def fit(self, train: Sessions, valid: Sessions | None = None) -> Self:
+        """Learn from ``train`` (``valid`` only for early stopping); returns ``self``."""
+        if train.n_events == 0:
+            raise SessionRecError("cannot fit on an empty training set")
+        counts = np.bincount(train.items, minlength=train.n_items).astype(np.float32)
+        self.n_items_ = int(train.n_items)
+        self.popularity_ = torch.from_numpy(counts / max(counts.max(), 1.0))
+        self._fit(train, valid)
+        return self
+
+    @abstractmethod
+    def _fit(self, train: Sessions, valid: Sessions | None) -> None:
+        """Model-specific fitting; ``n_items_`` and ``popularity_`` are already set."""
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "n_items_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() or load()")
+
+    # -- scoring ----------------------------------------------------------------------------
+    def score(
+        self, prefixes: Sequence[Sequence[int]], users: Sequence[int] | None = None
+    ) -> torch.Tensor:
+        """Scores of all items after each prefix: float32 tensor [len(prefixes), n_items].
+
+        Higher is better. Unknown items are dropped from prefixes; empty prefixes get the
+        training popularity (see the module docstring).
+        """
+        self._check_fitted()
+        clean = [self._sanitize(p) for p in prefixes]
+        out = torch.empty((len(clean), self.n_items_), dtype=torch.float32)
+        nonempty = [i for i, p in enumerate(clean) if len(p)]
+        empty = [i for i, p in enumerate(clean) if not len(p)]
+        if nonempty:
+            u = None if users is None else np.asarray(users, dtype=np.int64)[nonempty]
+            out[nonempty] = self._score([clean[i] for i in nonempty], u).float()
+        if empty:
+            out[empty] = self.popularity_
+        return out
+
+    def _sanitize(self, prefix: Sequence[int]) -> np.ndarray:
+        arr = np.asarray(prefix, dtype=np.int64).reshape(-1)
+        return arr[(arr >= 0) & (arr < self.n_items_)]
+
+    @abstractmethod
+    def _score(self, prefixes: list[np.ndarray], users: np.ndarray | None) -> torch.Tensor:
+        """Scores [B, n_items] for non-empty, valid prefixes."""
+
+    def score_next(
+        self, sessions: Sessions, targets: np.ndarray, batch_size: int = 512
+    ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        """Scores for predicting the events at ``targets`` (global event indices).
+
+        Each target ``t`` is predicted from the events of its session before ``t``. Yields
+        ``(target_chunk, scores[len(chunk), n_items])``. The default builds prefixes and
+        calls :meth:`score`; recurrent models override it to walk sessions step by step.
+        """
+        self._check_fitted()
+        session_of = sessions.session_of_event()
+        starts = sessions.offsets[:-1]
+        for lo in range(0, len(targets), batch_size):
+            chunk = targets[lo : lo + batch_size]
+            prefixes = [sessions.items[starts[session_of[t]] : t] for t in chunk]
+            users = sessions.users[session_of[chunk]]
+            yield chunk, self.score(prefixes, users)
+
+    def recommend(
+        self,
+        prefixes: Sequence[Sequence[int]],
+        k: int = 20,
+        users: Sequence[int] | None = None,
+        exclude_seen: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k items after each prefix: (int64 indices [B, k], float32 scores [B, k]).
+
+        ``k`` is clipped to the catalogue size. With ``exclude_seen`` the prefix's own items
+        are never recommended (their score is -inf, so they can only appear when k exceeds the
+        number of other items).
+        """
+        if int(k) < 1:
+            raise SessionRecError(f"k must be at least 1, got {k}")
+        self._check_fitted()
+        k = min(int(k), self.n_items_)
+        scores = self.score(prefixes, users)
+        if exclude_seen:
+            for row, prefix in enumerate(prefixes):
+                seen = self._sanitize(prefix)
+                if len(seen):
+                    scores[row, torch.from_numpy(seen)] = float("-inf")
+        values, indices = torch.topk(scores, k, dim=1)
+        return indices.numpy().astype(np.int64), values.numpy().astype(np.float32)
+
+    # -- persistence ------------------------------------------------------------------------
+    def _state(self) -> dict[str, torch.Tensor]:
+        """Learned tensors to save (beyond popularity). Override in subclasses."""
+        return {}
+
+    def _set_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`_state` returned. Override in subclasses."""
+        if state:
+            raise SessionRecError(
+                f"saved weights hold tensors {sorted(state)} that {type(self).__name__} "
+                "does not use: the directory was written by another model or version"
+            )
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``model.json`` (name, params, n_items) and ``weights.pt`` into ``directory``."""
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {"name": self.name, "params": self.get_params(), "n_items": self.n_items_}
+        state = {"popularity_": self.popularity_, **self._state()}
+        tmp = directory / f".{WEIGHTS_FILE}.tmp"
+        torch.save({k: v.contiguous() for k, v in state.items()}, tmp)
+        tmp.replace(directory / WEIGHTS_FILE)
+        tmp_cfg = directory / f".{CONFIG_FILE}.tmp"
+        tmp_cfg.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
+        tmp_cfg.replace(directory / CONFIG_FILE)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> SessionRecommender:
+        """Load a model saved by :meth:`save` (any registered class when called on the base)."""
+        directory = Path(directory)
+        cfg_path = directory / CONFIG_FILE
+        if not cfg_path.is_file():
+            raise SessionRecError(f"no saved model in {directory} ({CONFIG_FILE} missing)")
+        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+        model_cls = get_model_class(config["name"])
+        if cls is not SessionRecommender and not issubclass(model_cls, cls):
+            raise SessionRecError(f"{directory} holds a {config['name']!r} model, not {cls.name!r}")
+        model = model_cls(**config["params"])
+        state = torch.load(directory / WEIGHTS_FILE, weights_only=True, map_location="cpu")
+        model.n_items_ = int(config["n_items"])
+        model.popularity_ = state.pop("popularity_")
+        model._set_state(state)
+        return model
