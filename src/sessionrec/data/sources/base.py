@@ -8,9 +8,9 @@ filtering are the pipeline's job, so every dataset goes through the same steps.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 
@@ -37,6 +37,9 @@ class Source:
         read_items: optional ``read_items(path) -> LazyFrame | None`` of item metadata
             (``item_id``, ``brand``, ``category``, ``price``) kept apart from the events, for
             sources that ship a product table; otherwise metadata comes from event columns.
+        defaults: prepare-config values this source needs by default, as a nested mapping
+            (e.g. an already filtered benchmark split keeps sessions of length 2); user
+            config files and ``--set`` overrides still win.
     """
 
     name: str
@@ -47,6 +50,7 @@ class Source:
     split: Literal["given", "last_session", "time"]
     shared_dir: str | None = None
     read_items: ItemReader | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, Source] = {}

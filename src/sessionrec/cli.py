@@ -1,0 +1,189 @@
+"""The single command-line entry point: ``sessionrec <command> ...``.
+
+Commands render progress and tables; the library underneath only logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from sessionrec.errors import SessionRecError
+
+log = logging.getLogger("sessionrec")
+
+QUICKSTART_DIR = Path("sessionrec-quickstart")
+
+
+def shared_data_dir() -> Path | None:
+    """``../shared/data`` (or ``./shared/data``) if it exists, for default dataset paths."""
+    for base in (Path.cwd(), *Path.cwd().parents[:2]):
+        for candidate in (base / "shared" / "data", base.parent / "shared" / "data"):
+            if candidate.is_dir():
+                return candidate
+    return None
+
+
+# -- synth -----------------------------------------------------------------------------------
+def cmd_synth(args: argparse.Namespace) -> int:
+    from sessionrec.data.synth import generate
+
+    t0 = time.perf_counter()
+    summary = generate(Path(args.out), args.events, seed=args.seed, n_users=args.users,
+                       n_items=args.items, events_per_shard=args.events_per_shard,
+                       fmt=args.format, overwrite=args.overwrite)
+    print(f"wrote {summary.events:,} events in {summary.shards} shards to {args.out} "
+          f"({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+# -- prepare ---------------------------------------------------------------------------------
+def load_prepare_config(source_name: str, config: str | None, overrides: Sequence[str],
+                        preset: str | None):
+    from sessionrec.config import load_config
+    from sessionrec.data.prepare import PrepareConfig, with_preset
+    from sessionrec.data.sources import get_source
+
+    source = get_source(source_name)
+    cfg = load_config(PrepareConfig, config, overrides, base=source.defaults)
+    return source, with_preset(cfg, preset)
+
+
+def default_input(source) -> Path:
+    shared = shared_data_dir()
+    if source.shared_dir is None or shared is None:
+        raise SessionRecError(f"no --input given and no shared data folder for {source.name!r}")
+    return shared / source.shared_dir
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from sessionrec.data.prepare import prepare
+
+    source, cfg = load_prepare_config(args.source, args.config, args.set, args.preset)
+    path = Path(args.input) if args.input else default_input(source)
+    t0 = time.perf_counter()
+    manifest = prepare(source, path, Path(args.out), cfg, overwrite=args.overwrite)
+    splits = manifest["splits"]
+    print(f"prepared {args.source} -> {args.out} in {time.perf_counter() - t0:.1f} s: "
+          + ", ".join(f"{k} {v['events']:,} events / {v['sessions']:,} sessions"
+                      for k, v in splits.items())
+          + f"; {manifest['n_items']:,} items")
+    return 0
+
+
+# -- stats -----------------------------------------------------------------------------------
+def cmd_stats(args: argparse.Namespace) -> int:
+    from sessionrec.data.stats import dataset_stats, markdown_table, read_splits
+
+    stats = dataset_stats(Path(args.data_dir))
+    if args.json:
+        print(json.dumps(stats, indent=2))
+    else:
+        print(markdown_table(stats))
+    if args.plots:
+        import polars as pl
+
+        from sessionrec.reports.plots import long_tail_plots
+
+        events = pl.concat(list(read_splits(Path(args.data_dir)).values()))
+        for path in long_tail_plots(events, Path(args.plots), Path(args.data_dir).name):
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+# -- quickstart ------------------------------------------------------------------------------
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from sessionrec.config import load_config
+    from sessionrec.data.prepare import PrepareConfig, prepare
+    from sessionrec.data.sources import get_source
+    from sessionrec.data.stats import dataset_stats, markdown_table
+    from sessionrec.data.synth import generate
+
+    out = Path(args.out)
+    raw, data = out / "raw", out / "data"
+    print(f"1/2 generating a synthetic Galaxus-format click log ({args.events:,} events) "
+          f"in {raw}")
+    generate(raw, args.events, seed=args.seed, overwrite=True)
+    print(f"2/2 preparing it (clean, sessionize, filter, split, encode) into {data}")
+    cfg = load_config(PrepareConfig, overrides=QUICKSTART_PREPARE)
+    manifest = prepare(get_source("galaxus"), raw, data, cfg, overwrite=True)
+    print()
+    print(markdown_table(dataset_stats(data)))
+    print(f"\nfilter passes: {len(manifest['filter_passes'])}; "
+          f"items: {manifest['n_items']:,}; users: {manifest['n_users']:,}")
+    return 0
+
+
+# A small log has few users with 5+ sessions; these keep enough of it to be useful.
+QUICKSTART_PREPARE = ("filter.min_user_sessions=3", "filter.min_item_support=5")
+
+
+# -- parser ----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from sessionrec import __version__
+
+    parser = argparse.ArgumentParser(prog="sessionrec", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"sessionrec {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output (-v info, -vv debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="generate a synthetic Galaxus-format raw log")
+    p.add_argument("--events", type=int, required=True, help="number of events")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output directory (RAW_DIR)")
+    p.add_argument("--users", type=int, default=None, help="number of users (default: scaled)")
+    p.add_argument("--items", type=int, default=None, help="number of products (default: scaled)")
+    p.add_argument("--events-per-shard", type=int, default=1_000_000)
+    p.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("prepare", help="raw logs -> cleaned, filtered, split, encoded data")
+    p.add_argument("--source", required=True, help="dataset adapter (galaxus, yoochoose, ...)")
+    p.add_argument("--input", default=None,
+                   help="raw file or folder (default: the dataset's folder in ../shared/data)")
+    p.add_argument("--out", required=True, help="output data directory")
+    p.add_argument("--preset", default=None, help="subsample preset: MINI, MIDI or MAXI")
+    p.add_argument("--config", default=None, help="TOML file with a PrepareConfig")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. filter.min_item_support=10")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("stats", help="statistics table (and long-tail plots) of prepared data")
+    p.add_argument("data_dir")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--plots", default=None, metavar="DIR", help="write PNG histograms here")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("quickstart", help="the whole flow on a generated sample, no data needed")
+    p.add_argument("--out", default=str(QUICKSTART_DIR))
+    p.add_argument("--events", type=int, default=200_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_quickstart)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except SessionRecError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

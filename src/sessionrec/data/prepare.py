@@ -1,0 +1,276 @@
+"""``sessionrec prepare``: raw source files -> cleaned, filtered, split, encoded data directory.
+
+Output directory (written to a temporary sibling and renamed only when complete)::
+
+    DATA_DIR/
+      manifest.json          source, resolved config, counts after every step, filter passes
+      config.toml            the resolved PrepareConfig
+      sessions/part-*.parquet  aggregated sessions before filtering, partitioned by user % N
+      train.parquet valid.parquet test.parquet   encoded events in canonical order
+      items.parquet          item vocabulary: item_idx, item_id, train_events, metadata
+      users.parquet          user vocabulary: user_idx, user_id (user-aware runs)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from sessionrec.config import dump_toml, to_dict
+from sessionrec.data import clean as cleaning
+from sessionrec.data.encode import encode, item_metadata_from_events, item_vocab, user_vocab
+from sessionrec.data.filter import filter_until_stable
+from sessionrec.data.io import atomic_directory
+from sessionrec.data.schema import SPLITS, canonical_order, validate_schema
+from sessionrec.data.sessionize import sessionize
+from sessionrec.data.sources.base import Source
+from sessionrec.data.split import (
+    given_valid_start,
+    label_by_time,
+    label_given,
+    label_last_session,
+    time_cutoffs,
+)
+from sessionrec.data.subsample import preset as get_preset
+from sessionrec.data.subsample import subsample
+from sessionrec.errors import ConfigError, DataError, EmptyDataError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CleanConfig:
+    user_aware: bool | None = None  # None: the source's default
+    drop_bots: bool = True
+    drop_repeats: bool = False  # drop an event that repeats the previous item of its session
+    event_types: tuple[str, ...] = ()  # keep only these event types; empty keeps all
+
+
+@dataclass(frozen=True)
+class SessionizeConfig:
+    method: Literal["auto", "given", "gap"] = "auto"  # auto: the source's default
+    gap_minutes: float = 30.0
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    min_item_support: int = 5  # events per item, counted in train
+    min_session_length: int = 3
+    min_user_sessions: int = 5  # user-aware runs only
+    max_passes: int = 100
+
+
+@dataclass(frozen=True)
+class SubsampleConfig:
+    preset: Literal["MINI", "MIDI", "MAXI", "NONE"] = "NONE"
+    users: int | None = None  # explicit targets override the preset's
+    items: int | None = None
+    seed: int = 0
+    min_item_support: int = 1  # support in train re-applied after subsampling
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    method: Literal["auto", "given", "last_session", "time"] = "auto"
+    valid: bool = True  # also hold out a validation split
+    test_days: float = 1.0  # time split: the last days are test
+    valid_days: float = 1.0  # time/given split: the days before test are valid
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    sessionize: SessionizeConfig = field(default_factory=SessionizeConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    subsample: SubsampleConfig = field(default_factory=SubsampleConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    partitions: int = 8  # user partitions of the aggregated sessions; 0 skips writing them
+
+    def __post_init__(self) -> None:
+        if self.partitions < 0:
+            raise ConfigError("partitions must be >= 0")
+        f = self.filter
+        if f.min_item_support < 1 or f.min_session_length < 2 or f.min_user_sessions < 1:
+            raise ConfigError("filter: min_item_support >= 1, min_session_length >= 2 (a "
+                              "session needs a target) and min_user_sessions >= 1")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Choices that depend on the source: what ``auto`` became."""
+
+    user_aware: bool
+    session_method: str
+    split_method: str
+
+
+def resolve(cfg: PrepareConfig, source: Source) -> Resolved:
+    user_aware = source.user_aware if cfg.clean.user_aware is None else cfg.clean.user_aware
+    session_method = cfg.sessionize.method
+    if session_method == "auto":
+        session_method = source.session_key
+    split_method = source.split if cfg.split.method == "auto" else cfg.split.method
+    if split_method == "last_session" and not user_aware:
+        raise ConfigError("split.method=last_session needs a user-aware run "
+                          "(--set clean.user_aware=true)")
+    return Resolved(user_aware, session_method, split_method)
+
+
+def load_events(source: Source, path: Path, cfg: PrepareConfig, res: Resolved,
+                counts: dict[str, int]) -> pl.DataFrame:
+    """Read, clean and sessionize: the aggregated events in canonical order (eager)."""
+    events = source.read(Path(path))
+    validate_schema(events.collect_schema(), f"source {source.name!r} at {path}")
+    counts["raw_events"] = _count(events)
+    if counts["raw_events"] == 0:
+        raise EmptyDataError("the input has no events", path=str(path))
+    events = cleaning.fill_user_from_last_logged_in(events)
+    if cfg.clean.drop_bots:
+        bots = cleaning.bot_user_agents(events)
+        counts["bot_user_agents"] = len(bots)
+        events = cleaning.drop_bots(events, bots)
+    events = cleaning.keep_event_types(events, cfg.clean.event_types)
+    if res.user_aware:
+        events = cleaning.drop_anonymous(events)
+    events = events.drop([c for c in ("user_agent", "last_logged_in_user_id")
+                          if c in events.collect_schema()])
+    events = sessionize(events, method=res.session_method, gap_minutes=cfg.sessionize.gap_minutes,
+                        user_aware=res.user_aware)
+    if cfg.clean.drop_repeats:
+        events = cleaning.drop_immediate_repeats(events)
+    df = events.collect(engine="streaming")
+    counts["clean_events"] = len(df)
+    if len(df) == 0:
+        raise EmptyDataError("cleaning removed every event (bots, anonymous users or event "
+                             "types)", path=str(path))
+    return df
+
+
+def _count(lf: pl.LazyFrame) -> int:
+    return int(lf.select(pl.len()).collect(engine="streaming").item())
+
+
+def make_labeller(df: pl.DataFrame, cfg: PrepareConfig, res: Resolved):
+    """The split labeller; time cutoffs are fixed once from the cleaned data."""
+    s = cfg.split
+    if res.split_method == "last_session":
+        return lambda d: label_last_session(d, valid=s.valid)
+    if res.split_method == "time":
+        test_start, valid_start = time_cutoffs(df["ts"].max(), s.test_days, s.valid_days, s.valid)
+        return lambda d: label_by_time(d, test_start=test_start, valid_start=valid_start)
+    if res.split_method == "given":
+        if "split" not in df.columns:
+            raise ConfigError("split.method=given needs a source that ships its own split")
+        valid_start = given_valid_start(df, s.valid_days) if s.valid else None
+        return lambda d: label_given(d, valid_start=valid_start)
+    raise ConfigError(f"unknown split method {res.split_method!r}")
+
+
+def write_partitions(df: pl.DataFrame, directory: Path, n: int, user_aware: bool) -> None:
+    """Write events partitioned by ``user_id % n`` (session id for session-only data)."""
+    directory.mkdir()
+    key = pl.col("user_id") if user_aware else pl.col("session_id")
+    dtype = df.schema["user_id" if user_aware else "session_id"]
+    part = (key.hash(seed=0) if dtype == pl.String else key) % n
+    for (p,), chunk in df.with_columns(_part=part).partition_by("_part", as_dict=True).items():
+        chunk.drop("_part").write_parquet(directory / f"part-{int(p):05d}.parquet")
+
+
+def prepare(source: Source, input_path: Path, out_dir: Path, cfg: PrepareConfig,
+            *, overwrite: bool = False) -> dict[str, Any]:
+    """Run every step and write ``out_dir``; returns the manifest."""
+    t0 = time.perf_counter()
+    res = resolve(cfg, source)
+    counts: dict[str, int] = {}
+    timings: dict[str, float] = {}
+    with atomic_directory(Path(out_dir), overwrite=overwrite) as tmp:
+        df = load_events(source, input_path, cfg, res, counts)
+        timings["read_clean_sessionize"] = time.perf_counter() - t0
+        if cfg.partitions:
+            write_partitions(df, tmp / "sessions", cfg.partitions, res.user_aware)
+        timings["aggregate"] = time.perf_counter() - t0 - sum(timings.values())
+
+        label = make_labeller(df, cfg, res)
+        f = cfg.filter
+        df, passes = filter_until_stable(
+            df, label=label, min_item_support=f.min_item_support,
+            min_session_length=f.min_session_length, min_user_sessions=f.min_user_sessions,
+            user_aware=res.user_aware, max_passes=f.max_passes)
+        counts["filtered_events"] = len(df)
+        sub = cfg.subsample
+        target = get_preset(sub.preset) if sub.preset != "NONE" else None
+        n_users = sub.users if sub.users is not None else (target.users if target else None)
+        n_items = sub.items if sub.items is not None else (target.items if target else None)
+        if n_users is not None or n_items is not None:
+            df = subsample(df, n_users=n_users, n_items=n_items,
+                           min_session_length=f.min_session_length,
+                           min_user_sessions=f.min_user_sessions, user_aware=res.user_aware,
+                           seed=sub.seed)
+            if len(df) == 0:
+                raise EmptyDataError("subsampling left no events", hint="ask for more items")
+            df, more = filter_until_stable(
+                df, label=label, min_item_support=sub.min_item_support,
+                min_session_length=f.min_session_length,
+                min_user_sessions=f.min_user_sessions, user_aware=res.user_aware,
+                max_passes=f.max_passes)
+            passes += more
+            counts["subsampled_events"] = len(df)
+        timings["filter_subsample_split"] = time.perf_counter() - t0 - sum(timings.values())
+
+        metadata = source.read_items(Path(input_path)) if source.read_items else None
+        metadata = metadata.collect() if metadata is not None else item_metadata_from_events(df)
+        train = df.filter(pl.col("split") == "train")
+        items = item_vocab(train, metadata)
+        users = user_vocab(df) if res.user_aware else None
+        df = encode(df, items, users)
+        columns = canonical_order(df.columns) + [c for c in ("item_idx", "user_idx")
+                                                 if c in df.columns]
+        split_counts = {}
+        for name in SPLITS:
+            part = df.filter(pl.col("split") == name).select(
+                [c for c in columns if c not in ("split", "brand", "category", "price")])
+            part.write_parquet(tmp / f"{name}.parquet")
+            split_counts[name] = {"events": len(part), "sessions": part["session_id"].n_unique()}
+        if split_counts["train"]["events"] == 0 or split_counts["test"]["events"] == 0:
+            raise EmptyDataError(f"the split left train={split_counts['train']['events']} and "
+                                 f"test={split_counts['test']['events']} events",
+                                 hint="use more data or change split.test_days")
+        items.write_parquet(tmp / "items.parquet")
+        if users is not None:
+            users.write_parquet(tmp / "users.parquet")
+        timings["encode_write"] = time.perf_counter() - t0 - sum(timings.values())
+        manifest = {
+            "source": source.name,
+            "input": str(input_path),
+            "user_aware": res.user_aware,
+            "sessionize": res.session_method,
+            "split_method": res.split_method,
+            "counts": counts,
+            "splits": split_counts,
+            "n_items": len(items),
+            "n_users": None if users is None else len(users),
+            "filter_passes": [vars(p) for p in passes],
+            "seconds": timings,
+            "config": to_dict(cfg),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        (tmp / "config.toml").write_text(dump_toml(to_dict(cfg)))
+    return manifest
+
+
+def with_preset(cfg: PrepareConfig, name: str | None) -> PrepareConfig:
+    """``cfg`` with ``subsample.preset`` set from a ``--preset`` option."""
+    if name is None:
+        return cfg
+    if name.upper() not in ("MINI", "MIDI", "MAXI"):
+        raise ConfigError(f"unknown preset {name!r}; choose MINI, MIDI or MAXI")
+    return replace(cfg, subsample=replace(cfg.subsample, preset=name.upper()))
+
+
+__all__ = ["DataError", "PrepareConfig", "prepare", "with_preset"]

@@ -1,0 +1,1 @@
+"""Tables and matplotlib figures built from prepared data and run results."""
