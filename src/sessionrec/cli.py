@@ -108,7 +108,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     raw, data = out / "raw", out / "data"
     print(f"1/2 generating a synthetic Galaxus-format click log ({args.events:,} events) "
           f"in {raw}")
-    generate(raw, args.events, seed=args.seed, overwrite=True)
+    generate(raw, args.events, seed=args.seed, events_per_shard=25_000, overwrite=True)
     print(f"2/2 preparing it (clean, sessionize, filter, split, encode) into {data}")
     cfg = load_config(PrepareConfig, overrides=QUICKSTART_PREPARE)
     manifest = prepare(get_source("galaxus"), raw, data, cfg, overwrite=True)

@@ -1,0 +1,101 @@
+"""Benchmark: synthetic Galaxus-format logs through `sessionrec prepare` (clean -> split).
+
+For each size it generates the raw shards once (cached under bench-data/), then runs the whole
+prepare step in a fresh Python process and records wall time and that process's peak RSS.
+Results go to docs/benchmarks.md (section "prepare").
+
+    python benchmarks/prepare.py --sizes 1000000 3000000 10000000 30000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import machine, update_section
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from sessionrec.config import load_config
+from sessionrec.data.prepare import PrepareConfig, prepare
+from sessionrec.data.sources import get_source
+raw, out = Path(sys.argv[1]), Path(sys.argv[2])
+t0 = time.perf_counter()
+m = prepare(get_source("galaxus"), raw, out, load_config(PrepareConfig), overwrite=True)
+wall = time.perf_counter() - t0
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+print(json.dumps({"wall_s": wall, "peak_rss_gib": rss, "manifest": m}))
+"""
+
+
+def run_size(n: int, work: Path, keep: bool) -> dict:
+    raw = work / f"raw-{n}"
+    if not raw.exists():
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "sessionrec.cli", "synth", "--events", str(n),
+                        "--seed", "0", "--out", str(raw)], check=True)
+        print(f"  synth {n:,}: {time.perf_counter() - t0:.1f} s", flush=True)
+    out = work / f"prepared-{n}"
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(raw), out], check=True,
+                          capture_output=True, text=True)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if not keep:
+        shutil.rmtree(out, ignore_errors=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+",
+                        default=[1_000_000, 3_000_000, 10_000_000, 30_000_000])
+    parser.add_argument("--work", type=Path, default=ROOT / "bench-data")
+    parser.add_argument("--keep", action="store_true", help="keep the prepared directories")
+    parser.add_argument("--no-doc", action="store_true", help="do not update docs/benchmarks.md")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for n in args.sizes:
+        r = run_size(n, args.work, args.keep)
+        m = r["manifest"]
+        secs = m["seconds"]
+        row = (n, r["wall_s"], r["peak_rss_gib"], m["counts"]["clean_events"],
+               m["counts"]["filtered_events"], len(m["filter_passes"]),
+               secs["read_clean_sessionize"], secs["aggregate"], secs["filter_subsample_split"],
+               secs["encode_write"], n / r["wall_s"])
+        rows.append(row)
+        print(f"{n:>11,} events: {r['wall_s']:6.1f} s wall, {r['peak_rss_gib']:.2f} GiB peak RSS",
+              flush=True)
+    lines = [
+        "## prepare: raw Galaxus-format shards -> train/valid/test (clean -> split)",
+        "",
+        f"Machine: {machine()}. Command: `python benchmarks/prepare.py --sizes "
+        f"{' '.join(str(s) for s in args.sizes)}`. Default PrepareConfig (bots removed, users "
+        "filled, sessions given, filter 5 events/item in train, 5 sessions/user, 3 "
+        "events/session until stable, last-session-out split with valid, 8 user partitions "
+        "written). Raw data: `sessionrec synth --seed 0`, Parquet shards of 1M events. "
+        "Wall time and peak RSS are of the whole prepare process.",
+        "",
+        "| raw events | wall s | peak RSS GiB | events after clean | after filter | filter "
+        "passes | read+clean+sessionize s | aggregate write s | filter+split s | encode+write s "
+        "| raw events/s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r[0]:,} | {r[1]:.1f} | {r[2]:.2f} | {r[3]:,} | {r[4]:,} | {r[5]} | "
+                     f"{r[6]:.1f} | {r[7]:.1f} | {r[8]:.1f} | {r[9]:.1f} | {r[10]:,.0f} |")
+    if not args.no_doc:
+        update_section("prepare", "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
