@@ -15,8 +15,8 @@ from pathlib import Path
 
 import polars as pl
 
-from sessionrec.errors import DataError
 from sessionrec.data.schema import TS_DTYPE
+from sessionrec.errors import DataError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz", ".dat", ".dat.gz")
@@ -85,6 +85,51 @@ def scan_table(
     return lf
 
 
+def scan_text(
+    path: Path,
+    *,
+    separator: str | None = None,
+    columns: Sequence[str] | None = None,
+    names: Sequence[str] | None = None,
+) -> pl.LazyFrame:
+    """Lazily scan one (optionally gzip-compressed) CSV/TSV file with every column as text.
+
+    Reading text and parsing afterwards (:func:`to_integer`, :func:`to_float`,
+    :func:`to_timestamp`) lets a bad value anywhere in the file be reported with its row, where
+    type inference would fail deep inside Polars. ``names`` reads a file without a header line
+    (the names must match the number of fields); ``columns`` must be present, as in
+    :func:`scan_table`. Bytes that are not UTF-8 become U+FFFD (see :func:`check_utf8`).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file does not exist", path=str(path))
+    if path.stat().st_size == 0:
+        raise DataError("file is empty", path=str(path), hint="remove it or re-export it")
+    if separator is None:
+        separator = "\t" if ".tsv" in path.name.lower() else ","
+    try:
+        lf = pl.scan_csv(
+            path,
+            separator=separator,
+            has_header=names is None,
+            new_columns=names,
+            infer_schema=False,
+            encoding="utf8-lossy",
+        )
+        schema = lf.collect_schema()
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise DataError(f"cannot read file: {err}", path=str(path)) from err
+    missing = [c for c in columns or () if c not in schema]
+    if missing:
+        raise DataError(
+            f"missing column(s) {missing}; the file has {list(schema)}",
+            path=str(path),
+            column=missing[0],
+            hint="rename the columns or pick the matching --source",
+        )
+    return lf
+
+
 def first_bad_row(df: pl.DataFrame, mask: pl.Series) -> int | None:
     """1-based data row (header excluded) of the first ``True`` in ``mask``, else None."""
     idx = mask.arg_true()
@@ -120,6 +165,41 @@ def check_utf8(df: pl.DataFrame, column: str, path: Path) -> None:
         )
 
 
+def to_integer(df: pl.DataFrame, column: str, path: Path, *, nullable: bool = False) -> pl.Series:
+    """``column`` as Int64: integers are cast, text is parsed; names the first bad row.
+
+    Raises :class:`DataError` for another dtype, for text that is not a whole number and, unless
+    ``nullable``, for a missing value.
+    """
+    return _to_number(df, column, path, pl.Int64(), nullable=nullable)
+
+
+def to_float(df: pl.DataFrame, column: str, path: Path, *, nullable: bool = False) -> pl.Series:
+    """``column`` as Float64: numbers are cast, text is parsed; names the first bad row."""
+    return _to_number(df, column, path, pl.Float64(), nullable=nullable)
+
+
+def _to_number(
+    df: pl.DataFrame, column: str, path: Path, dtype: pl.DataType, *, nullable: bool
+) -> pl.Series:
+    s = df[column]
+    accepted = s.dtype.is_integer() or (dtype == pl.Float64 and s.dtype.is_numeric())
+    if not (accepted or s.dtype in (pl.String, pl.Null)):
+        raise DataError(f"column has type {s.dtype}, expected {dtype} or text", path=str(path),
+                        column=column)
+    out = s.cast(dtype, strict=False)
+    bad = out.is_null() & s.is_not_null()
+    if bad.any():
+        row = first_bad_row(df, bad)
+        raise DataError(
+            f"cannot parse {s[row - 1]!r} as {dtype}", path=str(path), column=column, row=row,
+        )
+    if not nullable and s.null_count():
+        raise DataError("value is missing", path=str(path), column=column,
+                        row=first_bad_row(df, s.is_null()))
+    return out
+
+
 def to_timestamp(
     df: pl.DataFrame, column: str, path: Path, *, unit: str | None = None
 ) -> pl.Series:
@@ -133,11 +213,16 @@ def to_timestamp(
     if dtype.is_numeric():
         if unit is None:
             raise DataError("numeric timestamps need a unit", path=str(path), column=column)
+        factor = {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
+        # NaN, infinities and times beyond Datetime(us) become null (reported below) rather
+        # than failing inside Polars or silently wrapping around.
+        limit = 2**62 // factor
+        wide = s.cast(pl.Float64)
+        in_range = pl.select(pl.when((wide > -limit) & (wide < limit)).then(s)).to_series()
         if dtype.is_float():
-            factor = {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
-            out = (s * factor).round(0).cast(pl.Int64).cast(pl.Datetime("us"))
+            out = (in_range * factor).round(0).cast(pl.Int64).cast(pl.Datetime("us"))
         else:
-            out = pl.from_epoch(s.cast(pl.Int64), time_unit=unit).cast(pl.Datetime("us"))
+            out = pl.from_epoch(in_range.cast(pl.Int64), time_unit=unit).cast(pl.Datetime("us"))
         out = out.dt.replace_time_zone("UTC")
     elif dtype == pl.String:
         out = _parse_string_ts(s)
