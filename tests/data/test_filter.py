@@ -1,77 +1,89 @@
 from __future__ import annotations
 
-import polars as pl
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.conftest import build_events
 
-from sessionrec.data.filter import filter_until_stable
-from sessionrec.data.split import label_last_session
+from sessionrec.data.filter import EventCodes, filter_until_stable
+from sessionrec.data.split import TEST, TRAIN, last_session_labels
 from sessionrec.errors import EmptyDataError
 
 
-def last_session(df):
-    return label_last_session(df, valid=False)
+def make_codes(sessions: list[list[int]], session_user: list[int]) -> EventCodes:
+    session = np.repeat(np.arange(len(sessions)), [len(s) for s in sessions])
+    item = np.array([i for s in sessions for i in s], dtype=np.int64)
+    return EventCodes(session=session, item=item, session_user=np.array(session_user),
+                      n_sessions=len(sessions), n_items=int(item.max()) + 1)
 
 
-def run(df, **kw):
-    args = dict(label=last_session, min_item_support=2, min_session_length=2,
-                min_user_sessions=2, user_aware=True)
+def run(codes: EventCodes, **kw):
+    args = dict(min_item_support=2, min_session_length=2, min_user_sessions=2)
     args.update(kw)
-    return filter_until_stable(df, **args)
+    rule = lambda alive: last_session_labels(codes.session_user, alive, valid=False)  # noqa: E731
+    return filter_until_stable(codes, rule, **args)
 
 
-def test_cascade_reaches_fixed_point(make_events):
-    # user 1: s0 [1,2], s1 [1,2], s4 [1,2] (test); user 2: s2 [1,3], s3 [3,1] (test)
-    # item 3 has 1 train event (s2) -> dropped everywhere; s2 and s3 become length 1 -> dropped;
-    # user 2 then has no sessions. User 1 is untouched.
-    df = make_events([(0, 1, 1, 0), (0, 1, 2, 1), (1, 1, 1, 60), (1, 1, 2, 61),
-                      (2, 2, 1, 0), (2, 2, 3, 1), (3, 2, 3, 60), (3, 2, 1, 61),
-                      (4, 1, 1, 120), (4, 1, 2, 121)])
-    out, passes = run(df)
-    assert out.select("session_id", "item_id").rows() == [(0, 1), (0, 2), (1, 1), (1, 2),
-                                                           (4, 1), (4, 2)]
-    assert out["split"].to_list() == ["train"] * 4 + ["test"] * 2
-    assert passes[0].item_support_train == 1 and passes[0].item_support_eval == 1
-    assert passes[0].session_length == 2  # s2 and s3 keep one event each
-    assert passes[-1].events_in == passes[-1].events_out  # last pass changed nothing
+def test_cascade_reaches_fixed_point():
+    # user 0: s0 [1,2], s1 [1,2], s2 [1,2] (test); user 1: s3 [1,3], s4 [3,1] (test).
+    # item 3 has 1 train event (s3) -> dropped in s3 and s4; both become length 1 -> dropped;
+    # user 1 then has no sessions left. User 0 is untouched.
+    codes = make_codes([[1, 2], [1, 2], [1, 2], [1, 3], [3, 1]], [0, 0, 0, 1, 1])
+    alive, labels, passes = run(codes)
+    assert alive.tolist() == [True] * 6 + [False] * 4
+    assert labels[:3].tolist() == [TRAIN, TRAIN, TEST]
+    first = passes[0]
+    assert (first.item_support_train, first.item_support_eval) == (1, 1)
+    assert first.session_length == 2  # s3 and s4 keep one event each
+    assert first.user_sessions == 0
+    assert passes[-1].events_in == passes[-1].events_out == 6
 
 
-def test_test_items_unseen_in_train_are_removed_and_counted(make_events):
+def test_test_items_unseen_in_train_are_removed_and_counted():
     # item 9 occurs only in the test session: it must go, even with support 1.
-    df = make_events([(0, 1, 1, 0), (0, 1, 2, 1), (1, 1, 1, 60), (1, 1, 9, 61), (1, 1, 2, 62)])
-    out, passes = run(df, min_item_support=1)
-    assert out.select("session_id", "item_id").rows() == [(0, 1), (0, 2), (1, 1), (1, 2)]
-    assert 9 not in out["item_id"].to_list()
+    codes = make_codes([[1, 2], [1, 9, 2]], [0, 0])
+    alive, _, passes = run(codes, min_item_support=1)
+    assert alive.tolist() == [True, True, True, False, True]
     assert passes[0].item_support_eval == 1
 
 
-def test_everything_filtered_is_an_error(make_events):
-    df = make_events([(0, 1, 1, 0), (0, 1, 2, 1)])
+def test_removing_the_last_session_makes_the_previous_one_test():
+    # s2 (user 0's last) has only unseen items -> it disappears; s1 becomes the test session.
+    codes = make_codes([[1, 2], [1, 2], [7, 8]], [0, 0, 0])
+    alive, labels, _ = run(codes, min_item_support=1, min_user_sessions=1)
+    assert alive.tolist() == [True] * 4 + [False] * 2
+    assert labels[:2].tolist() == [TRAIN, TEST]
+
+
+def test_everything_filtered_is_an_error():
     with pytest.raises(EmptyDataError, match="filtering removed every event"):
-        run(df, min_item_support=5)
+        run(make_codes([[1, 2]], [0]), min_item_support=5)
 
 
-rows = st.lists(
-    st.tuples(st.integers(0, 5), st.integers(0, 12), st.integers(0, 7)), min_size=1, max_size=120
-)
+sessions_strategy = st.lists(
+    st.tuples(st.integers(0, 5), st.lists(st.integers(0, 7), min_size=1, max_size=6)),
+    min_size=1, max_size=40)
 
 
-@settings(max_examples=60, deadline=None)
-@given(rows)
+@settings(max_examples=80, deadline=None)
+@given(sessions_strategy)
 def test_conditions_hold_after_filtering(raw):
-    # (user, session-within-user, item); minutes make sessions ordered per user
-    data = [(u * 100 + s, u, item, s * 60 + i) for i, (u, s, item) in enumerate(raw)]
-    df = build_events(data).sort("session_id", "ts")
+    raw = sorted(raw, key=lambda r: r[0])  # canonical order: grouped by user
+    codes = make_codes([items for _, items in raw], [u for u, _ in raw])
     try:
-        out, _ = run(df, min_item_support=2, min_session_length=2, min_user_sessions=2)
+        alive, labels, _ = run(codes, min_item_support=2, min_session_length=2,
+                               min_user_sessions=2)
     except EmptyDataError:
         return
-    support = out.filter(pl.col("split") == "train").group_by("item_id").len()
-    assert support["len"].min() >= 2
-    assert set(out["item_id"]) <= set(support["item_id"])
-    assert out.group_by("session_id").len()["len"].min() >= 2
-    assert out.group_by("user_id").agg(pl.col("session_id").n_unique())["session_id"].min() >= 2
-    # labels are consistent: each user's last session is the test one
-    assert out.equals(last_session(out))
+    session, item = codes.session[alive], codes.item[alive]
+    train = labels[session] == TRAIN
+    support = np.bincount(item[train], minlength=codes.n_items)
+    assert (support[item] >= 2).all()  # every kept item has support in train
+    assert np.bincount(session)[np.unique(session)].min() >= 2
+    users = codes.session_user[np.unique(session)]
+    assert np.bincount(users)[np.unique(users)].min() >= 2
+    # labels are consistent with the survivors: each user's last session is its test one
+    alive_sessions = np.zeros(codes.n_sessions, dtype=bool)
+    alive_sessions[session] = True
+    expected = last_session_labels(codes.session_user, alive_sessions, valid=False)
+    assert (labels[alive_sessions] == expected[alive_sessions]).all()

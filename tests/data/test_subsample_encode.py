@@ -4,7 +4,15 @@ import numpy as np
 import polars as pl
 import pytest
 
-from sessionrec.data.encode import encode, item_metadata_from_events, item_vocab, user_vocab
+from sessionrec.data.encode import (
+    check_encoded,
+    first_appearance_index,
+    item_metadata_from_events,
+    item_vocab,
+    user_vocab,
+)
+from sessionrec.data.filter import EventCodes
+from sessionrec.data.split import TRAIN
 from sessionrec.data.subsample import (
     PRESETS,
     preset,
@@ -33,42 +41,55 @@ def test_weighted_sampling_prefers_heavy_items_and_never_zero_weight():
     assert sorted(weighted_sample_without_replacement(weights, 9, rng)) == [0, 1, 2, 3]
 
 
-def test_subsample_is_deterministic_and_respects_sizes(make_events):
-    rows = []
+def make_codes():
+    sessions, users = [], []
     for user in range(20):
         for s in range(3):
-            sid = user * 10 + s
-            rows += [(sid, user, (user + s + k) % 8, s * 60 + k) for k in range(3)]
-    df = make_events(rows).with_columns(split=pl.lit("train"))
-    a = subsample(df, n_users=5, n_items=6, min_session_length=2, min_user_sessions=2,
-                  user_aware=True, seed=3)
-    b = subsample(df, n_users=5, n_items=6, min_session_length=2, min_user_sessions=2,
-                  user_aware=True, seed=3)
-    assert a.equals(b)
-    assert a["user_id"].n_unique() <= 5 and a["item_id"].n_unique() <= 6
-    assert a.group_by("session_id").len()["len"].min() >= 2
+            sessions.append([(user + s + k) % 8 for k in range(3)])
+            users.append(user)
+    session = np.repeat(np.arange(len(sessions)), 3)
+    item = np.array([i for s in sessions for i in s])
+    return EventCodes(session, item, np.array(users), len(sessions), 8)
 
 
-def test_item_vocab_from_train_in_first_appearance_order(make_events):
-    train = make_events([(0, 1, 30, 0), (0, 1, 10, 1), (1, 1, 30, 60), (1, 1, 20, 61)])
+def test_subsample_is_deterministic_and_respects_sizes():
+    codes = make_codes()
+    alive = np.ones(len(codes.item), dtype=bool)
+    labels = np.full(codes.n_sessions, TRAIN, dtype=np.int8)
+    args = dict(n_users=5, n_items=6, min_session_length=2, min_user_sessions=2, seed=3)
+    a = subsample(codes, alive, labels, **args)
+    b = subsample(codes, alive, labels, **args)
+    assert (a == b).all() and a.any()
+    users = codes.session_user[codes.session[a]]
+    assert len(np.unique(users)) <= 5 and len(np.unique(codes.item[a])) <= 6
+    assert np.bincount(codes.session[a])[np.unique(codes.session[a])].min() >= 2
+    assert not (subsample(codes, alive, labels, **{**args, "seed": 4}) == a).all()
+
+
+def test_first_appearance_index():
+    assert first_appearance_index(np.array([3, 1, 3, 0]), 5).tolist() == [2, 1, -1, 0, -1]
+
+
+def test_item_vocab_from_train_in_first_appearance_order():
+    item_ids = pl.Series([10, 20, 30])  # codes 0, 1, 2
     meta = pl.DataFrame({"item_id": [10, 20, 30], "brand": ["a", None, "c"]})
-    vocab = item_vocab(train, meta)
+    vocab, index = item_vocab(item_ids, np.array([2, 0, 2, 1]), meta)
     assert vocab.rows() == [(0, 30, 2, "c"), (1, 10, 1, "a"), (2, 20, 1, None)]
     assert vocab.schema["item_idx"] == pl.Int32
+    assert index.tolist() == [1, 2, 0]
 
 
-def test_encode_adds_indices_and_refuses_unknown_items(make_events):
-    train = make_events([(0, 1, 30, 0), (0, 2, 10, 1)])
-    vocab, users = item_vocab(train), user_vocab(train)
-    out = encode(train, vocab, users)
-    assert out["item_idx"].to_list() == [0, 1] and out["user_idx"].to_list() == [0, 1]
+def test_unknown_items_are_refused():
     with pytest.raises(DataError, match="outside the training vocabulary"):
-        encode(make_events([(0, 1, 99, 0)]), vocab, users)
+        check_encoded(np.array([0, -1]))
+
+
+def test_user_vocab_by_first_appearance():
+    assert user_vocab(pl.Series([7, None, 3, 7])).rows() == [(0, 7), (1, 3)]
 
 
 def test_metadata_from_events_takes_first_non_null(make_events):
     df = make_events([(0, 1, 1, 0), (0, 1, 1, 1)]).with_columns(
         brand=pl.Series([None, "acme"]), price=pl.Series([2.0, 3.0]))
-    meta = item_metadata_from_events(df)
-    assert meta.rows() == [(1, "acme", 2.0)]
+    assert item_metadata_from_events(df).rows() == [(1, "acme", 2.0)]
     assert item_metadata_from_events(df.drop("brand", "price")) is None

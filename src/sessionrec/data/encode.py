@@ -8,28 +8,43 @@ ProductId to the index and back, so serving can translate both ways.
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from sessionrec.data.schema import METADATA_COLUMNS
 from sessionrec.errors import DataError
 
 
-def item_vocab(train: pl.DataFrame, metadata: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Vocabulary ``item_idx`` (Int32, 0..n-1), ``item_id``, ``train_events`` (+ metadata).
+def first_appearance_index(codes: np.ndarray, size: int) -> np.ndarray:
+    """int32 [size]: 0, 1, 2, ... for codes in order of first appearance; -1 for absent ones."""
+    uniq, first = np.unique(codes, return_index=True)
+    index = np.full(size, -1, dtype=np.int32)
+    index[uniq[np.argsort(first, kind="stable")]] = np.arange(len(uniq), dtype=np.int32)
+    return index
 
-    ``train`` is in canonical row order; ``metadata`` (optional) has ``item_id`` and any of
-    brand / category / price, one row per item.
+
+def item_vocab(item_ids: pl.Series, train_codes: np.ndarray,
+               metadata: pl.DataFrame | None = None) -> tuple[pl.DataFrame, np.ndarray]:
+    """The item vocabulary and the code -> index map.
+
+    ``item_ids[c]`` is the shop id of item code ``c``; ``train_codes`` are the codes of the
+    training events in canonical order. Returns a table ``item_idx`` (Int32), ``item_id``,
+    ``train_events`` (+ brand / category / price from ``metadata``) and the int32 array mapping
+    item codes to indices (-1 for items absent from train).
     """
-    vocab = (
-        train.group_by("item_id", maintain_order=True)
-        .agg(train_events=pl.len())
-        .with_row_index("item_idx")
-        .with_columns(pl.col("item_idx").cast(pl.Int32), pl.col("train_events").cast(pl.Int64))
-        .select("item_idx", "item_id", "train_events")
-    )
+    index = first_appearance_index(train_codes, len(item_ids))
+    present = np.flatnonzero(index >= 0)
+    present = present[np.argsort(index[present])]
+    counts = np.bincount(train_codes, minlength=len(item_ids))
+    vocab = pl.DataFrame({
+        "item_idx": pl.Series(index[present], dtype=pl.Int32),
+        "item_id": item_ids.gather(present),
+        "train_events": pl.Series(counts[present], dtype=pl.Int64),
+    })
     if metadata is not None and len(metadata.columns) > 1:
+        metadata = metadata.unique("item_id", keep="first", maintain_order=True)
         vocab = vocab.join(metadata, on="item_id", how="left", maintain_order="left")
-    return vocab
+    return vocab, index
 
 
 def item_metadata_from_events(events: pl.DataFrame) -> pl.DataFrame | None:
@@ -37,26 +52,20 @@ def item_metadata_from_events(events: pl.DataFrame) -> pl.DataFrame | None:
     cols = [c for c in METADATA_COLUMNS if c in events.columns]
     if not cols:
         return None
-    return events.group_by("item_id").agg(pl.col(c).drop_nulls().first() for c in cols)
+    return events.group_by("item_id", maintain_order=True).agg(
+        pl.col(c).drop_nulls().first() for c in cols)
 
 
-def user_vocab(df: pl.DataFrame) -> pl.DataFrame:
-    """``user_idx`` (Int32) for every non-null user, in order of first appearance."""
-    return (
-        df.select("user_id").drop_nulls().unique(maintain_order=True)
-        .with_row_index("user_idx").with_columns(pl.col("user_idx").cast(pl.Int32))
-        .select("user_idx", "user_id")
-    )
+def user_vocab(user_ids: pl.Series) -> pl.DataFrame:
+    """``user_idx`` (Int32) for every non-null user in ``user_ids``, by first appearance."""
+    users = user_ids.drop_nulls().unique(maintain_order=True)
+    return pl.DataFrame({"user_idx": pl.Series(np.arange(len(users)), dtype=pl.Int32),
+                         "user_id": users})
 
 
-def encode(df: pl.DataFrame, items: pl.DataFrame, users: pl.DataFrame | None) -> pl.DataFrame:
-    """Add ``item_idx`` (and ``user_idx``) columns; every item must be in the vocabulary."""
-    out = df.join(items.select("item_id", "item_idx"), on="item_id", how="left",
-                  maintain_order="left")
-    missing = out["item_idx"].null_count()
+def check_encoded(item_idx: np.ndarray) -> None:
+    """Every kept event must have an item index (a bug in the filter otherwise)."""
+    missing = int((item_idx < 0).sum())
     if missing:
         raise DataError(f"{missing} events have items outside the training vocabulary",
                         column="item_id", hint="this is a bug in the split/filter steps")
-    if users is not None:
-        out = out.join(users, on="user_id", how="left", maintain_order="left")
-    return out

@@ -20,22 +20,26 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 
 from sessionrec.config import dump_toml, to_dict
 from sessionrec.data import clean as cleaning
-from sessionrec.data.encode import encode, item_metadata_from_events, item_vocab, user_vocab
-from sessionrec.data.filter import filter_until_stable
+from sessionrec.data.encode import check_encoded, item_metadata_from_events, item_vocab, user_vocab
+from sessionrec.data.filter import EventCodes, filter_until_stable
 from sessionrec.data.io import atomic_directory
-from sessionrec.data.schema import SPLITS, canonical_order, validate_schema
-from sessionrec.data.sessionize import sessionize
+from sessionrec.data.schema import METADATA_COLUMNS, canonical_order, validate_schema
+from sessionrec.data.sessionize import changes, sessionize
 from sessionrec.data.sources.base import Source
 from sessionrec.data.split import (
-    given_valid_start,
-    label_by_time,
-    label_given,
-    label_last_session,
+    SPLIT_NAMES,
+    TRAIN,
+    SplitRule,
+    fixed,
+    given_labels,
+    last_session_labels,
     time_cutoffs,
+    time_labels,
 )
 from sessionrec.data.subsample import preset as get_preset
 from sessionrec.data.subsample import subsample
@@ -140,11 +144,12 @@ def load_events(source: Source, path: Path, cfg: PrepareConfig, res: Resolved,
         events = cleaning.drop_anonymous(events)
     events = events.drop([c for c in ("user_agent", "last_logged_in_user_id")
                           if c in events.collect_schema()])
-    events = sessionize(events, method=res.session_method, gap_minutes=cfg.sessionize.gap_minutes,
-                        user_aware=res.user_aware)
-    if cfg.clean.drop_repeats:
-        events = cleaning.drop_immediate_repeats(events)
     df = events.collect(engine="streaming")
+    df = sessionize(df, method=res.session_method, gap_minutes=cfg.sessionize.gap_minutes,
+                    user_aware=res.user_aware)
+    if cfg.clean.drop_repeats:
+        # Removing repeats never empties a session (its first event stays): ids stay dense.
+        df = cleaning.drop_immediate_repeats(df.lazy()).collect()
     counts["clean_events"] = len(df)
     if len(df) == 0:
         raise EmptyDataError("cleaning removed every event (bots, anonymous users or event "
@@ -156,19 +161,43 @@ def _count(lf: pl.LazyFrame) -> int:
     return int(lf.select(pl.len()).collect(engine="streaming").item())
 
 
-def make_labeller(df: pl.DataFrame, cfg: PrepareConfig, res: Resolved):
-    """The split labeller; time cutoffs are fixed once from the cleaned data."""
+def event_codes(df: pl.DataFrame, user_aware: bool) -> tuple[EventCodes, pl.Series, np.ndarray]:
+    """Dense codes of sessionized events, the item id of each code, and session starts."""
+    session = df["session_id"].to_numpy().astype(np.int64, copy=False)
+    starts = np.flatnonzero(changes(session))
+    item = (df["item_id"].rank("dense").to_numpy() - 1).astype(np.int64)
+    item_ids = df["item_id"].unique().sort()
+    session_user = None
+    if user_aware:
+        session_user = (df["user_id"].gather(starts).rank("dense").to_numpy() - 1).astype(
+            np.int64)
+    codes = EventCodes(session=session, item=item, session_user=session_user,
+                       n_sessions=len(starts), n_items=len(item_ids))
+    return codes, item_ids, starts
+
+
+def split_rule(df: pl.DataFrame, codes: EventCodes, starts: np.ndarray, cfg: PrepareConfig,
+               res: Resolved) -> SplitRule:
+    """The split rule for this run; time cutoffs are fixed once from the cleaned data."""
     s = cfg.split
+    ts = df["ts"].dt.epoch("us").to_numpy()
+    session_end = ts[np.append(starts[1:], len(ts)) - 1]  # events are time-ordered in a session
     if res.split_method == "last_session":
-        return lambda d: label_last_session(d, valid=s.valid)
+        assert codes.session_user is not None
+        return lambda alive: last_session_labels(codes.session_user, alive, valid=s.valid)
     if res.split_method == "time":
-        test_start, valid_start = time_cutoffs(df["ts"].max(), s.test_days, s.valid_days, s.valid)
-        return lambda d: label_by_time(d, test_start=test_start, valid_start=valid_start)
+        test_start, valid_start = time_cutoffs(int(ts.max()), s.test_days, s.valid_days, s.valid)
+        return fixed(time_labels(session_end, test_start, valid_start))
     if res.split_method == "given":
         if "split" not in df.columns:
             raise ConfigError("split.method=given needs a source that ships its own split")
-        valid_start = given_valid_start(df, s.valid_days) if s.valid else None
-        return lambda d: label_given(d, valid_start=valid_start)
+        given = df["split"].gather(starts)
+        unknown = given.filter(~given.is_in(list(SPLIT_NAMES)))
+        if len(unknown):
+            raise DataError(f"unknown split label {unknown[0]!r}", column="split")
+        given_codes = given.replace_strict(list(SPLIT_NAMES), [0, 1, 2],
+                                           return_dtype=pl.Int8).to_numpy()
+        return fixed(given_labels(given_codes, session_end, s.valid_days if s.valid else None))
     raise ConfigError(f"unknown split method {res.split_method!r}")
 
 
@@ -182,59 +211,72 @@ def write_partitions(df: pl.DataFrame, directory: Path, n: int, user_aware: bool
         chunk.drop("_part").write_parquet(directory / f"part-{int(p):05d}.parquet")
 
 
+def filter_and_subsample(codes: EventCodes, rule: SplitRule, cfg: PrepareConfig, res: Resolved,
+                         counts: dict[str, int]) -> tuple[np.ndarray, np.ndarray, list]:
+    """Support filters until stable, then the optional subsample and filters again."""
+    f = cfg.filter
+    min_user = f.min_user_sessions if res.user_aware else 1
+    alive, labels, passes = filter_until_stable(
+        codes, rule, min_item_support=f.min_item_support,
+        min_session_length=f.min_session_length, min_user_sessions=min_user,
+        max_passes=f.max_passes)
+    counts["filtered_events"] = int(alive.sum())
+    sub = cfg.subsample
+    target = get_preset(sub.preset) if sub.preset != "NONE" else None
+    n_users = sub.users if sub.users is not None else (target.users if target else None)
+    n_items = sub.items if sub.items is not None else (target.items if target else None)
+    if n_users is None and n_items is None:
+        return alive, labels, passes
+    alive = subsample(codes, alive, labels, n_users=n_users, n_items=n_items,
+                      min_session_length=f.min_session_length, min_user_sessions=min_user,
+                      seed=sub.seed)
+    if not alive.any():
+        raise EmptyDataError("subsampling left no events", hint="ask for more items or users")
+    alive, labels, more = filter_until_stable(
+        codes, rule, min_item_support=sub.min_item_support,
+        min_session_length=f.min_session_length, min_user_sessions=min_user, alive=alive,
+        max_passes=f.max_passes)
+    counts["subsampled_events"] = int(alive.sum())
+    return alive, labels, passes + more
+
+
 def prepare(source: Source, input_path: Path, out_dir: Path, cfg: PrepareConfig,
             *, overwrite: bool = False) -> dict[str, Any]:
     """Run every step and write ``out_dir``; returns the manifest."""
-    t0 = time.perf_counter()
+    clock = Clock()
     res = resolve(cfg, source)
     counts: dict[str, int] = {}
-    timings: dict[str, float] = {}
     with atomic_directory(Path(out_dir), overwrite=overwrite) as tmp:
         df = load_events(source, input_path, cfg, res, counts)
-        timings["read_clean_sessionize"] = time.perf_counter() - t0
+        clock.lap("read_clean_sessionize")
         if cfg.partitions:
             write_partitions(df, tmp / "sessions", cfg.partitions, res.user_aware)
-        timings["aggregate"] = time.perf_counter() - t0 - sum(timings.values())
+        clock.lap("aggregate")
 
-        label = make_labeller(df, cfg, res)
-        f = cfg.filter
-        df, passes = filter_until_stable(
-            df, label=label, min_item_support=f.min_item_support,
-            min_session_length=f.min_session_length, min_user_sessions=f.min_user_sessions,
-            user_aware=res.user_aware, max_passes=f.max_passes)
-        counts["filtered_events"] = len(df)
-        sub = cfg.subsample
-        target = get_preset(sub.preset) if sub.preset != "NONE" else None
-        n_users = sub.users if sub.users is not None else (target.users if target else None)
-        n_items = sub.items if sub.items is not None else (target.items if target else None)
-        if n_users is not None or n_items is not None:
-            df = subsample(df, n_users=n_users, n_items=n_items,
-                           min_session_length=f.min_session_length,
-                           min_user_sessions=f.min_user_sessions, user_aware=res.user_aware,
-                           seed=sub.seed)
-            if len(df) == 0:
-                raise EmptyDataError("subsampling left no events", hint="ask for more items")
-            df, more = filter_until_stable(
-                df, label=label, min_item_support=sub.min_item_support,
-                min_session_length=f.min_session_length,
-                min_user_sessions=f.min_user_sessions, user_aware=res.user_aware,
-                max_passes=f.max_passes)
-            passes += more
-            counts["subsampled_events"] = len(df)
-        timings["filter_subsample_split"] = time.perf_counter() - t0 - sum(timings.values())
+        codes, item_ids, starts = event_codes(df, res.user_aware)
+        rule = split_rule(df, codes, starts, cfg, res)
+        alive, labels, passes = filter_and_subsample(codes, rule, cfg, res, counts)
+        clock.lap("filter_subsample_split")
 
+        event_labels = labels[codes.session]
         metadata = source.read_items(Path(input_path)) if source.read_items else None
         metadata = metadata.collect() if metadata is not None else item_metadata_from_events(df)
-        train = df.filter(pl.col("split") == "train")
-        items = item_vocab(train, metadata)
-        users = user_vocab(df) if res.user_aware else None
-        df = encode(df, items, users)
-        columns = canonical_order(df.columns) + [c for c in ("item_idx", "user_idx")
-                                                 if c in df.columns]
+        items, index = item_vocab(item_ids, codes.item[alive & (event_labels == TRAIN)],
+                                  metadata)
+        item_idx = index[codes.item[alive]]
+        check_encoded(item_idx)
+        keep_cols = [c for c in canonical_order(df.columns)
+                     if c not in ("split", *METADATA_COLUMNS)]
+        df = df.select(keep_cols).filter(pl.Series(alive)).with_columns(
+            item_idx=pl.Series(item_idx, dtype=pl.Int32))
+        users = None
+        if res.user_aware:
+            users = user_vocab(df["user_id"])
+            df = df.join(users, on="user_id", how="left", maintain_order="left")
+        event_labels = event_labels[alive]
         split_counts = {}
-        for name in SPLITS:
-            part = df.filter(pl.col("split") == name).select(
-                [c for c in columns if c not in ("split", "brand", "category", "price")])
+        for code, name in enumerate(SPLIT_NAMES):
+            part = df.filter(pl.Series(event_labels == code))
             part.write_parquet(tmp / f"{name}.parquet")
             split_counts[name] = {"events": len(part), "sessions": part["session_id"].n_unique()}
         if split_counts["train"]["events"] == 0 or split_counts["test"]["events"] == 0:
@@ -244,7 +286,7 @@ def prepare(source: Source, input_path: Path, out_dir: Path, cfg: PrepareConfig,
         items.write_parquet(tmp / "items.parquet")
         if users is not None:
             users.write_parquet(tmp / "users.parquet")
-        timings["encode_write"] = time.perf_counter() - t0 - sum(timings.values())
+        clock.lap("encode_write")
         manifest = {
             "source": source.name,
             "input": str(input_path),
@@ -256,12 +298,25 @@ def prepare(source: Source, input_path: Path, out_dir: Path, cfg: PrepareConfig,
             "n_items": len(items),
             "n_users": None if users is None else len(users),
             "filter_passes": [vars(p) for p in passes],
-            "seconds": timings,
+            "seconds": clock.laps,
             "config": to_dict(cfg),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
         (tmp / "config.toml").write_text(dump_toml(to_dict(cfg)))
     return manifest
+
+
+class Clock:
+    """Wall-clock laps for the manifest."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 3)
+        self._last = now
 
 
 def with_preset(cfg: PrepareConfig, name: str | None) -> PrepareConfig:

@@ -6,7 +6,7 @@ products (and survives if still long enough), and users with enough surviving se
 taken until the user target is reached. Here the same happens vectorised: the product draw is
 a weighted sample without replacement (Efraimidis-Spirakis keys), and "take users until the
 target is reached" is a seeded random permutation of the eligible users cut at the target.
-Popularity is counted on training rows only, so the draw knows nothing of the test period.
+Popularity is counted on training events only, so the draw knows nothing of the test period.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-import polars as pl
 
+from sessionrec.data.filter import EventCodes, drop_light_users, drop_short_sessions
+from sessionrec.data.split import TRAIN
 from sessionrec.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -64,38 +65,43 @@ def weighted_sample_without_replacement(
 
 
 def subsample(
-    df: pl.DataFrame,
+    codes: EventCodes,
+    alive: np.ndarray,
+    labels: np.ndarray,
     *,
     n_users: int | None,
     n_items: int | None,
     min_session_length: int,
     min_user_sessions: int,
-    user_aware: bool,
     seed: int,
-) -> pl.DataFrame:
-    """Keep ``n_items`` products (∝ train popularity) and about ``n_users`` users.
+) -> np.ndarray:
+    """The ``alive`` mask restricted to ``n_items`` products and about ``n_users`` users.
 
-    ``df`` holds labelled (``split``) sessionized events. Sessions shorter than
-    ``min_session_length`` after dropping products are removed, then users with fewer than
-    ``min_user_sessions`` sessions. In a session-only run (no users) ``n_users`` counts
-    sessions instead. The caller re-applies the support filters afterwards.
+    ``labels`` are the session split labels (popularity is counted on train). Sessions shorter
+    than ``min_session_length`` after dropping products are removed, then users with fewer
+    than ``min_user_sessions`` sessions. Without users (session-only data) ``n_users`` counts
+    sessions. The caller re-applies the support filters afterwards.
     """
     rng = np.random.default_rng(seed)
+    alive = alive.copy()
     if n_items is not None:
-        pop = (df.filter(pl.col("split") == "train").group_by("item_id").len()
-               .sort("item_id"))
-        chosen = weighted_sample_without_replacement(pop["len"].to_numpy(), n_items, rng)
-        keep = pop["item_id"].gather(np.sort(chosen))
-        df = df.filter(pl.col("item_id").is_in(keep.implode()))
-        df = df.filter(pl.len().over("session_id") >= min_session_length)
-        if user_aware:
-            df = df.filter(pl.col("session_id").n_unique().over("user_id") >= min_user_sessions)
+        train = alive & (labels[codes.session] == TRAIN)
+        popularity = np.bincount(codes.item[train], minlength=codes.n_items)
+        candidates = np.flatnonzero(popularity)
+        chosen = candidates[weighted_sample_without_replacement(popularity[candidates], n_items,
+                                                                rng)]
+        keep = np.zeros(codes.n_items, dtype=bool)
+        keep[chosen] = True
+        alive &= keep[codes.item]
+        alive = drop_short_sessions(codes, alive, min_session_length)
+        alive = drop_light_users(codes, alive, min_user_sessions)
     if n_users is not None:
-        unit = "user_id" if user_aware else "session_id"
-        units = df.select(pl.col(unit).unique(maintain_order=True))[unit].sort()
+        unit = codes.session if codes.session_user is None else codes.session_user[codes.session]
+        units = np.unique(unit[alive])
         if len(units) < n_users:
-            log.warning("subsample: only %d %ss qualify, fewer than the %d asked for",
-                        len(units), unit.removesuffix("_id"), n_users)
-        order = rng.permutation(len(units))[:n_users]
-        df = df.filter(pl.col(unit).is_in(units.gather(np.sort(order)).implode()))
-    return df
+            log.warning("subsample: only %d users/sessions qualify, fewer than the %d asked for",
+                        len(units), n_users)
+        taken = np.zeros(int(unit.max()) + 1, dtype=bool)
+        taken[units[rng.permutation(len(units))[:n_users]]] = True
+        alive &= taken[unit]
+    return alive
