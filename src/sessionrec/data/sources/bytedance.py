@@ -51,4 +51,5 @@ SOURCE = register(Source(
     session_key="gap",
     split="time",
     shared_dir="bytedance-sample",
+    defaults={"filter": {"min_item_support": 1, "min_session_length": 2}},
 ))

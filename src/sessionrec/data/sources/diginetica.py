@@ -94,4 +94,6 @@ SOURCE = register(Source(
     session_key="given",
     split="time",
     shared_dir="diginetica",
+    defaults={"filter": {"min_item_support": 1, "min_session_length": 2},
+              "split": {"test_days": 7.0, "valid_days": 7.0}},
 ))

@@ -46,4 +46,6 @@ SOURCE = register(Source(
     session_key="given",
     split="time",
     shared_dir="otto-sample",
+    defaults={"filter": {"min_item_support": 1, "min_session_length": 2},
+              "split": {"test_days": 3.0, "valid": False}},
 ))

@@ -55,4 +55,7 @@ SOURCE = register(Source(
     session_key="given",
     split="given",
     shared_dir="retailrocket-hgru4rec",
+    defaults={"filter": {"min_item_support": 1, "min_session_length": 2,
+                         "min_user_sessions": 1},
+              "split": {"valid": False}},
 ))

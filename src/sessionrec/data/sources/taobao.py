@@ -50,4 +50,6 @@ SOURCE = register(Source(
     session_key="gap",
     split="last_session",
     shared_dir="taobao",
+    defaults={"filter": {"min_item_support": 2, "min_session_length": 2,
+                         "min_user_sessions": 3}},
 ))

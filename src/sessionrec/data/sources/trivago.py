@@ -71,4 +71,7 @@ SOURCE = register(Source(
     session_key="given",
     split="time",
     shared_dir="trivago",
+    defaults={"clean": {"user_aware": False},
+              "filter": {"min_item_support": 2, "min_session_length": 2},
+              "split": {"test_days": 0.25, "valid_days": 0.25}},
 ))

@@ -79,4 +79,6 @@ SOURCE = register(Source(
     session_key="given",
     split="given",
     shared_dir="yoochoose-100k",
+    defaults={"filter": {"min_item_support": 1, "min_session_length": 2},
+              "split": {"valid": False}},
 ))
