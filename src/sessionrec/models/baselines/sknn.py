@@ -1,0 +1,84 @@
+"""SKNN: session-based k-nearest neighbours (Jannach & Ludewig, RecSys 2017)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sessionrec.data.sessions import Sessions
+from sessionrec.models.base import SessionRecommender, register_model
+from sessionrec.models.baselines._session_index import (
+    PrefixBatch,
+    SessionIndex,
+    chunks,
+    top_k_pairs,
+)
+from sessionrec.models.baselines._sparse import check_positive, dense_scores
+
+
+@register_model
+class SessionKNN(SessionRecommender):
+    """Session-kNN with binary cosine similarity.
+
+    For a prefix ``s`` (its set of distinct items) and a training session ``t``:
+
+    1. candidates: the ``sample_size`` most recent training sessions (by their last event)
+       that share at least one item with ``s``;
+    2. ``sim(s, t) = |s ∩ t| / sqrt(|s| * |t|)`` (cosine of the binary item vectors);
+    3. neighbours ``N(s)``: the ``k`` candidates with the highest ``sim`` (ties: the more
+       recent session);
+    4. ``score(j) = sum over t in N(s) with j in t of sim(s, t)``; items in no neighbour
+       score exactly 0.
+
+    Defaults ``k=100, sample_size=500`` (the usual SKNN starting point; tune per dataset).
+    """
+
+    name = "sknn"
+
+    def __init__(self, k: int = 100, sample_size: int = 500) -> None:
+        super().__init__(k=k, sample_size=sample_size)
+        self._set_neighbourhood(k, sample_size)
+
+    def _set_neighbourhood(self, k: int, sample_size: int) -> None:
+        check_positive("k", k)
+        check_positive("sample_size", sample_size)
+        self.k = int(k)
+        self.sample_size = int(sample_size)
+
+    def _fit(self, train: Sessions, valid: Sessions | None) -> None:
+        self.index_ = SessionIndex.build(train)
+
+    # -- the parts V-SKNN changes -----------------------------------------------------------
+    def _query_weights(self, query: PrefixBatch) -> np.ndarray:
+        """Weight of each distinct (prefix, item) entry of ``query``: 1 for SKNN."""
+        return np.ones(len(query.item))
+
+    def _similarity(self, query: PrefixBatch, weights: np.ndarray, dot: np.ndarray,
+                    prefix: np.ndarray, session: np.ndarray) -> np.ndarray:
+        """Cosine: ``dot / (||w_s|| * sqrt(|t|))`` for each candidate pair."""
+        norm = np.sqrt(np.bincount(query.prefix, weights=weights**2, minlength=query.size))
+        denom = norm[prefix] * np.sqrt(self.index_.n_distinct[session])
+        return np.divide(dot, denom, out=np.zeros_like(dot), where=denom > 0)
+
+    # -- scoring ----------------------------------------------------------------------------
+    def _score(self, prefixes: list[np.ndarray], users: np.ndarray | None) -> torch.Tensor:
+        parts = [self._score_chunk(prefixes[sl]) for sl in chunks(prefixes, self.sample_size)]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _score_chunk(self, prefixes: list[np.ndarray]) -> torch.Tensor:
+        index = self.index_
+        query = PrefixBatch.build(prefixes, self.n_items_)
+        weights = self._query_weights(query)
+        prefix, session, dot, _ = index.candidates(query, self.sample_size, weights)
+        sim = self._similarity(query, weights, dot, prefix, session)
+        chosen = top_k_pairs(prefix, session, sim, self.k)
+        prefix, session, sim = prefix[chosen], session[chosen], sim[chosen]
+        pair, items = index.expand_items(session)  # every item of every neighbour
+        return dense_scores(prefix[pair], items, sim[pair], (len(prefixes), self.n_items_))
+
+    # -- persistence ------------------------------------------------------------------------
+    def _state(self) -> dict[str, torch.Tensor]:
+        return self.index_.state()
+
+    def _set_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.index_ = SessionIndex.from_state(self, state, sequences=False)
