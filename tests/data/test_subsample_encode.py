@@ -85,7 +85,9 @@ def test_unknown_items_are_refused():
 
 
 def test_user_vocab_by_first_appearance():
-    assert user_vocab(pl.Series([7, None, 3, 7])).rows() == [(0, 7), (1, 3)]
+    table, index = user_vocab(pl.Series([3, 5, 7]), np.array([2, 2, 0, 2]))
+    assert table.rows() == [(0, 7), (1, 3)]
+    assert index.tolist() == [1, -1, 0]
 
 
 def test_metadata_from_events_takes_first_non_null(make_events):

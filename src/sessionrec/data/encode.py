@@ -56,11 +56,18 @@ def item_metadata_from_events(events: pl.DataFrame) -> pl.DataFrame | None:
         pl.col(c).drop_nulls().first() for c in cols)
 
 
-def user_vocab(user_ids: pl.Series) -> pl.DataFrame:
-    """``user_idx`` (Int32) for every non-null user in ``user_ids``, by first appearance."""
-    users = user_ids.drop_nulls().unique(maintain_order=True)
-    return pl.DataFrame({"user_idx": pl.Series(np.arange(len(users)), dtype=pl.Int32),
-                         "user_id": users})
+def user_vocab(user_ids: pl.Series, codes: np.ndarray) -> tuple[pl.DataFrame, np.ndarray]:
+    """User vocabulary by first appearance of the user codes ``codes`` (events in order).
+
+    ``user_ids[c]`` is the id of user code ``c``. Returns the table ``user_idx`` (Int32),
+    ``user_id`` and the int32 array mapping user codes to indices (-1 for absent users).
+    """
+    index = first_appearance_index(codes, len(user_ids))
+    present = np.flatnonzero(index >= 0)
+    present = present[np.argsort(index[present])]
+    table = pl.DataFrame({"user_idx": pl.Series(index[present], dtype=pl.Int32),
+                          "user_id": user_ids.gather(present)})
+    return table, index
 
 
 def check_encoded(item_idx: np.ndarray) -> None:

@@ -161,19 +161,21 @@ def _count(lf: pl.LazyFrame) -> int:
     return int(lf.select(pl.len()).collect(engine="streaming").item())
 
 
-def event_codes(df: pl.DataFrame, user_aware: bool) -> tuple[EventCodes, pl.Series, np.ndarray]:
-    """Dense codes of sessionized events, the item id of each code, and session starts."""
+def event_codes(df: pl.DataFrame,
+                user_aware: bool) -> tuple[EventCodes, pl.Series, pl.Series | None, np.ndarray]:
+    """Dense codes of sessionized events, the item and user id of each code, session starts."""
     session = df["session_id"].to_numpy().astype(np.int64, copy=False)
     starts = np.flatnonzero(changes(session))
     item = (df["item_id"].rank("dense").to_numpy() - 1).astype(np.int64)
     item_ids = df["item_id"].unique().sort()
-    session_user = None
+    session_user, user_ids = None, None
     if user_aware:
-        session_user = (df["user_id"].gather(starts).rank("dense").to_numpy() - 1).astype(
-            np.int64)
+        first_users = df["user_id"].gather(starts)
+        session_user = (first_users.rank("dense").to_numpy() - 1).astype(np.int64)
+        user_ids = first_users.unique().sort()
     codes = EventCodes(session=session, item=item, session_user=session_user,
                        n_sessions=len(starts), n_items=len(item_ids))
-    return codes, item_ids, starts
+    return codes, item_ids, user_ids, starts
 
 
 def split_rule(df: pl.DataFrame, codes: EventCodes, starts: np.ndarray, cfg: PrepareConfig,
@@ -202,13 +204,19 @@ def split_rule(df: pl.DataFrame, codes: EventCodes, starts: np.ndarray, cfg: Pre
 
 
 def write_partitions(df: pl.DataFrame, directory: Path, n: int, user_aware: bool) -> None:
-    """Write events partitioned by ``user_id % n`` (session id for session-only data)."""
+    """Write events partitioned by ``user_id % n`` (session id for session-only data).
+
+    One partition is materialised at a time, so the extra memory is about 1/n of the data.
+    """
     directory.mkdir()
     key = pl.col("user_id") if user_aware else pl.col("session_id")
     dtype = df.schema["user_id" if user_aware else "session_id"]
     part = (key.hash(seed=0) if dtype == pl.String else key) % n
-    for (p,), chunk in df.with_columns(_part=part).partition_by("_part", as_dict=True).items():
-        chunk.drop("_part").write_parquet(directory / f"part-{int(p):05d}.parquet")
+    parts = df.select(part.alias("p"))["p"].to_numpy()
+    for p in range(n):
+        chunk = df.filter(pl.Series(parts == p))
+        if len(chunk):
+            chunk.write_parquet(directory / f"part-{p:05d}.parquet")
 
 
 def filter_and_subsample(codes: EventCodes, rule: SplitRule, cfg: PrepareConfig, res: Resolved,
@@ -253,7 +261,7 @@ def prepare(source: Source, input_path: Path, out_dir: Path, cfg: PrepareConfig,
             write_partitions(df, tmp / "sessions", cfg.partitions, res.user_aware)
         clock.lap("aggregate")
 
-        codes, item_ids, starts = event_codes(df, res.user_aware)
+        codes, item_ids, user_ids, starts = event_codes(df, res.user_aware)
         rule = split_rule(df, codes, starts, cfg, res)
         alive, labels, passes = filter_and_subsample(codes, rule, cfg, res, counts)
         clock.lap("filter_subsample_split")
@@ -271,8 +279,10 @@ def prepare(source: Source, input_path: Path, out_dir: Path, cfg: PrepareConfig,
             item_idx=pl.Series(item_idx, dtype=pl.Int32))
         users = None
         if res.user_aware:
-            users = user_vocab(df["user_id"])
-            df = df.join(users, on="user_id", how="left", maintain_order="left")
+            assert codes.session_user is not None
+            user_codes = codes.session_user[codes.session[alive]]
+            users, user_index = user_vocab(user_ids, user_codes)
+            df = df.with_columns(user_idx=pl.Series(user_index[user_codes], dtype=pl.Int32))
         event_labels = event_labels[alive]
         split_counts = {}
         for code, name in enumerate(SPLIT_NAMES):
