@@ -96,6 +96,111 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- train / evaluate ------------------------------------------------------------------------
+def prepared_data(cfg, run_dir: Path, data_override: str | None) -> Path:
+    """The prepared directory of a run: given, or prepared now from the source into run_dir."""
+    from sessionrec.config import deep_merge, from_dict
+    from sessionrec.data.prepare import PrepareConfig, prepare
+    from sessionrec.data.sources import get_source
+
+    if cfg.data.prepared and not data_override:
+        return Path(cfg.data.prepared)
+    if not cfg.data.source:
+        raise SessionRecError("the config names neither data.prepared nor data.source")
+    source = get_source(cfg.data.source)
+    raw = Path(data_override or cfg.data.path or default_input(source))
+    if (raw / "manifest.json").is_file():  # --data points at a prepared directory
+        return raw
+    prep = from_dict(PrepareConfig, deep_merge(source.defaults, cfg.data.prepare))
+    out = run_dir / "data"
+    prepare(source, raw, out, prep, overwrite=True)
+    return out
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from sessionrec.config import load_config
+    from sessionrec.runs import RunConfig, load_splits, run
+
+    cfg = load_config(RunConfig, args.config, args.set)
+    run_dir = Path(args.out)
+    if run_dir.exists() and any(run_dir.iterdir()) and not args.overwrite:
+        raise SessionRecError(f"run directory {run_dir} is not empty (pass --overwrite)")
+    data_dir = prepared_data(cfg, run_dir, args.data)
+    splits = load_splits(data_dir, cfg.data.dataset)
+    payload = run(cfg, splits, run_dir)
+    print(_summary_line(payload))
+    print(f"wrote {run_dir / 'metrics.json'}")
+    return 0
+
+
+def _summary_line(payload: dict) -> str:
+    m = payload["metrics"]
+    return (f"{payload['model']} on {payload['dataset']}: recall@20 {m['recall@20']:.4f}, "
+            f"mrr@20 {m['mrr@20']:.4f} over {payload['n_predictions']:,} predictions "
+            f"({payload['protocol']}, {payload['ties']} ties); fit "
+            f"{payload['train']['seconds']:.1f} s")
+
+
+def evaluate_models(data_dir: Path, models: Sequence[str], params: Sequence[str], out: Path,
+                    protocol: str, ties: str, baseline: str | None,
+                    dataset: str = "") -> tuple[str, list[dict]]:
+    """Fit and evaluate several models on one prepared directory; write runs + results."""
+    from sessionrec.config import load_config
+    from sessionrec.evaluation import markdown_table
+    from sessionrec.runs import (
+        RunConfig,
+        build_model,
+        fit_evaluate,
+        load_splits,
+        paired_intervals,
+        write_run,
+    )
+
+    splits = load_splits(data_dir, dataset)
+    payloads, results = [], {}
+    for name in models:
+        own = [f"model.params.{p.split('.', 1)[1]}" for p in params
+               if p.split(".", 1)[0] == name]
+        cfg = load_config(RunConfig, overrides=[f"model.name={name}",
+                                                f"eval.protocol={protocol}",
+                                                f"eval.ties={ties}", *own])
+        model = build_model(cfg.model)
+        result, timing = fit_evaluate(model, splits, cfg.eval)
+        payloads.append(write_run(out / name, cfg, model, splits, result, timing))
+        results[name] = result
+        print("  " + _summary_line(payloads[-1]), flush=True)
+    base = baseline or models[0]
+    diffs = paired_intervals(results, base) if base in results else {}
+    table = markdown_table(payloads, metrics=("recall@20", "mrr@20", "ndcg@20", "coverage@20"))
+    lines = [f"Dataset `{splits.name}`: {splits.train.n_events:,} train events, "
+             f"{splits.test.n_sessions:,} test sessions, {splits.train.n_items:,} items; "
+             f"protocol {protocol}, {ties} ties, full ranking.", "", table]
+    if diffs:
+        lines += [f"Difference to `{base}` (paired bootstrap over test sessions, 95% CI):", "",
+                  "| Model | Δ recall@20 [CI] | Δ mrr@20 [CI] |", "|---|---:|---:|"]
+        for name, per in diffs.items():
+            cells = [f"{d['estimate']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
+                     for d in per.values()]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    from sessionrec.data.io import atomic_write_text
+
+    atomic_write_text(out / "results.md", text)
+    atomic_write_text(out / "results.json", json.dumps(
+        {"dataset": splits.name, "runs": payloads, "paired_vs": base, "differences": diffs},
+        indent=2))
+    return text, payloads
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    text, _ = evaluate_models(Path(args.data), args.models, args.param, Path(args.out),
+                              args.protocol, args.ties, args.baseline, args.dataset or "")
+    print()
+    print(text)
+    print(f"wrote {Path(args.out) / 'results.md'} and one run directory per model")
+    return 0
+
+
 # -- quickstart ------------------------------------------------------------------------------
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from sessionrec.config import load_config
@@ -106,21 +211,27 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     raw, data = out / "raw", out / "data"
-    print(f"1/2 generating a synthetic Galaxus-format click log ({args.events:,} events) "
+    print(f"1/3 generating a synthetic Galaxus-format click log ({args.events:,} events) "
           f"in {raw}")
     generate(raw, args.events, seed=args.seed, events_per_shard=25_000, overwrite=True)
-    print(f"2/2 preparing it (clean, sessionize, filter, split, encode) into {data}")
+    print(f"2/3 preparing it (clean, sessionize, filter, split, encode) into {data}")
     cfg = load_config(PrepareConfig, overrides=QUICKSTART_PREPARE)
     manifest = prepare(get_source("galaxus"), raw, data, cfg, overwrite=True)
     print()
     print(markdown_table(dataset_stats(data)))
     print(f"\nfilter passes: {len(manifest['filter_passes'])}; "
           f"items: {manifest['n_items']:,}; users: {manifest['n_users']:,}")
+    print(f"\n3/3 fitting and evaluating baselines (full ranking over all items) in {out}/runs")
+    text, _ = evaluate_models(data, QUICKSTART_MODELS, (), out / "runs", "next-item",
+                              "pessimistic", "pop", dataset="quickstart-synthetic")
+    print()
+    print(text)
     return 0
 
 
 # A small log has few users with 5+ sessions; these keep enough of it to be useful.
 QUICKSTART_PREPARE = ("filter.min_user_sessions=3", "filter.min_item_support=5")
+QUICKSTART_MODELS = ("pop", "cooc", "markov", "sr", "vsknn")
 
 
 # -- parser ----------------------------------------------------------------------------------
@@ -161,6 +272,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--plots", default=None, metavar="DIR", help="write PNG histograms here")
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("train", help="fit one model on prepared data and evaluate it")
+    p.add_argument("--config", default=None, help="TOML RunConfig (configs/<dataset>/<model>.toml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. model.params.k=50")
+    p.add_argument("--data", default=None,
+                   help="dataset folder or prepared directory (default: from the config)")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="fit and compare several models on prepared data")
+    p.add_argument("--data", required=True, help="prepared data directory")
+    p.add_argument("--models", nargs="+", required=True, help="registered model names")
+    p.add_argument("--param", action="append", default=[], metavar="MODEL.KEY=VALUE",
+                   help="a hyper-parameter of one model, e.g. vsknn.k=50")
+    p.add_argument("--out", required=True, help="output directory (one run per model)")
+    p.add_argument("--protocol", choices=("next-item", "last-item"), default="next-item")
+    p.add_argument("--ties", choices=("pessimistic", "optimistic", "average"),
+                   default="pessimistic")
+    p.add_argument("--baseline", default=None, help="model the others are compared with")
+    p.add_argument("--dataset", default=None, help="dataset name for the tables")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("quickstart", help="the whole flow on a generated sample, no data needed")
     p.add_argument("--out", default=str(QUICKSTART_DIR))

@@ -149,13 +149,13 @@ def load_config(
     """Load ``cls`` from defaults, then ``base``, then the TOML file ``path``, then overrides."""
     tree: dict[str, Any] = {}
     if base:
-        tree = _deep_merge(tree, base)
+        tree = deep_merge(tree, base)
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            tree = _deep_merge(tree, tomllib.loads(path.read_text(encoding="utf-8")))
+            tree = deep_merge(tree, tomllib.loads(path.read_text(encoding="utf-8")))
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"config file {path} is not valid TOML: {err}") from err
     for text in overrides:
@@ -164,11 +164,11 @@ def load_config(
     return from_dict(cls, tree)
 
 
-def _deep_merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+def deep_merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(a)
     for key, value in b.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out

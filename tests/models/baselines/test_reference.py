@@ -63,7 +63,7 @@ def reference_rules(sessions, kind: str) -> dict:
         for p, i in enumerate(s):
             for q, j in enumerate(s):
                 d = q - p
-                if kind == "sr" and 1 <= d <= 3 and i != j:
+                if kind == "sr" and 1 <= d <= 3:
                     rules[i][j] += 1 / d
                 elif kind == "ar" and d != 0 and i != j:
                     rules[i][j] += 1 / abs(d)

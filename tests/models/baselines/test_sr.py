@@ -19,9 +19,12 @@ def test_steps_limits_the_window():
     assert model.score([[1]]).numpy()[0].tolist() == pytest.approx([0, 0, 2, 0])
 
 
-def test_self_rules_are_dropped_and_other_weightings_apply():
+def test_self_rules_are_kept_by_default_and_other_weightings_apply():
+    # session [0, 0, 1]: 0 -> 0 at distance 1; 0 -> 1 at distances 2 and 1
     train = Sessions.from_lists([[0, 0, 1]], n_items=2)
     assert SequentialRules().fit(train).score([[0]]).numpy()[0].tolist() == pytest.approx(
-        [0, 1.5])
-    assert SequentialRules(weighting="quadratic").fit(train).score(
+        [1.0, 1.5])
+    assert SequentialRules(self_pairs=False).fit(train).score(
+        [[0]]).numpy()[0].tolist() == pytest.approx([0, 1.5])
+    assert SequentialRules(weighting="quadratic", self_pairs=False).fit(train).score(
         [[0]]).numpy()[0].tolist() == pytest.approx([0, 1.25])

@@ -21,8 +21,11 @@ from sessionrec.models.baselines._sparse import (
 class SequentialRules(ItemToItemRecommender):
     """Sequential rules with distance weighting (after Ludewig & Jannach's definition).
 
-    ``R[i, j] = sum over sessions, over positions p < q <= p + steps with x_p = i, x_q = j and
-    i != j, of w(q - p)``; the score after a prefix is ``R[x_n, j]`` (last item).
+    ``R[i, j] = sum over sessions, over positions p < q <= p + steps with x_p = i, x_q = j, of
+    w(q - p)``; the score after a prefix is ``R[x_n, j]`` (last item). With
+    ``self_pairs=False`` the rules i -> i (an item clicked again) are left out; the default
+    keeps them, because repeated clicks are common next events in click logs (yoochoose-100k:
+    leaving them out costs about a third of Recall@20, see docs/results.md).
 
     ``weighting`` picks ``w(d)``: ``"div"`` 1/d (default), ``"same"`` 1, ``"quadratic"``
     1/d², ``"linear"`` max(1 - 0.1 (d - 1), 0). Defaults: ``steps=10``, ``pruning=20``
@@ -31,8 +34,11 @@ class SequentialRules(ItemToItemRecommender):
 
     name = "sr"
 
-    def __init__(self, steps: int = 10, weighting: str = "div", pruning: int = 20) -> None:
-        super().__init__(steps=steps, weighting=weighting, pruning=pruning)
+    def __init__(self, steps: int = 10, weighting: str = "div", pruning: int = 20,
+                 self_pairs: bool = True) -> None:
+        super().__init__(steps=steps, weighting=weighting, pruning=pruning,
+                         self_pairs=self_pairs)
+        self.self_pairs = bool(self_pairs)
         check_positive("steps", steps)
         check_choice("weighting", weighting, tuple(DISTANCE_WEIGHTS))
         check_positive("pruning", pruning, allow_zero=True)
@@ -53,4 +59,4 @@ class SequentialRules(ItemToItemRecommender):
         m = sp.csr_matrix(
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=shape
         )
-        return drop_diagonal(m)
+        return m if self.self_pairs else drop_diagonal(m)

@@ -1,0 +1,169 @@
+"""Training and evaluation runs: prepared data in, run directory with ``metrics.json`` out.
+
+A run directory holds everything needed to trace a number in the docs back to its origin::
+
+    RUN_DIR/
+      config.toml      the resolved RunConfig
+      metrics.json     dataset, model, protocol, ties, n_predictions, metrics, train timing
+      ranks.parquet    per-prediction rank, target event and test session (for paired tests)
+      model/           the fitted model (model.json + weights.pt)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+from sessionrec.config import dump_toml, to_dict
+from sessionrec.data.sessions import Sessions
+from sessionrec.data.stats import read_splits
+from sessionrec.errors import ConfigError, DataError
+from sessionrec.evaluation import EvalResult, compare_results, evaluate, write_results
+from sessionrec.models.base import SessionRecommender, get_model_class
+
+log = logging.getLogger(__name__)
+
+RANKS_FILE = "ranks.parquet"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = ""  # a name for reports; defaults to the prepared directory's name
+    prepared: str = ""  # a prepared data directory (sessionrec prepare --out)
+    source: str = ""  # or: a source adapter to prepare from (with `path` or ../shared/data)
+    path: str = ""
+    prepare: dict = field(default_factory=dict)  # PrepareConfig overrides for that case
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "pop"
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    protocol: Literal["next-item", "last-item"] = "next-item"
+    ties: Literal["pessimistic", "optimistic", "average"] = "pessimistic"
+    ks: tuple[int, ...] = (1, 5, 10, 20)
+    batch_size: int = 256
+    fit_on: Literal["train", "train+valid"] = "train"
+    threads: int = 0  # torch threads; 0 keeps torch's default
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Encoded sessions of a prepared directory."""
+
+    train: Sessions
+    valid: Sessions
+    test: Sessions
+    name: str
+
+
+def load_splits(data_dir: Path, name: str = "") -> Splits:
+    """Read a prepared directory into :class:`Sessions` sharing one item index space."""
+    data_dir = Path(data_dir)
+    frames = read_splits(data_dir)
+    n_items = pl.read_parquet(data_dir / "items.parquet").height
+    out = {s: Sessions.from_frame(frames[s], n_items) for s in ("train", "valid", "test")}
+    return Splits(out["train"], out["valid"], out["test"], name or data_dir.name)
+
+
+def concat_sessions(a: Sessions, b: Sessions) -> Sessions:
+    """``a`` followed by ``b`` (e.g. train + valid for the final fit)."""
+    return Sessions(
+        items=np.concatenate([a.items, b.items]),
+        offsets=np.concatenate([a.offsets, b.offsets[1:] + a.offsets[-1]]),
+        ts=np.concatenate([a.ts, b.ts]),
+        users=np.concatenate([a.users, b.users]),
+        session_ids=np.concatenate([a.session_ids, b.session_ids]),
+        n_items=a.n_items,
+    )
+
+
+def build_model(cfg: ModelConfig) -> SessionRecommender:
+    """An unfitted model from its registered name and hyper-parameters."""
+    cls = get_model_class(cfg.name)
+    try:
+        return cls(**cfg.params)
+    except TypeError as err:
+        raise ConfigError(f"model {cfg.name!r}: {err}") from err
+
+
+def fit_evaluate(model: SessionRecommender, splits: Splits,
+                 cfg: EvalConfig) -> tuple[EvalResult, dict[str, Any]]:
+    """Fit on train (or train + valid), evaluate on test; returns result and train timing."""
+    train = splits.train if cfg.fit_on == "train" else concat_sessions(splits.train, splits.valid)
+    valid = splits.valid if cfg.fit_on == "train" and splits.valid.n_events else None
+    t0 = time.perf_counter()
+    model.fit(train, valid)
+    seconds = time.perf_counter() - t0
+    result = evaluate(model, train, splits.test, protocol=cfg.protocol, ties=cfg.ties,
+                      ks=cfg.ks, batch_size=cfg.batch_size,
+                      num_threads=cfg.threads or None)
+    timing = {"seconds": seconds, "events": int(train.n_events),
+              "events_per_s": train.n_events / seconds if seconds > 0 else None}
+    return result, timing
+
+
+def write_run(run_dir: Path, cfg: RunConfig, model: SessionRecommender, splits: Splits,
+              result: EvalResult, timing: dict[str, Any]) -> dict[str, Any]:
+    """Write config.toml, metrics.json, ranks.parquet and the model into ``run_dir``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.toml").write_text(dump_toml(to_dict(cfg)), encoding="utf-8")
+    model.save(run_dir / "model")
+    pl.DataFrame({"target_event": result.target_events, "session": result.sessions,
+                  "position": result.positions, "rank": result.ranks}).write_parquet(
+        run_dir / RANKS_FILE)
+    payload = {"dataset": splits.name, "model": model.name, "params": model.get_params(),
+               **result.to_dict(), "train": timing}
+    write_results(run_dir, payload)
+    return payload
+
+
+def read_ranks(run_dir: Path) -> pl.DataFrame:
+    path = Path(run_dir) / RANKS_FILE
+    if not path.is_file():
+        raise DataError("run directory has no per-prediction ranks", path=str(path))
+    return pl.read_parquet(path)
+
+
+def run(cfg: RunConfig, splits: Splits, run_dir: Path) -> dict[str, Any]:
+    """Build, fit, evaluate and write one run; returns the metrics payload."""
+    import torch
+
+    torch.manual_seed(cfg.seed)
+    if cfg.eval.threads:
+        torch.set_num_threads(cfg.eval.threads)
+    model = build_model(cfg.model)
+    result, timing = fit_evaluate(model, splits, cfg.eval)
+    log.info("%s on %s: %s", model.name, splits.name, result.metrics())
+    return write_run(Path(run_dir), cfg, model, splits, result, timing)
+
+
+def paired_intervals(results: dict[str, EvalResult], baseline: str,
+                     metrics: tuple[str, ...] = ("recall@20", "mrr@20"),
+                     n_boot: int = 1000) -> dict[str, dict[str, dict[str, float]]]:
+    """Paired session-level bootstrap of each model minus ``baseline`` for each metric."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name, result in results.items():
+        if name == baseline:
+            continue
+        out[name] = {m: compare_results(result, results[baseline], m, n_boot=n_boot).to_dict()
+                     for m in metrics}
+    return out
