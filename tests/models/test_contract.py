@@ -1,0 +1,94 @@
+"""Every model in MODEL_FACTORIES passes every check of the contract (see contract.py).
+
+To put a model under the contract, append a factory (a class, or ``functools.partial`` with
+small hyper-parameters) to ``MODEL_FACTORIES``.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sessionrec.data.sessions import Sessions
+from sessionrec.models.base import SessionRecommender, get_model_class, register_model
+
+from .contract import (
+    CONTRACT_CHECKS,
+    ModelFactory,
+    check_contract,
+    check_unknown_and_empty,
+    factory_id,
+)
+
+BASELINES = ("pop", "spop", "cooc", "ar", "sr", "markov", "iknn", "sknn", "vsknn", "stan")
+
+
+@register_model
+class ToyLastItemModel(SessionRecommender):
+    """Test-only model: how often each item followed the prefix's last item in training,
+    plus ``pop_weight`` times the popularity (which also breaks most ties)."""
+
+    name = "test-toy-last-item"
+
+    def __init__(self, pop_weight: float = 0.01) -> None:
+        super().__init__(pop_weight=pop_weight)
+        self.pop_weight = pop_weight
+
+    def _fit(self, train: Sessions, valid: Sessions | None) -> None:
+        same_session = np.diff(train.session_of_event()) == 0
+        src = torch.from_numpy(train.items[:-1][same_session])
+        dst = torch.from_numpy(train.items[1:][same_session])
+        counts = torch.zeros(self.n_items_, self.n_items_)
+        counts.index_put_((src, dst), torch.ones(len(src)), accumulate=True)
+        self.transitions_ = counts
+
+    def _score(self, prefixes: list[np.ndarray], users: np.ndarray | None) -> torch.Tensor:
+        last = torch.tensor([int(p[-1]) for p in prefixes], dtype=torch.int64)
+        return self.transitions_[last] + self.pop_weight * self.popularity_
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        return {"transitions_": self.transitions_}
+
+    def _set_state(self, state: dict[str, torch.Tensor]) -> None:
+        state = dict(state)
+        self.transitions_ = state.pop("transitions_")
+        super()._set_state(state)
+
+
+MODEL_FACTORIES: list[ModelFactory] = [
+    ToyLastItemModel,
+    functools.partial(ToyLastItemModel, pop_weight=0.5),
+    *(get_model_class(name) for name in BASELINES),
+]
+
+
+@pytest.mark.parametrize("check", CONTRACT_CHECKS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("factory", MODEL_FACTORIES, ids=factory_id)
+def test_contract(factory: ModelFactory, check, tmp_path: Path) -> None:
+    check(factory, tmp_path)
+
+
+def test_check_contract_runs_all_checks(tmp_path: Path) -> None:
+    check_contract(ToyLastItemModel, tmp_path)
+    assert len(list(tmp_path.iterdir())) == len(CONTRACT_CHECKS)
+
+
+class _NoPopularityForEmpty(ToyLastItemModel):
+    """Breaks the contract: empty prefixes get zeros instead of the popularity."""
+
+    name = "test-toy-broken"
+
+    def score(self, prefixes, users=None):
+        out = super().score(prefixes, users)
+        empty = [i for i, p in enumerate(prefixes) if not len(self._sanitize(p))]
+        out[empty] = 0.0
+        return out
+
+
+def test_contract_catches_a_broken_model(tmp_path: Path) -> None:
+    with pytest.raises(AssertionError):
+        check_unknown_and_empty(_NoPopularityForEmpty, tmp_path)
