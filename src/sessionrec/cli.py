@@ -85,13 +85,14 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(json.dumps(stats, indent=2))
     else:
         print(markdown_table(stats))
-    if args.plots:
+    if not args.no_plots:
         import polars as pl
 
         from sessionrec.reports.plots import long_tail_plots
 
         events = pl.concat(list(read_splits(Path(args.data_dir)).values()))
-        for path in long_tail_plots(events, Path(args.plots), Path(args.data_dir).name):
+        plots = Path(args.plots) if args.plots else Path(args.data_dir) / "plots"
+        for path in long_tail_plots(events, plots, Path(args.data_dir).name):
             print(f"wrote {path}", file=sys.stderr)
     return 0
 
@@ -270,7 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stats", help="statistics table (and long-tail plots) of prepared data")
     p.add_argument("data_dir")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--plots", default=None, metavar="DIR", help="write PNG histograms here")
+    p.add_argument("--plots", default=None, metavar="DIR",
+                   help="where the long-tail PNG histograms go (default: DATA_DIR/plots)")
+    p.add_argument("--no-plots", action="store_true", help="only print the table")
     p.set_defaults(func=cmd_stats)
 
     p = sub.add_parser("train", help="fit one model on prepared data and evaluate it")
