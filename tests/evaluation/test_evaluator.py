@@ -267,3 +267,20 @@ def test_row_blocks_do_not_change_results(monkeypatch: pytest.MonkeyPatch) -> No
     blocked = evaluate(model, TRAIN, TEST, ks=(1, 2))
     np.testing.assert_array_equal(blocked.ranks, whole.ranks)
     assert blocked.metrics() == pytest.approx(whole.metrics())
+
+
+class EmptyChunks(NextIndex):
+    """Yields an empty chunk before each real one."""
+
+    name = "test-empty-chunks"
+
+    def score_next(self, sessions, targets, batch_size=512):
+        for chunk, scores in super().score_next(sessions, targets, batch_size):
+            yield chunk[:0], scores[:0]
+            yield chunk, scores
+
+
+def test_empty_chunks_are_harmless() -> None:
+    expected = evaluate(NextIndex().fit(TRAIN), TRAIN, TEST, batch_size=2)
+    got = evaluate(EmptyChunks().fit(TRAIN), TRAIN, TEST, batch_size=2)
+    np.testing.assert_array_equal(got.ranks, expected.ranks)

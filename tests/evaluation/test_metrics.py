@@ -17,6 +17,7 @@ from sessionrec.evaluation.metrics import (
     parse_metric,
     ranks_from_scores,
     recall_at_k,
+    top_k,
 )
 
 NAN = float("nan")
@@ -95,6 +96,31 @@ def test_ranks_match_counting_by_hand(rows: list[list[int]], data: st.DataObject
         equal_others = sum(v == row[t] for v in row) - 1
         assert o == 1 + higher
         assert p == 1 + higher + equal_others
+
+
+def test_top_k_puts_nan_last() -> None:
+    values, indices = top_k(torch.tensor([[0.1, NAN, 0.9, 0.5], [NAN, NAN, 0.2, 0.3]]), 3)
+    assert indices[0].tolist() == [2, 3, 0]
+    assert indices[1, :2].tolist() == [3, 2]
+    assert values[0].tolist() == pytest.approx([0.9, 0.5, 0.1])
+    assert top_k(torch.zeros(2, 3), 10)[1].shape == (2, 3)  # k clipped
+
+
+@pytest.mark.parametrize("n_items", [52, 53, 67])
+def test_grouped_top_k_equals_plain_top_k(n_items: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sessionrec.evaluation.metrics as metrics
+
+    monkeypatch.setattr(metrics, "_GROUP", 4)  # 13+ groups > 4 * k: the two-stage path
+    gen = torch.Generator().manual_seed(n_items)
+    scores = torch.randint(0, 30, (40, n_items), generator=gen).float()  # many ties
+    scores[3, 7] = NAN
+    scores[5, n_items - 1] = 99.0  # best item in the columns after the last full group
+    values, indices = top_k(scores, 3)
+    clean = scores.nan_to_num(nan=-INF)
+    assert torch.equal(values, torch.topk(clean, 3, dim=1).values)
+    assert torch.equal(clean.gather(1, indices), values)
+    assert all(len(set(row)) == 3 for row in indices.tolist())
+    assert indices[5, 0] == n_items - 1
 
 
 RANKS = np.array([1.0, 2.0, 3.0, 2.5, 10.0])

@@ -8,6 +8,7 @@ from sessionrec.evaluation.metrics import (
     ndcg_at_k,
     ranks_from_scores,
     recall_at_k,
+    top_k,
 )
 from sessionrec.evaluation.report import markdown_table, read_results, write_results
 from sessionrec.evaluation.significance import (
@@ -34,5 +35,6 @@ __all__ = [
     "read_results",
     "recall_at_k",
     "target_events",
+    "top_k",
     "write_results",
 ]

@@ -35,6 +35,7 @@ from sessionrec.evaluation.metrics import (
     check_ties,
     metric_values,
     ranks_from_scores,
+    top_k,
 )
 from sessionrec.models.base import SessionRecommender
 
@@ -161,17 +162,6 @@ def _torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _top_items(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """int64 [B, k] top-k columns of each row, with NaN scores ranked last."""
-    values, top = torch.topk(scores, k, dim=1)
-    # topk puts NaN first; redo only the (rare) rows that have one.
-    bad = values.isnan().any(1)
-    if bool(bad.any()):
-        fixed = scores[bad].masked_fill(scores[bad].isnan(), float("-inf"))
-        top[bad] = torch.topk(fixed, k, dim=1).indices
-    return top
-
-
 class _TopLists:
     """Catalogue coverage and mean popularity of the top-K lists, added block by block."""
 
@@ -187,7 +177,7 @@ class _TopLists:
         self.n = 0
 
     def add(self, scores: torch.Tensor) -> None:
-        top = _top_items(scores, self.k_top).cpu()  # [B, k_top]
+        top = top_k(scores, self.k_top)[1].cpu()  # [B, k_top]
         self.best_slot.scatter_reduce_(0, top.reshape(-1), self.slots.repeat(len(top)), "amin")
         cum_pop = self.popularity[top].cumsum(1)  # [B, k_top]
         self.pop_sums += cum_pop[:, [w - 1 for w in self.widths]].sum(0)
@@ -208,7 +198,7 @@ def evaluate(
     protocol: Protocol = "next-item",
     ties: TieMode = "pessimistic",
     ks: Sequence[int] = (1, 5, 10, 20),
-    batch_size: int = 256,
+    batch_size: int = 128,
     by_position_max: int = 10,
     num_threads: int | None = None,
 ) -> EvalResult:
@@ -282,12 +272,15 @@ def evaluate(
                     f"{tuple(scores.shape)} for {len(chunk)} targets; expected "
                     f"({len(chunk)}, {n_items})"
                 )
-            tgt = item_of_event[torch.from_numpy(chunk)].to(scores.device)
-            for lo in range(0, len(chunk), rows):
-                block = scores[lo : lo + rows]
-                rank_parts.append(ranks_from_scores(block, tgt[lo : lo + rows], ties).cpu().numpy())
-                stats.add(block)
             chunks.append(chunk)
+            if len(chunk) == 0:
+                continue
+            tgt = item_of_event[torch.from_numpy(chunk)].to(scores.device)
+            step = -(-len(chunk) // -(-len(chunk) // rows))  # equal blocks of <= rows rows
+            for lo in range(0, len(chunk), step):
+                block = scores[lo : lo + step]
+                rank_parts.append(ranks_from_scores(block, tgt[lo : lo + step], ties).cpu().numpy())
+                stats.add(block)
     seconds = time.perf_counter() - start
 
     yielded = np.concatenate(chunks) if chunks else np.empty(0, dtype=np.int64)

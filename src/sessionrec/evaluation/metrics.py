@@ -17,6 +17,7 @@ For single-target next-item prediction the metrics at cut-off ``K`` of one predi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Literal
 
@@ -54,18 +55,23 @@ def ranks_from_scores(
         )
     n_items = scores.shape[1]
     target_scores = scores.gather(1, targets.long().view(-1, 1))  # [B, 1]
-    # int32 sums are several times faster than the default int64 ones on CPU; NaN compares
-    # False, so NaN items are never counted as higher or equal.
+    # Comparisons written as float 0/1 and summed are several times faster on CPU than bool
+    # comparisons and integer sums; float32 counts are exact below 2**24 items. NaN compares
+    # False, so a NaN item never counts as higher or equal.
+    count_dtype = torch.float32 if n_items < 2**24 else torch.float64
+
+    def count(compare: Callable[..., torch.Tensor]) -> torch.Tensor:
+        hits = torch.empty(scores.shape, dtype=count_dtype, device=scores.device)
+        return compare(scores, target_scores, out=hits).sum(1).double()
+
     if ties == "pessimistic":
-        # >= counts the target itself, so this already is 1 + higher + other ties.
-        ranks = (scores >= target_scores).sum(1, dtype=torch.int32).double()
+        ranks = count(torch.ge)  # counts the target itself: 1 + higher + other ties
     else:
-        higher = (scores > target_scores).sum(1, dtype=torch.int32).double()
+        higher = count(torch.gt)
         if ties == "optimistic":
             ranks = higher + 1
         else:
-            equal = (scores >= target_scores).sum(1, dtype=torch.int32).double() - higher - 1
-            ranks = higher + 1 + equal / 2
+            ranks = higher + 1 + (count(torch.ge) - higher - 1) / 2
     nan_target = target_scores.view(-1).isnan()
     if bool(nan_target.any()):
         n_nan = scores[nan_target].isnan().sum(1).double()
@@ -74,6 +80,56 @@ def ranks_from_scores(
         tie_share = {"pessimistic": 1.0, "optimistic": 0.0, "average": 0.5}[ties]
         ranks[nan_target] = higher + 1 + tie_share * others
     return ranks
+
+
+# Columns per group of the two-stage top-k (see _grouped_top_k).
+_GROUP = 128
+
+
+def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` best columns of each row, best first, NaN scores ranked last.
+
+    Args:
+        scores: float tensor [B, n_items].
+        k: how many; clipped to ``n_items``.
+
+    Returns:
+        ``(values, indices)``, both [B, min(k, n_items)]. Columns with equal scores may come
+        in any order.
+    """
+    n_items = scores.shape[1]
+    k = min(int(k), n_items)
+    if n_items // _GROUP > 4 * k:
+        values, indices = _grouped_top_k(scores, k)
+    else:
+        values, indices = torch.topk(scores, k, dim=1)
+    # topk ranks NaN above everything; redo only the (rare) rows that have one.
+    bad = values.isnan().any(1)
+    if bool(bad.any()):
+        rows = scores[bad]
+        values[bad], indices[bad] = torch.topk(rows.masked_fill(rows.isnan(), -math.inf), k,
+                                               dim=1)
+    return values, indices
+
+
+def _grouped_top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-k in two stages, about twice as fast as ``torch.topk`` on wide rows.
+
+    The k best columns lie in the k groups (of ``_GROUP`` adjacent columns) with the highest
+    maxima, so one cheap max per group narrows the search to ``k * _GROUP`` candidates (plus
+    the columns left over after the last full group).
+    """
+    rows, n_items = scores.shape
+    full = n_items - n_items % _GROUP
+    maxima = scores[:, :full].reshape(rows, full // _GROUP, _GROUP).amax(2)
+    groups = torch.topk(maxima, k, dim=1).indices  # [B, k]
+    offsets = torch.arange(_GROUP, device=scores.device)
+    candidates = (groups.unsqueeze(2) * _GROUP + offsets).flatten(1)  # [B, k * _GROUP]
+    if full < n_items:
+        rest = torch.arange(full, n_items, device=scores.device).expand(rows, -1)
+        candidates = torch.cat([candidates, rest], dim=1)
+    values, pos = torch.topk(scores.gather(1, candidates), k, dim=1)
+    return values, candidates.gather(1, pos)
 
 
 def _as_numpy(ranks: np.ndarray | torch.Tensor) -> np.ndarray:
