@@ -73,15 +73,7 @@ def scan_table(
         raise DataError(f"cannot read file: {err}", path=str(path)) from err
     if len(schema) == 0:
         raise DataError("file has no columns", path=str(path))
-    if columns is not None:
-        missing = [c for c in columns if c not in schema]
-        if missing:
-            raise DataError(
-                f"missing column(s) {missing}; the file has {list(schema)}",
-                path=str(path),
-                column=missing[0],
-                hint="rename the columns or pick the matching --source",
-            )
+    require_columns(schema, columns, path)
     return lf
 
 
@@ -119,6 +111,12 @@ def scan_text(
         schema = lf.collect_schema()
     except (pl.exceptions.PolarsError, OSError) as err:
         raise DataError(f"cannot read file: {err}", path=str(path)) from err
+    require_columns(schema, columns, path)
+    return lf
+
+
+def require_columns(schema: pl.Schema, columns: Sequence[str] | None, path: Path) -> None:
+    """Raise a DataError naming the file and the first missing column, if any is missing."""
     missing = [c for c in columns or () if c not in schema]
     if missing:
         raise DataError(
@@ -127,7 +125,6 @@ def scan_text(
             column=missing[0],
             hint="rename the columns or pick the matching --source",
         )
-    return lf
 
 
 def first_bad_row(df: pl.DataFrame, mask: pl.Series) -> int | None:

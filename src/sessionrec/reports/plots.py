@@ -23,27 +23,25 @@ def _loglog_hist(ax, values: np.ndarray, title: str, xlabel: str) -> None:
     ax.set_ylabel("count")
 
 
+def _write_histogram(values: np.ndarray, path: Path, title: str, xlabel: str) -> Path:
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    _loglog_hist(ax, values, title.strip(), xlabel)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def long_tail_plots(events: pl.DataFrame, out_dir: Path, name: str = "") -> list[Path]:
     """Write events-per-item and sessions-per-user (if users exist) histograms; return paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
     per_item = events.group_by("item_id").len()["len"].to_numpy()
-    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
-    _loglog_hist(ax, per_item, f"{name} events per product".strip(), "events")
-    fig.tight_layout()
-    path = out_dir / "events_per_item.png"
-    fig.savefig(path)
-    plt.close(fig)
-    written.append(path)
+    written = [_write_histogram(per_item, out_dir / "events_per_item.png",
+                                f"{name} events per product", "events")]
     if "user_id" in events.columns and events["user_id"].null_count() < len(events):
         per_user = (events.drop_nulls("user_id").group_by("user_id")
                     .agg(pl.col("session_id").n_unique())["session_id"].to_numpy())
-        fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
-        _loglog_hist(ax, per_user, f"{name} sessions per user".strip(), "sessions")
-        fig.tight_layout()
-        path = out_dir / "sessions_per_user.png"
-        fig.savefig(path)
-        plt.close(fig)
-        written.append(path)
+        written.append(_write_histogram(per_user, out_dir / "sessions_per_user.png",
+                                        f"{name} sessions per user", "sessions"))
     return written
