@@ -13,10 +13,10 @@ import argparse
 import os
 from pathlib import Path
 
-from sessionrec.cli import evaluate_models
 from sessionrec.config import load_config
 from sessionrec.data.prepare import PrepareConfig, prepare
 from sessionrec.data.sources import get_source
+from sessionrec.runs import compare_models
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ("pop", "spop", "cooc", "ar", "sr", "markov", "iknn", "sknn", "vsknn", "stan")
@@ -44,8 +44,8 @@ def main() -> None:
         data = args.runs / name / "data"
         prepare(source, args.shared / source.shared_dir, data,
                 load_config(PrepareConfig, base=source.defaults), overwrite=True)
-        text, _ = evaluate_models(data, BASELINES, (), args.runs / name / "runs", "next-item",
-                                  "pessimistic", "pop", dataset=name)
+        text, _ = compare_models(data, BASELINES, (), args.runs / name / "runs", "next-item",
+                                 "pessimistic", "pop", dataset=name)
         parts += [f"## {name}", "", text]
     args.out.write_text("\n".join(parts).rstrip() + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

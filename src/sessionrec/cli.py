@@ -120,7 +120,7 @@ def prepared_data(cfg, run_dir: Path, data_override: str | None) -> Path:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from sessionrec.config import load_config
-    from sessionrec.runs import RunConfig, load_splits, run
+    from sessionrec.runs import RunConfig, load_splits, run, summary_line
 
     cfg = load_config(RunConfig, args.config, args.set)
     run_dir = Path(args.out)
@@ -129,73 +129,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     data_dir = prepared_data(cfg, run_dir, args.data)
     splits = load_splits(data_dir, cfg.data.dataset)
     payload = run(cfg, splits, run_dir)
-    print(_summary_line(payload))
+    print(summary_line(payload))
     print(f"wrote {run_dir / 'metrics.json'}")
     return 0
 
 
-def _summary_line(payload: dict) -> str:
-    m = payload["metrics"]
-    return (f"{payload['model']} on {payload['dataset']}: recall@20 {m['recall@20']:.4f}, "
-            f"mrr@20 {m['mrr@20']:.4f} over {payload['n_predictions']:,} predictions "
-            f"({payload['protocol']}, {payload['ties']} ties); fit "
-            f"{payload['train']['seconds']:.1f} s")
+def _print_run(payload: dict) -> None:
+    from sessionrec.runs import summary_line
 
-
-def evaluate_models(data_dir: Path, models: Sequence[str], params: Sequence[str], out: Path,
-                    protocol: str, ties: str, baseline: str | None,
-                    dataset: str = "") -> tuple[str, list[dict]]:
-    """Fit and evaluate several models on one prepared directory; write runs + results."""
-    from sessionrec.config import load_config
-    from sessionrec.evaluation import markdown_table
-    from sessionrec.runs import (
-        RunConfig,
-        build_model,
-        fit_evaluate,
-        load_splits,
-        paired_intervals,
-        write_run,
-    )
-
-    splits = load_splits(data_dir, dataset)
-    payloads, results = [], {}
-    for name in models:
-        own = [f"model.params.{p.split('.', 1)[1]}" for p in params
-               if p.split(".", 1)[0] == name]
-        cfg = load_config(RunConfig, overrides=[f"model.name={name}",
-                                                f"eval.protocol={protocol}",
-                                                f"eval.ties={ties}", *own])
-        model = build_model(cfg.model)
-        result, timing = fit_evaluate(model, splits, cfg.eval)
-        payloads.append(write_run(out / name, cfg, model, splits, result, timing))
-        results[name] = result
-        print("  " + _summary_line(payloads[-1]), flush=True)
-    base = baseline or models[0]
-    diffs = paired_intervals(results, base) if base in results else {}
-    table = markdown_table(payloads, metrics=("recall@20", "mrr@20", "ndcg@20", "coverage@20"))
-    lines = [f"Dataset `{splits.name}`: {splits.train.n_events:,} train events, "
-             f"{splits.test.n_sessions:,} test sessions, {splits.train.n_items:,} items; "
-             f"protocol {protocol}, {ties} ties, full ranking.", "", table]
-    if diffs:
-        lines += [f"Difference to `{base}` (paired bootstrap over test sessions, 95% CI):", "",
-                  "| Model | Δ recall@20 [CI] | Δ mrr@20 [CI] |", "|---|---:|---:|"]
-        for name, per in diffs.items():
-            cells = [f"{d['estimate']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
-                     for d in per.values()]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n"
-    from sessionrec.data.io import atomic_write_text
-
-    atomic_write_text(out / "results.md", text)
-    atomic_write_text(out / "results.json", json.dumps(
-        {"dataset": splits.name, "runs": payloads, "paired_vs": base, "differences": diffs},
-        indent=2))
-    return text, payloads
+    print("  " + summary_line(payload), flush=True)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    text, _ = evaluate_models(Path(args.data), args.models, args.param, Path(args.out),
-                              args.protocol, args.ties, args.baseline, args.dataset or "")
+    from sessionrec.runs import compare_models
+
+    text, _ = compare_models(Path(args.data), args.models, args.param, Path(args.out),
+                             args.protocol, args.ties, args.baseline, args.dataset or "",
+                             on_run=_print_run)
     print()
     print(text)
     print(f"wrote {Path(args.out) / 'results.md'} and one run directory per model")
@@ -209,6 +159,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     from sessionrec.data.sources import get_source
     from sessionrec.data.stats import dataset_stats, markdown_table
     from sessionrec.data.synth import generate
+    from sessionrec.runs import compare_models
 
     out = Path(args.out)
     raw, data = out / "raw", out / "data"
@@ -223,8 +174,9 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     print(f"\nfilter passes: {len(manifest['filter_passes'])}; "
           f"items: {manifest['n_items']:,}; users: {manifest['n_users']:,}")
     print(f"\n3/3 fitting and evaluating baselines (full ranking over all items) in {out}/runs")
-    text, _ = evaluate_models(data, QUICKSTART_MODELS, (), out / "runs", "next-item",
-                              "pessimistic", "pop", dataset="quickstart-synthetic")
+    text, _ = compare_models(data, QUICKSTART_MODELS, (), out / "runs", "next-item",
+                             "pessimistic", "pop", dataset="quickstart-synthetic",
+                             on_run=_print_run)
     print()
     print(text)
     return 0

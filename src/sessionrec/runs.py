@@ -11,8 +11,10 @@ A run directory holds everything needed to trace a number in the docs back to it
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,11 +22,18 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from sessionrec.config import dump_toml, to_dict
+from sessionrec.config import dump_toml, load_config, to_dict
+from sessionrec.data.io import atomic_write_text
 from sessionrec.data.sessions import Sessions
 from sessionrec.data.stats import read_splits
 from sessionrec.errors import ConfigError, DataError
-from sessionrec.evaluation import EvalResult, compare_results, evaluate, write_results
+from sessionrec.evaluation import (
+    EvalResult,
+    compare_results,
+    evaluate,
+    markdown_table,
+    write_results,
+)
 from sessionrec.models.base import SessionRecommender, get_model_class
 
 log = logging.getLogger(__name__)
@@ -167,3 +176,58 @@ def paired_intervals(results: dict[str, EvalResult], baseline: str,
         out[name] = {m: compare_results(result, results[baseline], m, n_boot=n_boot).to_dict()
                      for m in metrics}
     return out
+
+
+def summary_line(payload: dict[str, Any]) -> str:
+    """One line of a run's headline figures, for progress output."""
+    m = payload["metrics"]
+    return (f"{payload['model']} on {payload['dataset']}: recall@20 {m['recall@20']:.4f}, "
+            f"mrr@20 {m['mrr@20']:.4f} over {payload['n_predictions']:,} predictions "
+            f"({payload['protocol']}, {payload['ties']} ties); fit "
+            f"{payload['train']['seconds']:.1f} s")
+
+
+def compare_models(data_dir: Path, models: Sequence[str], params: Sequence[str], out: Path,
+                   protocol: str, ties: str, baseline: str | None, dataset: str = "",
+                   on_run: Callable[[dict[str, Any]], None] | None = None,
+                   ) -> tuple[str, list[dict[str, Any]]]:
+    """Fit and evaluate several models on one prepared directory.
+
+    ``params`` are ``model.key=value`` strings for single models. Writes ``out/<model>/`` run
+    directories, ``out/results.md`` and ``out/results.json`` (with paired bootstrap intervals
+    of each model minus ``baseline``, default the first model); ``on_run`` is called with
+    each run's payload as it finishes. Returns the Markdown text and the payloads.
+    """
+    splits = load_splits(data_dir, dataset)
+    payloads, results = [], {}
+    for name in models:
+        own = [f"model.params.{p.split('.', 1)[1]}" for p in params
+               if p.split(".", 1)[0] == name]
+        cfg = load_config(RunConfig, overrides=[f"model.name={name}",
+                                                f"eval.protocol={protocol}",
+                                                f"eval.ties={ties}", *own])
+        model = build_model(cfg.model)
+        result, timing = fit_evaluate(model, splits, cfg.eval)
+        payloads.append(write_run(out / name, cfg, model, splits, result, timing))
+        results[name] = result
+        if on_run is not None:
+            on_run(payloads[-1])
+    base = baseline or models[0]
+    diffs = paired_intervals(results, base) if base in results else {}
+    table = markdown_table(payloads, metrics=("recall@20", "mrr@20", "ndcg@20", "coverage@20"))
+    lines = [f"Dataset `{splits.name}`: {splits.train.n_events:,} train events, "
+             f"{splits.test.n_sessions:,} test sessions, {splits.train.n_items:,} items; "
+             f"protocol {protocol}, {ties} ties, full ranking.", "", table]
+    if diffs:
+        lines += [f"Difference to `{base}` (paired bootstrap over test sessions, 95% CI):", "",
+                  "| Model | Δ recall@20 [CI] | Δ mrr@20 [CI] |", "|---|---:|---:|"]
+        for name, per in diffs.items():
+            cells = [f"{d['estimate']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
+                     for d in per.values()]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    atomic_write_text(out / "results.md", text)
+    atomic_write_text(out / "results.json", json.dumps(
+        {"dataset": splits.name, "runs": payloads, "paired_vs": base, "differences": diffs},
+        indent=2))
+    return text, payloads

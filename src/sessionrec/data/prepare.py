@@ -338,4 +338,4 @@ def with_preset(cfg: PrepareConfig, name: str | None) -> PrepareConfig:
     return replace(cfg, subsample=replace(cfg.subsample, preset=name.upper()))
 
 
-__all__ = ["DataError", "PrepareConfig", "prepare", "with_preset"]
+__all__ = ["PrepareConfig", "prepare", "with_preset"]
