@@ -124,11 +124,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(RunConfig, args.config, args.set)
     run_dir = Path(args.out)
-    if run_dir.exists() and any(run_dir.iterdir()) and not args.overwrite:
-        raise SessionRecError(f"run directory {run_dir} is not empty (pass --overwrite)")
+    if run_dir.exists() and any(run_dir.iterdir()) and not (args.overwrite or args.resume):
+        raise SessionRecError(f"run directory {run_dir} is not empty (pass --overwrite, or "
+                              "--resume to continue an interrupted run)")
+    if args.overwrite and not args.resume and (run_dir / "checkpoints").is_dir():
+        import shutil
+
+        shutil.rmtree(run_dir / "checkpoints")
     data_dir = prepared_data(cfg, run_dir, args.data)
     splits = load_splits(data_dir, cfg.data.dataset)
-    payload = run(cfg, splits, run_dir)
+    payload = run(cfg, splits, run_dir, resume=args.resume)
     print(summary_line(payload))
     print(f"wrote {run_dir / 'metrics.json'}")
     return 0
@@ -236,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dataset folder or prepared directory (default: from the config)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from RUN_DIR/checkpoints/last.pt")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="fit and compare several models on prepared data")

@@ -11,6 +11,8 @@ A run directory holds everything needed to trace a number in the docs back to it
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 import time
@@ -84,12 +86,22 @@ class Splits:
     name: str
 
 
+def vocab_fingerprint(items: pl.DataFrame) -> str:
+    """A short hash of the item vocabulary (item ids in index order)."""
+    col = "item_id" if "item_id" in items.columns else items.columns[0]
+    digest = hashlib.sha256(items[col].cast(pl.String).str.join("\n").item().encode())
+    return f"{items.height}:{digest.hexdigest()[:16]}"
+
+
 def load_splits(data_dir: Path, name: str = "") -> Splits:
     """Read a prepared directory into :class:`Sessions` sharing one item index space."""
     data_dir = Path(data_dir)
     frames = read_splits(data_dir)
-    n_items = pl.read_parquet(data_dir / "items.parquet").height
-    out = {s: Sessions.from_frame(frames[s], n_items) for s in ("train", "valid", "test")}
+    items = pl.read_parquet(data_dir / "items.parquet")
+    n_items = items.height
+    vocab = vocab_fingerprint(items)
+    out = {s: dataclasses.replace(Sessions.from_frame(frames[s], n_items), vocab=vocab)
+           for s in ("train", "valid", "test")}
     return Splits(out["train"], out["valid"], out["test"], name or data_dir.name)
 
 
@@ -102,6 +114,7 @@ def concat_sessions(a: Sessions, b: Sessions) -> Sessions:
         users=np.concatenate([a.users, b.users]),
         session_ids=np.concatenate([a.session_ids, b.session_ids]),
         n_items=a.n_items,
+        vocab=a.vocab,
     )
 
 
@@ -125,8 +138,10 @@ def fit_evaluate(model: SessionRecommender, splits: Splits,
     result = evaluate(model, train, splits.test, protocol=cfg.protocol, ties=cfg.ties,
                       ks=cfg.ks, batch_size=cfg.batch_size,
                       num_threads=cfg.threads or None)
-    timing = {"seconds": seconds, "events": int(train.n_events),
-              "events_per_s": train.n_events / seconds if seconds > 0 else None}
+    timing: dict[str, Any] = {"seconds": seconds, "events": int(train.n_events),
+                              "events_per_s": train.n_events / seconds if seconds > 0 else None}
+    # Iterative models report their own figures (epochs, events/s over all epochs, history).
+    timing.update(getattr(model, "fit_stats_", {}))
     return result, timing
 
 
@@ -152,14 +167,24 @@ def read_ranks(run_dir: Path) -> pl.DataFrame:
     return pl.read_parquet(path)
 
 
-def run(cfg: RunConfig, splits: Splits, run_dir: Path) -> dict[str, Any]:
-    """Build, fit, evaluate and write one run; returns the metrics payload."""
+CHECKPOINTS = "checkpoints"
+
+
+def run(cfg: RunConfig, splits: Splits, run_dir: Path, resume: bool = False) -> dict[str, Any]:
+    """Build, fit, evaluate and write one run; returns the metrics payload.
+
+    Models that train for epochs write checkpoints to ``RUN_DIR/checkpoints``; with
+    ``resume`` they continue from the last one (same result as an uninterrupted run).
+    """
     import torch
 
     torch.manual_seed(cfg.seed)
     if cfg.eval.threads:
         torch.set_num_threads(cfg.eval.threads)
     model = build_model(cfg.model)
+    if hasattr(model, "checkpoint_dir"):
+        model.checkpoint_dir = Path(run_dir) / CHECKPOINTS
+        model.resume = resume
     result, timing = fit_evaluate(model, splits, cfg.eval)
     log.info("%s on %s: %s", model.name, splits.name, result.metrics())
     return write_run(Path(run_dir), cfg, model, splits, result, timing)

@@ -63,6 +63,14 @@ MODEL_FACTORIES: list[ModelFactory] = [
     ToyLastItemModel,
     functools.partial(ToyLastItemModel, pop_weight=0.5),
     *(get_model_class(name) for name in BASELINES),
+    *(functools.partial(get_model_class("gru4rec"), **{
+        "layers": [8], "batch_size": 3, "n_sample": 4, "n_epochs": 2, "progress": False,
+        **extra})
+      for extra in ({}, {"loss": "bpr-max", "constrained_embedding": False, "embedding": 6},
+                    {"loss": "top1-max", "constrained_embedding": False, "layers": [8, 6],
+                     "dropout_p_hidden": 0.2, "dropout_p_embed": 0.1},
+                    {"loss": "bpr", "optimizer": "adam", "n_sample": 0, "momentum": 0.1},
+                    {"loss": "top1", "logq": 1.0})),
 ]
 
 

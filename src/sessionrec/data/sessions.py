@@ -26,6 +26,8 @@ class Sessions:
         users: int64 [n_sessions] user indices, -1 where the user is unknown.
         session_ids: [n_sessions] the original session ids (for reports).
         n_items: size of the item vocabulary (the ranking is over all of them).
+        vocab: fingerprint of the item vocabulary ("" if unknown); models store it so that
+            weights are never used with another vocabulary.
     """
 
     items: np.ndarray
@@ -34,6 +36,7 @@ class Sessions:
     users: np.ndarray
     session_ids: np.ndarray
     n_items: int
+    vocab: str = ""
 
     def __post_init__(self) -> None:
         if self.offsets.ndim != 1 or len(self.offsets) < 1 or self.offsets[0] != 0:
@@ -78,7 +81,7 @@ class Sessions:
         starts = np.repeat(self.offsets[:-1][sessions], lengths)
         idx = starts + (np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths))
         return Sessions(self.items[idx], offsets, self.ts[idx], self.users[sessions],
-                        self.session_ids[sessions], self.n_items)
+                        self.session_ids[sessions], self.n_items, self.vocab)
 
     @classmethod
     def from_lists(

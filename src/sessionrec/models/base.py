@@ -89,6 +89,7 @@ class SessionRecommender(ABC):
             raise SessionRecError("cannot fit on an empty training set")
         counts = np.bincount(train.items, minlength=train.n_items).astype(np.float32)
         self.n_items_ = int(train.n_items)
+        self.vocab_ = train.vocab
         self.popularity_ = torch.from_numpy(counts / max(counts.max(), 1.0))
         self._fit(train, valid)
         return self
@@ -192,7 +193,8 @@ class SessionRecommender(ABC):
         self._check_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        config = {"name": self.name, "params": self.get_params(), "n_items": self.n_items_}
+        config = {"name": self.name, "params": self.get_params(), "n_items": self.n_items_,
+                  "vocab": getattr(self, "vocab_", "")}
         state = {"popularity_": self.popularity_, **self._state()}
         tmp = directory / f".{WEIGHTS_FILE}.tmp"
         torch.save({k: v.contiguous() for k, v in state.items()}, tmp)
@@ -203,19 +205,30 @@ class SessionRecommender(ABC):
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> SessionRecommender:
-        """Load a model saved by :meth:`save` (any registered class when called on the base)."""
+    def load(cls, directory: str | Path, vocab: str | None = None) -> SessionRecommender:
+        """Load a model saved by :meth:`save` (any registered class when called on the base).
+
+        With ``vocab`` (a vocabulary fingerprint, see ``runs.vocab_fingerprint``) a model
+        trained on another item vocabulary is refused: its item indices would mean other items.
+        """
         directory = Path(directory)
         cfg_path = directory / CONFIG_FILE
         if not cfg_path.is_file():
             raise SessionRecError(f"no saved model in {directory} ({CONFIG_FILE} missing)")
         config = json.loads(cfg_path.read_text(encoding="utf-8"))
+        saved_vocab = config.get("vocab", "")
+        if vocab and saved_vocab and vocab != saved_vocab:
+            raise SessionRecError(
+                f"the model in {directory} was trained on another item vocabulary "
+                f"({saved_vocab}) than the one given ({vocab}); its item indices would point "
+                "at other products. Retrain it on this data, or serve it with its own vocabulary")
         model_cls = get_model_class(config["name"])
         if cls is not SessionRecommender and not issubclass(model_cls, cls):
             raise SessionRecError(f"{directory} holds a {config['name']!r} model, not {cls.name!r}")
         model = model_cls(**config["params"])
         state = torch.load(directory / WEIGHTS_FILE, weights_only=True, map_location="cpu")
         model.n_items_ = int(config["n_items"])
+        model.vocab_ = saved_vocab
         model.popularity_ = state.pop("popularity_")
         model._set_state(state)
         return model

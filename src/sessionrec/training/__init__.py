@@ -1,0 +1,1 @@
+"""Losses, optimisers and the epoch loop shared by the neural session models."""

@@ -1,0 +1,124 @@
+"""Optimisers for models whose big item matrices are updated a few rows at a time.
+
+GRU4Rec touches only the rows of the items in a step (inputs, targets, samples) of its
+``n_items x d`` matrices. Building a sparse gradient tensor for them and coalescing it costs
+more than the arithmetic, so the models gather those rows into a small dense leaf tensor,
+back-propagate into it, and hand the leaf's gradient to :meth:`RowOptimizer.step_rows`
+together with the (unique) row indices. Dense parameters (the GRU weights) go through
+:meth:`step_dense`. State is plain tensors, so a checkpoint is ``state_dict()``.
+
+* ``adagrad`` — Adagrad with momentum, GRU4Rec's optimiser:
+  ``acc += g²;  m = μ·m − lr·g / sqrt(acc + ε);  p += m`` (no momentum: ``p −= lr·g/sqrt``).
+  Rows not in a step keep their accumulators and momentum untouched.
+* ``adam`` — Adam (Kingma & Ba); rows use a per-row step count (lazy Adam).
+"""
+
+from __future__ import annotations
+
+import torch
+
+OPTIMIZERS = ("adagrad", "adam")
+
+
+def _flat(p: torch.Tensor) -> torch.Tensor:
+    """A 2-d view with one row per item row (a vector is one row)."""
+    return p.view(p.shape[0], -1) if p.dim() > 1 else p.view(1, -1)
+
+
+class RowOptimizer:
+    """Adagrad-with-momentum or Adam over named parameters, dense or by rows."""
+
+    def __init__(self, params: dict[str, torch.Tensor], name: str = "adagrad",
+                 lr: float = 0.05, momentum: float = 0.0, eps: float = 1e-6,
+                 betas: tuple[float, float] = (0.9, 0.999), adam_eps: float = 1e-8) -> None:
+        if name not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {name!r}; valid optimizers: "
+                             f"{', '.join(OPTIMIZERS)}")
+        if lr <= 0:
+            raise ValueError(f"learning rate must be positive, got {lr}")
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+        self.name, self.lr, self.momentum, self.eps = name, float(lr), float(momentum), eps
+        self.betas, self.adam_eps = betas, adam_eps
+        self.params = params
+        self.state: dict[str, dict[str, torch.Tensor]] = {}
+        for key, p in params.items():
+            st: dict[str, torch.Tensor] = {}
+            if name == "adagrad":
+                st["acc"] = torch.zeros_like(p)
+                if self.momentum > 0:
+                    st["mom"] = torch.zeros_like(p)
+            else:
+                st["m"] = torch.zeros_like(p)
+                st["v"] = torch.zeros_like(p)
+                st["t"] = torch.zeros(_flat(p).shape[0], dtype=torch.float32)  # steps per row
+            self.state[key] = st
+
+    @torch.no_grad()
+    def step_dense(self, key: str, grad: torch.Tensor) -> None:
+        """Update the whole parameter ``key`` with ``grad``."""
+        p, st = self.params[key], self.state[key]
+        if self.name == "adagrad":
+            st["acc"].add_(grad.square())
+            denom = st["acc"].add(self.eps).sqrt_()
+            if self.momentum > 0:
+                st["mom"].mul_(self.momentum).addcdiv_(grad, denom, value=-self.lr)
+                p.add_(st["mom"])
+            else:
+                p.addcdiv_(grad, denom, value=-self.lr)
+            return
+        st["t"].add_(1)
+        flat = _flat(p)
+        self._adam(flat, st["m"].view_as(flat), st["v"].view_as(flat), grad.reshape(flat.shape),
+                   st["t"], None)
+
+    @torch.no_grad()
+    def step_rows(self, key: str, rows: torch.Tensor, grad: torch.Tensor) -> None:
+        """Update rows ``rows`` (unique int64 indices) of parameter ``key`` with ``grad``."""
+        p, st = self.params[key], self.state[key]
+        flat = _flat(p)
+        grad = grad.reshape(len(rows), -1)
+        if self.name == "adagrad":
+            acc = st["acc"].view_as(flat)
+            a = acc.index_select(0, rows).add_(grad.square())
+            acc.index_copy_(0, rows, a)
+            a.add_(self.eps).sqrt_()
+            if self.momentum > 0:
+                mom = st["mom"].view_as(flat)
+                m = mom.index_select(0, rows).mul_(self.momentum).addcdiv_(grad, a, value=-self.lr)
+                mom.index_copy_(0, rows, m)
+                flat.index_add_(0, rows, m)
+            else:
+                flat.index_add_(0, rows, grad.div_(a).mul_(-self.lr))
+            return
+        st["t"].index_add_(0, rows, torch.ones(len(rows)))
+        self._adam(flat, st["m"].view_as(flat), st["v"].view_as(flat), grad, st["t"], rows)
+
+    def _adam(self, flat: torch.Tensor, m_all: torch.Tensor, v_all: torch.Tensor,
+              grad: torch.Tensor, t_all: torch.Tensor, rows: torch.Tensor | None) -> None:
+        b1, b2 = self.betas
+        if rows is None:
+            m, v, t = m_all, v_all, t_all.unsqueeze(1)
+            m.mul_(b1).add_(grad, alpha=1 - b1)
+            v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        else:
+            t = t_all.index_select(0, rows).unsqueeze(1)
+            m = m_all.index_select(0, rows).mul_(b1).add_(grad, alpha=1 - b1)
+            v = v_all.index_select(0, rows).mul_(b2).addcmul_(grad, grad, value=1 - b2)
+            m_all.index_copy_(0, rows, m)
+            v_all.index_copy_(0, rows, v)
+        m_hat = m / (1 - b1 ** t)
+        v_hat = v / (1 - b2 ** t)
+        update = m_hat.div_(v_hat.sqrt_().add_(self.adam_eps)).mul_(-self.lr)
+        if rows is None:
+            flat.add_(update)
+        else:
+            flat.index_add_(0, rows, update)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {f"{k}.{name}": t for k, st in self.state.items() for name, t in st.items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for k, st in self.state.items():
+            for name in st:
+                st[name].copy_(state[f"{k}.{name}"])

@@ -1,0 +1,71 @@
+"""Row and dense optimiser steps against hand-computed updates."""
+
+import math
+
+import pytest
+import torch
+
+from sessionrec.training.optim import RowOptimizer
+
+
+def test_adagrad_momentum_rows_hand_computed():
+    w = torch.zeros((3, 2))
+    opt = RowOptimizer({"W": w}, "adagrad", lr=0.1, momentum=0.5, eps=1e-6)
+    g = torch.tensor([[1.0, 2.0]])
+    opt.step_rows("W", torch.tensor([1]), g)
+    # acc = g², m = -lr g / sqrt(acc + eps), w += m
+    m1 = [-0.1 * 1 / math.sqrt(1 + 1e-6), -0.1 * 2 / math.sqrt(4 + 1e-6)]
+    assert w[1].tolist() == pytest.approx(m1)
+    assert w[0].tolist() == [0.0, 0.0] and w[2].tolist() == [0.0, 0.0]
+    opt.step_rows("W", torch.tensor([1]), g)
+    # acc = 2 g², m = 0.5 m1 - lr g / sqrt(2 g² + eps)
+    m2 = [0.5 * m1[0] - 0.1 / math.sqrt(2 + 1e-6), 0.5 * m1[1] - 0.2 / math.sqrt(8 + 1e-6)]
+    assert w[1].tolist() == pytest.approx([m1[0] + m2[0], m1[1] + m2[1]])
+
+
+def test_rows_untouched_keep_state():
+    w = torch.zeros((3, 1))
+    opt = RowOptimizer({"W": w}, "adagrad", lr=1.0, momentum=0.9)
+    opt.step_rows("W", torch.tensor([0]), torch.tensor([[1.0]]))
+    before = w.clone()
+    opt.step_rows("W", torch.tensor([2]), torch.tensor([[1.0]]))
+    assert w[0].item() == before[0].item()  # no momentum applied to rows outside the step
+
+
+def test_dense_matches_rows_when_all_rows_step():
+    a, b = torch.ones((2, 3)), torch.ones((2, 3))
+    oa = RowOptimizer({"W": a}, "adagrad", lr=0.05, momentum=0.3)
+    ob = RowOptimizer({"W": b}, "adagrad", lr=0.05, momentum=0.3)
+    for g in (torch.full((2, 3), 0.5), torch.full((2, 3), -1.0)):
+        oa.step_dense("W", g)
+        ob.step_rows("W", torch.tensor([0, 1]), g)
+    assert torch.allclose(a, b)
+
+
+def test_adam_matches_torch_adam():
+    p_ref = torch.nn.Parameter(torch.tensor([[0.5, -0.5]]))
+    ref = torch.optim.Adam([p_ref], lr=0.01)
+    w = torch.tensor([[0.5, -0.5]])
+    opt = RowOptimizer({"W": w}, "adam", lr=0.01)
+    for g in ([1.0, 2.0], [-0.5, 0.1], [0.3, 0.3]):
+        p_ref.grad = torch.tensor([g])
+        ref.step()
+        opt.step_rows("W", torch.tensor([0]), torch.tensor([g]))
+    assert torch.allclose(w, p_ref.detach(), atol=1e-6)
+
+
+def test_state_dict_round_trip():
+    w = torch.zeros((2, 2))
+    opt = RowOptimizer({"W": w}, "adagrad", lr=0.1, momentum=0.2)
+    opt.step_rows("W", torch.tensor([0]), torch.ones((1, 2)))
+    state = {k: v.clone() for k, v in opt.state_dict().items()}
+    other = RowOptimizer({"W": torch.zeros((2, 2))}, "adagrad", lr=0.1, momentum=0.2)
+    other.load_state_dict(state)
+    assert torch.equal(other.state["W"]["acc"], opt.state["W"]["acc"])
+
+
+def test_bad_settings():
+    with pytest.raises(ValueError, match="valid optimizers: adagrad, adam"):
+        RowOptimizer({}, "sgd")
+    with pytest.raises(ValueError, match="momentum"):
+        RowOptimizer({}, "adagrad", momentum=1.5)
