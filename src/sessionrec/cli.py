@@ -179,7 +179,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     print(f"\nfilter passes: {len(manifest['filter_passes'])}; "
           f"items: {manifest['n_items']:,}; users: {manifest['n_users']:,}")
     print(f"\n3/3 fitting and evaluating baselines (full ranking over all items) in {out}/runs")
-    text, _ = compare_models(data, QUICKSTART_MODELS, (), out / "runs", "next-item",
+    text, _ = compare_models(data, QUICKSTART_MODELS, QUICKSTART_PARAMS, out / "runs", "next-item",
                              "pessimistic", "pop", dataset="quickstart-synthetic",
                              on_run=_print_run)
     print()
@@ -189,7 +189,9 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 # A small log has few users with 5+ sessions; these keep enough of it to be useful.
 QUICKSTART_PREPARE = ("filter.min_user_sessions=3", "filter.min_item_support=5")
-QUICKSTART_MODELS = ("pop", "cooc", "markov", "sr", "vsknn")
+QUICKSTART_MODELS = ("pop", "cooc", "markov", "sr", "vsknn", "gru4rec")
+# GRU4Rec with the official defaults but fewer epochs, so the quickstart stays short.
+QUICKSTART_PARAMS = ("gru4rec.n_epochs=3",)
 
 
 # -- parser ----------------------------------------------------------------------------------
