@@ -7,8 +7,13 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pytest
+import torch
 
 from sessionrec.data.schema import TS_DTYPE
+
+# The test models are tiny: one thread avoids OpenMP spin-waits that make them crawl when the
+# CI machine's cores are shared with other processes.
+torch.set_num_threads(1)
 
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
 COLUMNS = ("session_id", "user_id", "item_id", "minute")

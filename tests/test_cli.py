@@ -60,6 +60,34 @@ def test_train_writes_metrics_and_config(prepared, tmp_path):
     assert "steps = 5" in (out / "config.toml").read_text()
 
 
+def test_train_gru4rec_config_and_resume(prepared, tmp_path):
+    config = tmp_path / "gru.toml"
+    config.write_text(f'[data]\nprepared = "{prepared.as_posix()}"\n'
+                      '[model]\nname = "gru4rec"\n[model.params]\nlayers = [16]\n'
+                      'n_epochs = 2\nn_sample = 32\nbatch_size = 16\nprogress = false\n')
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train"]["epochs"] == 2
+    assert metrics["train"]["events_per_s"] > 0
+    assert (out / "checkpoints" / "last.pt").is_file()
+    # Resuming a finished run with more epochs trains only the new ones.
+    assert main(["train", "--config", str(config), "--set", "model.params.n_epochs=3",
+                 "--out", str(out), "--resume"]) == 0
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["train"]["history"]["resumed_from_epoch"] == 2
+    assert [e["epoch"] for e in again["train"]["history"]["epochs"]] == [1, 2, 3]
+
+
+def test_train_refuses_a_non_empty_run_dir(prepared, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "x").write_text("")
+    assert main(["train", "--set", "model.name=pop", "--set",
+                 f"data.prepared={prepared.as_posix()}", "--out", str(out)]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
 def test_evaluate_compares_models(prepared, tmp_path, capsys):
     out = tmp_path / "eval"
     assert main(["evaluate", "--data", str(prepared), "--models", "pop", "markov",

@@ -139,6 +139,50 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from sessionrec.config import load_config
+    from sessionrec.errors import ConfigError
+    from sessionrec.runs import RunConfig, load_splits
+    from sessionrec.tuning import (
+        Search,
+        check_search,
+        load_space,
+        prepare_out_dir,
+        progress_line,
+        run_search,
+        tune_command,
+    )
+
+    cfg = load_config(RunConfig, args.config, args.set)
+    space = load_space(args.space)
+    trials = args.trials if args.trials is not None else space.trials
+    if trials is None or trials < 1:
+        raise ConfigError(f"no number of trials: pass --trials N (>= 1) or set trials in "
+                          f"{args.space}")
+    seed = args.seed if args.seed is not None else (space.seed or 0)
+    command = tune_command(args.config, args.space, args.out, args.trials, args.seed,
+                           args.metric, args.data, args.set)
+    search = Search(cfg, space, trials, seed, args.metric, args.config, args.space,
+                    tuple(args.set), command)
+    check_search(search)  # before preparing any data
+    out = Path(args.out)
+    prepare_out_dir(out, overwrite=args.overwrite, resume=args.resume)
+    splits = load_splits(prepared_data(cfg, out, args.data), cfg.data.dataset)
+    check_search(search, splits)
+    print(f"tuning {cfg.model.name} on the valid split of {splits.name}: {trials} trials, "
+          f"seed {seed}, {args.metric}", flush=True)
+
+    def on_trial(record: dict, best: dict | None) -> None:
+        print(progress_line(record, trials, best, tuple(space.fixed)), flush=True)
+
+    summary = run_search(search, splits, out, resume=args.resume, on_trial=on_trial)
+    best = summary["best"]
+    print(f"best: trial {best['number']}, {args.metric} {best['value']:.4f} on valid "
+          f"({summary['finished']} finished, {summary['failed']} failed)")
+    print(f"wrote {out / 'best.toml'}, {out / 'trials.jsonl'} and {out / 'search.json'}")
+    return 0
+
+
 def _print_run(payload: dict) -> None:
     from sessionrec.runs import summary_line
 
@@ -246,6 +290,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from RUN_DIR/checkpoints/last.pt")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("tune", help="random search of hyper-parameters on the valid split")
+    p.add_argument("--config", required=True, help="TOML RunConfig the trials start from")
+    p.add_argument("--space", required=True, help="search space TOML (configs/search/*.toml)")
+    p.add_argument("--trials", type=int, default=None, help="number of trials (default: space)")
+    p.add_argument("--out", required=True, help="search directory (trials.jsonl, best.toml)")
+    p.add_argument("--data", default=None,
+                   help="dataset folder or prepared directory (default: from the config)")
+    p.add_argument("--seed", type=int, default=None, help="search seed (default: space or 0)")
+    p.add_argument("--metric", default="mrr@20", help="metric to maximise on valid")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a base config value, e.g. data.prepare.split.valid=true")
+    p.add_argument("--overwrite", action="store_true", help="start again in a non-empty --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted search, skipping finished trials")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("evaluate", help="fit and compare several models on prepared data")
     p.add_argument("--data", required=True, help="prepared data directory")

@@ -1,0 +1,377 @@
+"""Meta-Prod2Vec: skip-gram product embeddings that also learn from item metadata.
+
+Items ``0 .. n_items-1`` and metadata tokens (brand, product type, price class; see
+:mod:`sessionrec.embeddings.metadata`) share one id space: token ``t`` has id ``n_items + t``.
+Every id has an input vector ``u`` and an output vector ``v``; a positive pair (centre ``a``,
+context ``b``) with ``k`` negatives ``n_1 .. n_k`` costs (skip-gram with negative sampling)::
+
+    loss(a, b) = w * ( -log sigma(u_a . v_b) - sum_j log sigma(-u_a . v_{n_j}) )
+
+Pairs come from the training sessions. For every two events of a session at most ``window``
+apart, in both directions (centre item ``i``, context item ``j``, ``M(x)`` the tokens of ``x``):
+
+=========  =====================================  =====================================
+term       pairs                                  weight ``w``
+=========  =====================================  =====================================
+``I|I``    ``i -> j``                             1 (prod2vec)
+``M|I``    ``i -> m`` for ``m`` in ``M(j)``       ``lambda_meta``
+``J|M``    ``m -> j`` for ``m`` in ``M(i)``       ``lambda_meta``
+``M|M``    ``m -> m'``, same field of i and j     ``lambda_meta``
+``I|M``    ``m -> i`` for ``m`` in ``M(i)``       ``lambda_meta`` (once per event)
+=========  =====================================  =====================================
+
+This is the loss of Vasile et al. (2016), ``L = L_J|I + lambda (L_M|I + L_J|M + L_M|M +
+L_I|M)``, with equal weights as in seed 000. Two choices are ours: ``M|M`` pairs only tokens of
+the same field (brand -> brand, ...), not every field combination, and the same item at two
+positions of a session makes no ``I|I`` pair. ``lambda_meta = 0`` is plain prod2vec (no token
+pairs are generated at all).
+
+**Negatives** are drawn per kind of context: an item context gets item negatives from the item
+unigram distribution to the power 0.75; a token context gets tokens *of the same field*
+(brand against other brands) from that field's unigram^0.75, where a token's count is the
+number of training events whose item carries it. Contrasting a brand with product types would
+teach nothing.
+
+**Training** is vectorised: pairs are generated with NumPy over session offset arrays (one step
+per window offset, never per event), sessions are shuffled each epoch, pairs are shuffled
+within chunks and processed in large batches with hand-written gradients and row-wise Adagrad
+(one accumulator per vector, as in PyTorch-BigGraph), which keeps rows that occur thousands of
+times in one batch (popular brands) from overshooting. Given ``seed`` (and the thread count),
+training is deterministic.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from sessionrec.data.sessions import Sessions
+from sessionrec.embeddings.metadata import MetadataTokens, item_metadata_tokens
+from sessionrec.errors import ConfigError, DataError, EmptyDataError
+
+log = logging.getLogger(__name__)
+
+METHOD = "metaprod2vec"
+TERMS: tuple[str, ...] = ("I|I", "M|I", "J|M", "M|M", "I|M")
+META_TERMS: tuple[str, ...] = TERMS[1:]
+
+
+@dataclass(frozen=True)
+class MetaProd2VecConfig:
+    dim: int = 64
+    window: int = 3  # context: events at distance 1 .. window on both sides
+    epochs: int = 2  # seed 000: a third pass did not lower the loss any more
+    negatives: int = 5
+    lambda_meta: float = 1.0  # weight of every metadata term; 0 is plain prod2vec
+    terms: tuple[str, ...] = META_TERMS  # which metadata terms to use
+    price_classes: int = 5  # price quantile buckets within a product type
+    fields: tuple[str, ...] | None = None  # metadata fields; None: all the data has
+    lr: float = 0.05  # row-wise Adagrad step size
+    batch_size: int = 16_384  # positive pairs per step
+    chunk_pairs: int = 2_000_000  # pairs generated and shuffled together
+    seed: int = 0
+    threads: int = 0  # torch threads; 0 keeps torch's default
+
+    def __post_init__(self) -> None:
+        checks = {"dim": self.dim >= 1, "window": self.window >= 1, "epochs": self.epochs >= 0,
+                  "negatives": self.negatives >= 1, "batch_size": self.batch_size >= 1,
+                  "chunk_pairs": self.chunk_pairs >= 1, "price_classes": self.price_classes >= 1,
+                  "lr": self.lr > 0, "threads": self.threads >= 0}
+        for name, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"metaprod2vec.{name} has an invalid value "
+                                  f"{getattr(self, name)!r}")
+        if not (self.lambda_meta >= 0 and math.isfinite(self.lambda_meta)):
+            raise ConfigError(f"metaprod2vec.lambda_meta must be >= 0, got {self.lambda_meta}")
+        bad = [t for t in self.terms if t not in META_TERMS]
+        if bad:
+            raise ConfigError(f"metaprod2vec.terms: unknown term(s) {bad}; choose from "
+                              f"{list(META_TERMS)}")
+
+
+@dataclass
+class MetaProd2Vec:
+    """A trained model: the input vectors of items and tokens, and what training measured."""
+
+    config: MetaProd2VecConfig
+    n_items: int
+    tokens: MetadataTokens
+    vectors: torch.Tensor  # float32 [n_items + n_tokens, dim], input vectors
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def item_vectors(self) -> torch.Tensor:
+        """float32 [n_items, dim], row ``i`` for ``item_idx`` i."""
+        return self.vectors[: self.n_items]
+
+    def token_vectors(self) -> torch.Tensor:
+        """float32 [n_tokens, dim], row ``t`` for token ``tokens.names[t]``."""
+        return self.vectors[self.n_items :]
+
+    def params(self) -> dict[str, Any]:
+        p = asdict(self.config)
+        p["fields"] = list(self.tokens.fields)
+        p["terms"] = list(self.config.terms) if self.tokens.fields and \
+            self.config.lambda_meta > 0 else []
+        return p
+
+
+# -- pairs -----------------------------------------------------------------------------------
+def window_pairs(offsets: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Event positions ``(centre, context)`` of every two events of a session at most
+    ``window`` apart, both directions. One vectorised step per distance ``1 .. window``."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    lengths = np.diff(offsets)
+    n = int(offsets[-1] - offsets[0])
+    # events after each event in its own session
+    after = np.repeat(offsets[1:] - offsets[0], lengths) - np.arange(n, dtype=np.int64) - 1
+    centres, contexts = [], []
+    for d in range(1, window + 1):
+        first = np.flatnonzero(after >= d)
+        centres += [first, first + d]
+        contexts += [first + d, first]
+    if not centres:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(centres), np.concatenate(contexts)
+
+
+def build_pairs(items: np.ndarray, offsets: np.ndarray, item_tokens: np.ndarray, n_items: int,
+                window: int, terms: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positive pairs ``(centre, context, term)`` of the sessions ``offsets`` over ``items``.
+
+    ``item_tokens`` [n_items, n_fields] are token indices (ids ``n_items + token``); ``term``
+    is the index into :data:`TERMS`. Pairs of the ``I|I`` term come first, then per term.
+    """
+    ce, xe = window_pairs(offsets, window)
+    ci, xi = items[offsets[0] + ce], items[offsets[0] + xe]
+    keep = ci != xi
+    ci, xi = ci[keep], xi[keep]
+    centre, context, term = [ci], [xi], [np.zeros(len(ci), np.int8)]
+    n_fields = item_tokens.shape[1]
+    if n_fields:
+        ct = item_tokens[ci] + n_items  # [pairs, fields]
+        xt = item_tokens[xi] + n_items
+        k = {t: np.int8(TERMS.index(t)) for t in META_TERMS}
+        if "M|I" in terms:
+            centre.append(np.repeat(ci, n_fields))
+            context.append(xt.ravel())
+            term.append(np.full(xt.size, k["M|I"]))
+        if "J|M" in terms:
+            centre.append(ct.ravel())
+            context.append(np.repeat(xi, n_fields))
+            term.append(np.full(ct.size, k["J|M"]))
+        if "M|M" in terms:
+            centre.append(ct.ravel())
+            context.append(xt.ravel())
+            term.append(np.full(ct.size, k["M|M"]))
+        if "I|M" in terms:
+            own = items[offsets[0] : offsets[-1]]
+            centre.append(item_tokens[own].ravel() + n_items)
+            context.append(np.repeat(own, n_fields))
+            term.append(np.full(own.size * n_fields, k["I|M"]))
+    return np.concatenate(centre), np.concatenate(context), np.concatenate(term)
+
+
+# -- negatives -------------------------------------------------------------------------------
+class NegativeSampler:
+    """Draws negatives of the same kind as the context (item, or a token of the same field)."""
+
+    def __init__(self, counts: np.ndarray, kind: np.ndarray, power: float = 0.75) -> None:
+        """``counts`` [V] occurrences of each id; ``kind`` [V] non-decreasing kind codes."""
+        if len(kind) and np.any(np.diff(kind) < 0):
+            raise ValueError("ids must be grouped by kind")
+        self.kind = torch.from_numpy(kind.astype(np.int64))
+        weights = np.asarray(counts, dtype=np.float64) ** power
+        cdf = np.zeros(len(counts), dtype=np.float64)
+        self.starts = np.zeros(int(kind.max()) + 2 if len(kind) else 1, dtype=np.int64)
+        for k in range(len(self.starts) - 1):
+            ids = np.flatnonzero(kind == k)
+            self.starts[k + 1] = ids[-1] + 1 if len(ids) else self.starts[k]
+            if not len(ids):
+                continue
+            w = weights[ids]
+            w = w if w.sum() > 0 else np.ones_like(w)
+            c = np.cumsum(w) / w.sum()
+            c[-1] = 1.0
+            cdf[ids] = k + c  # kind k's distribution lives in (k, k + 1]
+        self.cdf = torch.from_numpy(cdf)
+        self.last = torch.from_numpy(self.starts[1:] - 1)
+        self.first = torch.from_numpy(self.starts[:-1])
+
+    def sample(self, context: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
+        """int64 [len(context), n] negatives for each context id."""
+        k = self.kind[context]
+        u = torch.rand((len(context), n), generator=gen, dtype=torch.float64) + k[:, None]
+        ids = torch.searchsorted(self.cdf, u, right=True)
+        return torch.minimum(torch.maximum(ids, self.first[k][:, None]), self.last[k][:, None])
+
+
+# -- training --------------------------------------------------------------------------------
+class _RowAdagrad:
+    """Row-wise Adagrad on a table: one squared-gradient accumulator per row."""
+
+    def __init__(self, table: torch.Tensor, lr: float, eps: float = 1e-10) -> None:
+        self.table, self.lr, self.eps = table, lr, eps
+        self.state = torch.zeros(table.shape[0], dtype=table.dtype)
+        self.buf = torch.zeros_like(table)
+
+    def step(self, idx: torch.Tensor, grad: torch.Tensor) -> None:
+        # Sum the gradients of repeated rows, then write each touched row; duplicates in idx
+        # write identical values, so no sort/unique is needed.
+        self.buf.index_add_(0, idx, grad)
+        g = self.buf[idx]
+        s = self.state[idx] + g.pow(2).mean(1)
+        self.state[idx] = s
+        self.table[idx] = self.table[idx] - (self.lr / (s + self.eps).sqrt())[:, None] * g
+        self.buf[idx] = 0.0
+
+
+def _sgns_step(w_in: _RowAdagrad, w_out: _RowAdagrad, centre: torch.Tensor,
+               context: torch.Tensor, negatives: torch.Tensor, weight: torch.Tensor) -> float:
+    """One batch of skip-gram with negative sampling; returns the summed weighted loss."""
+    c = w_in.table[centre]  # [B, d]
+    o = w_out.table[context]  # [B, d]
+    n = w_out.table[negatives]  # [B, K, d]
+    s_pos = (c * o).sum(1)
+    s_neg = torch.bmm(n, c.unsqueeze(2)).squeeze(2)  # [B, K]
+    loss = -(weight * (torch.nn.functional.logsigmoid(s_pos)
+                       + torch.nn.functional.logsigmoid(-s_neg).sum(1))).sum()
+    g_pos = (torch.sigmoid(s_pos) - 1.0) * weight  # d loss / d s_pos
+    g_neg = torch.sigmoid(s_neg) * weight[:, None]
+    grad_c = g_pos[:, None] * o + torch.bmm(g_neg.unsqueeze(1), n).squeeze(1)
+    grad_out = torch.cat([g_pos[:, None] * c,
+                          (g_neg[:, :, None] * c[:, None, :]).reshape(-1, c.shape[1])])
+    w_out.step(torch.cat([context, negatives.reshape(-1)]), grad_out)
+    w_in.step(centre, grad_c)
+    return float(loss)
+
+
+def unigram_counts(train: Sessions, tokens: MetadataTokens) -> np.ndarray:
+    """Occurrences of every id of the joint space in the training events."""
+    item = np.bincount(train.items, minlength=train.n_items).astype(np.float64)
+    token = np.zeros(tokens.n_tokens, dtype=np.float64)
+    for j in range(len(tokens.fields)):
+        token += np.bincount(tokens.item_tokens[:, j], weights=item, minlength=tokens.n_tokens)
+    return np.concatenate([item, token])
+
+
+def train(sessions: Sessions, tokens: MetadataTokens | None = None,
+          config: MetaProd2VecConfig | None = None) -> MetaProd2Vec:
+    """Fit Meta-Prod2Vec (prod2vec when ``tokens`` is None or ``lambda_meta`` is 0)."""
+    cfg = config or MetaProd2VecConfig()
+    n_items = sessions.n_items
+    if tokens is None or cfg.lambda_meta == 0:
+        tokens = MetadataTokens.empty(n_items)
+    if tokens.n_items != n_items:
+        raise DataError(f"metadata covers {tokens.n_items} items, the sessions {n_items}",
+                        column="item_idx")
+    if sessions.n_events == 0:
+        raise EmptyDataError("no training events to learn embeddings from")
+    terms = cfg.terms if tokens.fields else ()
+    threads_before = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _train(sessions, tokens, cfg, terms)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(sessions: Sessions, tokens: MetadataTokens, cfg: MetaProd2VecConfig,
+           terms: tuple[str, ...]) -> MetaProd2Vec:
+    n_items, dim = sessions.n_items, cfg.dim
+    vocab = n_items + tokens.n_tokens
+    gen = torch.Generator().manual_seed(cfg.seed)
+    w_in = torch.empty(vocab, dim).uniform_(-0.5 / dim, 0.5 / dim, generator=gen)
+    w_out = torch.zeros(vocab, dim)
+    opt_in, opt_out = _RowAdagrad(w_in, cfg.lr), _RowAdagrad(w_out, cfg.lr)
+    kind = np.concatenate([np.zeros(n_items, np.int64), tokens.field_of_token + 1])
+    sampler = NegativeSampler(unigram_counts(sessions, tokens), kind)
+    weights = torch.tensor([1.0] + [cfg.lambda_meta] * len(META_TERMS))
+    n_fields = len(tokens.fields)
+    per_event = 2 * cfg.window * (1 + n_fields * len(terms)) + n_fields
+    chunk_events = max(1, cfg.chunk_pairs // per_event)
+    rng = np.random.default_rng(cfg.seed)
+    history: list[dict[str, float]] = []
+    for epoch in range(cfg.epochs):
+        t0 = time.perf_counter()
+        order = sessions.subset(rng.permutation(sessions.n_sessions))
+        bounds = _chunk_bounds(order.offsets, chunk_events)
+        n_pairs = np.zeros(len(TERMS), dtype=np.int64)
+        loss = 0.0
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            centre, context, term = build_pairs(order.items, order.offsets[lo : hi + 1],
+                                                tokens.item_tokens, n_items, cfg.window, terms)
+            n_pairs += np.bincount(term, minlength=len(TERMS))
+            perm = torch.randperm(len(centre), generator=gen)
+            centre_t = torch.from_numpy(centre)[perm]
+            context_t = torch.from_numpy(context)[perm]
+            weight_t = weights[torch.from_numpy(term.astype(np.int64))[perm]]
+            for b in range(0, len(centre_t), cfg.batch_size):
+                sl = slice(b, b + cfg.batch_size)
+                neg = sampler.sample(context_t[sl], cfg.negatives, gen)
+                loss += _sgns_step(opt_in, opt_out, centre_t[sl], context_t[sl], neg,
+                                   weight_t[sl])
+        seconds = time.perf_counter() - t0
+        total = int(n_pairs.sum())
+        stats = {"epoch": epoch + 1, "seconds": seconds, "pairs": total,
+                 "item_pairs": int(n_pairs[0]), "pairs_per_s": total / max(seconds, 1e-9),
+                 "loss": loss / max(total, 1)}
+        stats.update({f"pairs[{t}]": int(c) for t, c in zip(TERMS, n_pairs, strict=True)})
+        history.append(stats)
+        log.info("metaprod2vec epoch %d: %s pairs in %.1f s (%.0f pairs/s), loss %.4f",
+                 epoch + 1, f"{total:,}", seconds, stats["pairs_per_s"], stats["loss"])
+        if not math.isfinite(stats["loss"]):
+            raise DataError(f"training diverged in epoch {epoch + 1} (loss {stats['loss']})",
+                            hint="lower metaprod2vec.lr")
+    return MetaProd2Vec(cfg, n_items, tokens, w_in, history)
+
+
+def _chunk_bounds(offsets: np.ndarray, chunk_events: int) -> np.ndarray:
+    """Session indices cutting the sessions into chunks of about ``chunk_events`` events."""
+    n_sessions = len(offsets) - 1
+    targets = np.arange(chunk_events, int(offsets[-1]), chunk_events)
+    cuts = np.searchsorted(offsets, targets)
+    return np.unique(np.concatenate([[0], cuts, [n_sessions]])).astype(np.int64)
+
+
+# -- prepared data ---------------------------------------------------------------------------
+def train_prepared(data_dir: Path, config: MetaProd2VecConfig | None = None
+                   ) -> tuple[MetaProd2Vec, pl.DataFrame]:
+    """Train on the TRAIN split of a prepared directory; returns the model and items table."""
+    data_dir = Path(data_dir)
+    cfg = config or MetaProd2VecConfig()
+    for name in ("train.parquet", "items.parquet"):
+        if not (data_dir / name).is_file():
+            raise DataError(f"not a prepared data directory ({name} missing)",
+                            path=str(data_dir), hint="run `sessionrec prepare` first")
+    items = pl.read_parquet(data_dir / "items.parquet").sort("item_idx")
+    frame = pl.read_parquet(data_dir / "train.parquet",
+                            columns=["session_id", "item_idx", "ts"])
+    sessions = Sessions.from_frame(frame, items.height)
+    tokens = item_metadata_tokens(items, n_price_classes=cfg.price_classes, fields=cfg.fields)
+    if cfg.lambda_meta > 0 and not tokens.fields:
+        log.warning("%s has no item metadata (brand, category, price): training plain "
+                    "prod2vec", data_dir)
+    return train(sessions, tokens, cfg), items
+
+
+def to_store(model: MetaProd2Vec, items: pl.DataFrame, *, source: str = ""):
+    """The model's item vectors keyed by ``items.item_id`` (``items`` in item_idx order)."""
+    from sessionrec.embeddings.store import METADATA_COLUMNS, EmbeddingStore
+
+    method = METHOD if model.tokens.fields and model.config.lambda_meta > 0 else "prod2vec"
+    history = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in h.items()}
+               for h in model.history]
+    meta = {"method": method, "params": model.params(), "n_tokens": model.tokens.n_tokens,
+            "source": source, "history": history}
+    extra = [c for c in METADATA_COLUMNS if c in items.columns]
+    return EmbeddingStore(items["item_id"], model.item_vectors().numpy().copy(), meta,
+                          items.select(extra) if extra else None)

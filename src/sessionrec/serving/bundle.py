@@ -1,0 +1,176 @@
+"""Everything one served model needs, loaded together and swapped as one (hot reload).
+
+``load_bundle(path)`` accepts a run directory (``RUN_DIR/model/`` holds the model) or a model
+directory itself, and finds the item vocabulary the model was trained on, trying in order:
+
+1. ``vocab`` as given (an ``items.parquet`` or a prepared data directory);
+2. ``RUN_DIR/data/items.parquet`` (a run that prepared its own data);
+3. the prepared directory named by ``data.prepared`` in ``RUN_DIR/config.toml``;
+4. ``RUN_DIR/../../data/items.parquet`` (the ``sessionrec quickstart`` / ``evaluate`` layout).
+
+A candidate is only taken when its fingerprint matches the one saved with the model, so a
+wrong vocabulary is refused, never silently used. The fallback is an item-to-item model given
+as ``fallback``, else a sibling run ``RUN_DIR/../cooc`` on the same vocabulary, else the
+served model's own popularity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sessionrec.errors import DataError, SessionRecError
+from sessionrec.models.base import CONFIG_FILE, WEIGHTS_FILE, SessionRecommender
+from sessionrec.serving.fallback import Fallback
+from sessionrec.serving.step import ModelStep, SimilarItems, item_embeddings
+from sessionrec.serving.vocab import ITEMS_FILE, Vocabulary
+
+
+@dataclass
+class Bundle:
+    """A loaded model with its vocabulary, fallback and derived lookups."""
+
+    model: SessionRecommender
+    step: ModelStep
+    vocab: Vocabulary
+    fallback: Fallback
+    similar: SimilarItems | None
+    model_dir: Path
+    model_key: bytes  # 8 bytes identifying weights + vocabulary (stored with every state)
+    blocked_ids: list = field(default_factory=list)
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def tag(self) -> str:
+        """``name@key``: which model produced an answer."""
+        return f"{self.model.name}@{self.model_key.hex()}"
+
+    def info(self) -> dict:
+        return {"model": self.model.name, "tag": self.tag, "model_dir": str(self.model_dir),
+                "vocab": self.vocab.path, "vocab_fingerprint": self.vocab.fingerprint,
+                "n_items": len(self.vocab), "state_size": self.step.state_size,
+                "user_state_size": self.step.user_state_size, "fallback": self.fallback.name,
+                "blocked_items": len(self.blocked_ids), "loaded_at": self.loaded_at}
+
+
+def model_directory(path: str | Path) -> tuple[Path, Path | None]:
+    """(model directory, run directory or None) for a run or model directory."""
+    path = Path(path)
+    if (path / CONFIG_FILE).is_file():
+        run = path.parent if path.name == "model" else None
+        return path, run
+    if (path / "model" / CONFIG_FILE).is_file():
+        return path / "model", path
+    raise SessionRecError(f"model: no saved model in {path} (neither {path / CONFIG_FILE} nor "
+                          f"{path / 'model' / CONFIG_FILE} exists); give a run directory "
+                          "(sessionrec train --out) or its model/ folder")
+
+
+def saved_vocab(model_dir: Path) -> str:
+    config = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    return str(config.get("vocab", ""))
+
+
+def vocab_candidates(run_dir: Path | None) -> list[Path]:
+    """Where a run's vocabulary may lie (see the module docstring), in order."""
+    if run_dir is None:
+        return []
+    out = [run_dir / "data" / ITEMS_FILE]
+    config = run_dir / "config.toml"
+    if config.is_file():
+        try:
+            prepared = tomllib.loads(config.read_text(encoding="utf-8")).get(
+                "data", {}).get("prepared", "")
+        except tomllib.TOMLDecodeError:
+            prepared = ""
+        if prepared:
+            out += [Path(prepared) / ITEMS_FILE, run_dir / prepared / ITEMS_FILE]
+    out.append(run_dir.parent.parent / "data" / ITEMS_FILE)
+    return out
+
+
+def find_vocab(model_dir: Path, run_dir: Path | None, vocab: str | Path | None) -> Vocabulary:
+    """The vocabulary the model was trained on (see the module docstring)."""
+    expected = saved_vocab(model_dir)
+    if vocab is not None:
+        found = Vocabulary.read(vocab)
+        if expected and found.fingerprint != expected:
+            raise SessionRecError(
+                f"vocab: {found.path} ({found.fingerprint}) is not the vocabulary the model in "
+                f"{model_dir} was trained on ({expected}); its item indices would point at "
+                "other products")
+        return found
+    tried = []
+    for candidate in vocab_candidates(run_dir):
+        if not candidate.is_file():
+            tried.append(f"{candidate} (missing)")
+            continue
+        found = Vocabulary.read(candidate)
+        if not expected or found.fingerprint == expected:
+            return found
+        tried.append(f"{candidate} (another vocabulary: {found.fingerprint})")
+    raise SessionRecError(
+        f"vocab: cannot find the item vocabulary of the model in {model_dir} (fingerprint "
+        f"{expected or 'unknown'}); tried: {'; '.join(tried) or 'nothing (not a run directory)'}. "
+        "Pass --vocab with the prepared data directory (or its items.parquet) it was trained on")
+
+
+def file_key(model_dir: Path, vocab: Vocabulary) -> bytes:
+    """8 bytes that change with the weights or the vocabulary."""
+    digest = hashlib.sha256(vocab.fingerprint.encode())
+    with open(model_dir / WEIGHTS_FILE, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.digest()[:8]
+
+
+def load_fallback(path: Path | None, run_dir: Path | None, vocab: Vocabulary,
+                  model: SessionRecommender, blocked: np.ndarray) -> Fallback:
+    popularity = model.popularity_.numpy()
+    candidates = [path] if path is not None else (
+        [run_dir.parent / "cooc"] if run_dir is not None else [])
+    for candidate in candidates:
+        if path is None and not candidate.is_dir():
+            continue
+        fb_dir, _ = model_directory(candidate)
+        fb = SessionRecommender.load(fb_dir, vocab=vocab.fingerprint)
+        matrix = getattr(fb, "matrix_", None)
+        if matrix is None:
+            raise SessionRecError(f"fallback: the {fb.name!r} model in {fb_dir} is not an "
+                                  "item-to-item model (no matrix_); use a cooc run")
+        if fb.n_items_ != len(vocab):
+            raise SessionRecError(f"fallback: {fb_dir} has {fb.n_items_} items, the vocabulary "
+                                  f"{len(vocab)}")
+        return Fallback(popularity, matrix.tocsr(), blocked, name=fb.name)
+    return Fallback(popularity, None, blocked)
+
+
+def load_bundle(model: str | Path, vocab: str | Path | None = None,
+                fallback: str | Path | None = None, blocked: list | None = None) -> Bundle:
+    """Load a served model (see the module docstring); ``blocked``: ProductIds never shown."""
+    model_dir, run_dir = model_directory(model)
+    found = find_vocab(model_dir, run_dir, vocab)
+    recommender = SessionRecommender.load(model_dir, vocab=found.fingerprint)
+    if recommender.n_items_ != len(found):
+        raise DataError(f"the model has {recommender.n_items_:,} items, the vocabulary "
+                        f"{len(found):,}", path=found.path)
+    # Blocked products the model does not know can never be recommended anyway.
+    blocked_idx = np.asarray([i for i in (found.index_of(b) for b in blocked or []) if i >= 0],
+                             dtype=np.int64)
+    step = ModelStep(recommender, blocked_idx)
+    emb = item_embeddings(recommender)
+    similar = SimilarItems(emb, step.blocked) if emb is not None else None
+    fb = load_fallback(None if fallback is None else Path(fallback), run_dir, found,
+                       recommender, blocked_idx)
+    return Bundle(recommender, step, found, fb, similar, model_dir,
+                  file_key(model_dir, found), found.products(blocked_idx))

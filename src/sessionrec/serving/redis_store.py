@@ -1,0 +1,167 @@
+"""The Redis state store: records shared by every API worker, compare-and-set in Lua.
+
+Layout (``prefix`` defaults to ``sessionrec:``)::
+
+    {prefix}s:{session_id}   hash  v = version, d = packed SessionRecord; TTL session_ttl_s
+                                   (+ a grace period for tracked sessions, see below)
+    {prefix}u:{user_id}      hash  v = version, d = packed UserRecord; TTL user_ttl_s
+    {prefix}idle             sorted set of tracked session keys, score = last write (unix s)
+    {prefix}reload           string: the last /admin/reload request (JSON), see the app
+
+A write runs one Lua script (atomic on the server): compare the stored version with the
+expected one, write the record and its TTL, index a tracked session by its write time (ARGV[4]:
+the score; '' un-indexes, '-' leaves the index alone, for users).
+Tracked sessions (those whose user state they will advance) live ``grace_s`` longer than the
+idle timeout, so that :meth:`RedisStore.take_expired` can hand them out before Redis drops them;
+the take scripts delete what they return, so only one worker ever folds a session.
+
+Every Redis or connection error becomes :class:`StoreUnavailable`; the client reconnects by
+itself on the next call once the server is back.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from sessionrec.errors import ConfigError
+from sessionrec.serving.records import RecordError, SessionRecord, UserRecord
+from sessionrec.serving.store import StateStore, StoreUnavailable, Versioned
+
+log = logging.getLogger(__name__)
+
+_CAS = """
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v then v = '0' end
+if v ~= ARGV[1] then return 0 end
+local nv = tonumber(ARGV[1]) + 1
+redis.call('HSET', KEYS[1], 'v', nv, 'd', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if ARGV[4] == '' then
+  redis.call('ZREM', KEYS[2], KEYS[1])
+elseif ARGV[4] ~= '-' then
+  redis.call('ZADD', KEYS[2], ARGV[4], KEYS[1])
+end
+return nv
+"""
+
+_TAKE = """
+local d = redis.call('HGET', KEYS[1], 'd')
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], KEYS[1])
+return d
+"""
+
+_TAKE_EXPIRED = """
+local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+local out = {}
+for _, k in ipairs(keys) do
+  local d = redis.call('HGET', k, 'd')
+  redis.call('DEL', k)
+  redis.call('ZREM', KEYS[1], k)
+  if d then
+    table.insert(out, k)
+    table.insert(out, d)
+  end
+end
+return out
+"""
+
+
+class RedisStore(StateStore):
+    """State store on a Redis server (``redis://host:port/db``)."""
+
+    def __init__(self, url: str, session_ttl_s: float = 1800.0, user_ttl_s: float = 90 * 86400.0,
+                 timeout_s: float = 0.1, prefix: str = "sessionrec:", grace_s: float = 600.0,
+                 max_connections: int = 64) -> None:
+        super().__init__(session_ttl_s, user_ttl_s)
+        if timeout_s <= 0:
+            raise ConfigError(f"store_timeout_s must be positive, got {timeout_s}")
+        self.url = url
+        self.prefix = prefix
+        self.grace_s = float(grace_s)
+        try:
+            self._redis = aioredis.Redis.from_url(
+                url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                max_connections=max_connections, health_check_interval=0)
+        except ValueError as err:
+            raise ConfigError(f"store: invalid Redis URL {url!r}: {err}") from err
+        self._cas = self._redis.register_script(_CAS)
+        self._take = self._redis.register_script(_TAKE)
+        self._take_expired = self._redis.register_script(_TAKE_EXPIRED)
+        self._idle_key = f"{prefix}idle"
+
+    def session_key(self, session_id: str) -> str:
+        return f"{self.prefix}s:{session_id}"
+
+    def user_key(self, user_id: str) -> str:
+        return f"{self.prefix}u:{user_id}"
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The underlying client (for the reload channel and tests)."""
+        return self._redis
+
+    async def _call(self, op: str, coro):
+        try:
+            return await coro
+        except (RedisError, OSError) as err:
+            raise StoreUnavailable(f"Redis at {self.url}: {op} failed: "
+                                   f"{type(err).__name__}: {err}") from err
+
+    async def get_session(self, session_id: str) -> Versioned[SessionRecord] | None:
+        v, d = await self._call("read session",
+                                self._redis.hmget(self.session_key(session_id), "v", "d"))
+        return None if d is None else Versioned(int(v), _read(SessionRecord, d, session_id))
+
+    async def put_session(self, session_id: str, expected: int, record: SessionRecord,
+                          track_idle: bool = False) -> int | None:
+        ttl = self.session_ttl_s + (self.grace_s if track_idle else 0.0)
+        score = repr(record.updated_at) if track_idle else ""
+        version = await self._call("write session", self._cas(
+            keys=[self.session_key(session_id), self._idle_key],
+            args=[str(expected), record.pack(), int(ttl * 1000), score]))
+        return int(version) or None
+
+    async def take_session(self, session_id: str) -> SessionRecord | None:
+        d = await self._call("take session", self._take(
+            keys=[self.session_key(session_id), self._idle_key]))
+        return None if d is None else _read(SessionRecord, d, session_id)
+
+    async def take_expired(self, now: float, limit: int = 100) -> list[tuple[str, SessionRecord]]:
+        flat = await self._call("take idle sessions", self._take_expired(
+            keys=[self._idle_key], args=[repr(now - self.session_ttl_s), int(limit)]))
+        skip = len(self.prefix) + 2
+        taken = [(flat[i].decode("utf-8")[skip:], flat[i + 1]) for i in range(0, len(flat), 2)]
+        out = [(sid, _read(SessionRecord, d, sid)) for sid, d in taken]
+        return [(sid, record) for sid, record in out if record is not None]
+
+    async def get_user(self, user_id: str) -> Versioned[UserRecord] | None:
+        v, d = await self._call("read user", self._redis.hmget(self.user_key(user_id), "v", "d"))
+        return None if d is None else Versioned(int(v), _read(UserRecord, d, user_id))
+
+    async def put_user(self, user_id: str, expected: int, record: UserRecord) -> int | None:
+        version = await self._call("write user", self._cas(
+            keys=[self.user_key(user_id), self._idle_key],
+            args=[str(expected), record.pack(), int(self.user_ttl_s * 1000), "-"]))
+        return int(version) or None
+
+    async def ping(self) -> None:
+        await self._call("ping", self._redis.ping())
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    def describe(self) -> str:
+        return f"redis {self.url} (prefix {self.prefix!r})"
+
+
+def _read(cls, blob: bytes, key: str):
+    """The record in ``blob``; None (logged) when it is unreadable."""
+    try:
+        return cls.unpack(blob)
+    except RecordError as err:
+        log.warning("unreadable %s %r in Redis: %s", cls.__name__, key, err)
+        return None

@@ -1,0 +1,141 @@
+"""The stateless model step: (session states, clicked items) -> (new states, top-k items).
+
+Serving needs nothing of a model but this recurrent interface (GRU4Rec has it):
+
+* ``state_size``, ``initial_state(n)`` -> float32 [n, state_size];
+* ``advance(states, items)`` -> new states (an unknown item, e.g. -1, leaves a state as is);
+* ``scores_from_state(states)`` -> float32 [n, n_items].
+
+Models with a user-level state (HGRU4Rec) add three optional members; without them users
+keep no state:
+
+* ``user_state_size``: floats in a user's state (a new user's state is zeros);
+* ``session_start_state(user_states)`` -> the first session states of those users;
+* ``advance_user(user_states, session_states)`` -> user states after those sessions ended.
+
+Everything runs batched in ``torch.inference_mode()``. Top-k never returns blocked items or,
+on request, the session's own items; items that are excluded can make the list shorter
+than ``k``, never padded with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from sessionrec.errors import SessionRecError
+
+RECURRENT = ("state_size", "initial_state", "advance", "scores_from_state")
+USER_HOOKS = ("user_state_size", "session_start_state", "advance_user")
+
+
+class ModelStep:
+    """A loaded recurrent model behind the batched step interface."""
+
+    def __init__(self, model, blocked: np.ndarray | None = None) -> None:
+        missing = [m for m in RECURRENT if not hasattr(model, m)]
+        if missing:
+            raise SessionRecError(
+                f"model {getattr(model, 'name', type(model).__name__)!r} has no recurrent "
+                f"state ({', '.join(missing)} missing): serving needs a GRU4Rec-family model")
+        hooks = [m for m in USER_HOOKS if hasattr(model, m)]
+        if hooks and len(hooks) != len(USER_HOOKS):
+            raise SessionRecError(
+                f"model {model.name!r} has {', '.join(hooks)} but not "
+                f"{', '.join(m for m in USER_HOOKS if m not in hooks)}: a user-state model "
+                "needs all three")
+        self.model = model
+        self.n_items = int(model.n_items_)
+        self.state_size = int(model.state_size)
+        self.user_state_size = int(model.user_state_size) if hooks else 0
+        self.blocked = torch.as_tensor(
+            np.unique(np.asarray([] if blocked is None else blocked, dtype=np.int64)))
+
+    @property
+    def has_user_state(self) -> bool:
+        return self.user_state_size > 0
+
+    def start_states(self, user_states: np.ndarray | None, n: int) -> np.ndarray:
+        """First states of ``n`` sessions: from their users' states, or the model's initial."""
+        with torch.inference_mode():
+            if user_states is None or not self.has_user_state:
+                return self.model.initial_state(n).numpy().astype(np.float32)
+            users = torch.from_numpy(np.asarray(user_states, dtype=np.float32).reshape(n, -1))
+            return self.model.session_start_state(users).numpy().astype(np.float32)
+
+    def advance_users(self, user_states: np.ndarray, session_states: np.ndarray) -> np.ndarray:
+        """User states after their sessions (final states ``session_states``) ended."""
+        if not self.has_user_state:
+            raise SessionRecError(f"model {self.model.name!r} keeps no user state")
+        with torch.inference_mode():
+            users = torch.from_numpy(np.asarray(user_states, dtype=np.float32))
+            sessions = torch.from_numpy(np.asarray(session_states, dtype=np.float32))
+            return self.model.advance_user(users, sessions).numpy().astype(np.float32)
+
+    def new_user_state(self) -> np.ndarray:
+        return np.zeros(self.user_state_size, dtype=np.float32)
+
+    def step(self, states: np.ndarray, items: np.ndarray, k: int,
+             exclude: Sequence[np.ndarray] | None = None,
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Advance ``states`` [n, S] by ``items`` [n] (-1: no click) and rank every item.
+
+        Returns the new states (float32 [n, S]), top-k item indices (int64 [n, k']) and their
+        scores (float32 [n, k'], ``-inf`` marks an excluded slot when fewer than ``k`` items
+        are allowed), ``k' = min(k, n_items)``. ``exclude[i]`` are extra items never
+        recommended to row ``i`` (its seen items).
+        """
+        if k < 1:
+            raise SessionRecError(f"k must be at least 1, got {k}")
+        with torch.inference_mode():
+            s = torch.from_numpy(np.ascontiguousarray(states, dtype=np.float32))
+            it = torch.from_numpy(np.asarray(items, dtype=np.int64))
+            new = self.model.advance(s, it) if bool((it >= 0).any()) else s
+            scores = self.model.scores_from_state(new)
+            values, indices = self._topk(scores, k, exclude)
+            return new.numpy().astype(np.float32, copy=False), indices, values
+
+    def _topk(self, scores: torch.Tensor, k: int, exclude: Sequence[np.ndarray] | None,
+              ) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.blocked):
+            scores.index_fill_(1, self.blocked, float("-inf"))
+        if exclude is not None:
+            rows = [np.full(len(e), r, dtype=np.int64) for r, e in enumerate(exclude) if len(e)]
+            if rows:
+                cols = np.concatenate([np.asarray(e, dtype=np.int64) for e in exclude if len(e)])
+                scores[torch.from_numpy(np.concatenate(rows)), torch.from_numpy(cols)] = (
+                    float("-inf"))
+        values, indices = torch.topk(scores, min(int(k), self.n_items), dim=1)
+        return values.numpy(), indices.numpy()
+
+
+def item_embeddings(model) -> torch.Tensor | None:
+    """The model's item output embeddings [n_items, d] (``item_embeddings()`` or ``Wy``)."""
+    if hasattr(model, "item_embeddings"):
+        return model.item_embeddings()
+    weights = getattr(model, "weights_", None)
+    if isinstance(weights, dict) and "Wy" in weights:
+        return weights["Wy"]
+    return None
+
+
+class SimilarItems:
+    """Cosine similarity between item embeddings: "similar products"."""
+
+    def __init__(self, embeddings: torch.Tensor, blocked: torch.Tensor) -> None:
+        e = embeddings.detach().float()
+        self.unit = e / e.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        self.blocked = blocked
+
+    def topk(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` items most similar to ``item`` (never itself or a blocked item)."""
+        with torch.inference_mode():
+            sims = self.unit @ self.unit[item]
+            sims[item] = float("-inf")
+            if len(self.blocked):
+                sims.index_fill_(0, self.blocked, float("-inf"))
+            values, indices = torch.topk(sims, min(int(k), len(sims)))
+            keep = torch.isfinite(values)
+            return indices[keep].numpy(), values[keep].numpy()
