@@ -18,10 +18,13 @@ def machine() -> str:
             f"Python {platform.python_version()}, measured {datetime.now(UTC):%Y-%m-%d}")
 
 
-def update_section(name: str, body: str, doc: Path = DOC) -> None:
-    """Replace the text between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` (or append)."""
+def update_section(name: str, body: str, doc: Path = DOC, title: str = TITLE) -> None:
+    """Replace the text between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` (or append).
+
+    A new document starts with ``title``.
+    """
     doc.parent.mkdir(parents=True, exist_ok=True)
-    text = doc.read_text(encoding="utf-8") if doc.exists() else TITLE
+    text = doc.read_text(encoding="utf-8") if doc.exists() else title
     block = f"<!-- BEGIN {name} -->\n{body.rstrip()}\n<!-- END {name} -->"
     pattern = re.compile(rf"<!-- BEGIN {re.escape(name)} -->.*?<!-- END {re.escape(name)} -->",
                          re.S)

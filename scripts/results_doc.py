@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _report import update_section
 from sessionrec.config import load_config
 from sessionrec.data.prepare import PrepareConfig, prepare
 from sessionrec.data.sources import get_source
@@ -47,7 +50,8 @@ def main() -> None:
         text, _ = compare_models(data, BASELINES, (), args.runs / name / "runs", "next-item",
                                  "pessimistic", "pop", dataset=name)
         parts += [f"## {name}", "", text]
-    args.out.write_text("\n".join(parts).rstrip() + "\n", encoding="utf-8")
+    # Only this script's section is replaced: other scripts (benchmarks/gru4rec.py) own theirs.
+    update_section("baselines", "\n".join(parts[2:]), doc=args.out, title=parts[0] + "\n")
     print(f"wrote {args.out}")
 
 

@@ -238,6 +238,69 @@ QUICKSTART_MODELS = ("pop", "cooc", "markov", "sr", "vsknn", "gru4rec")
 QUICKSTART_PARAMS = ("gru4rec.n_epochs=3",)
 
 
+# -- serve -----------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    from sessionrec.serving.server import run_server
+    from sessionrec.serving.settings import ServeSettings
+
+    settings = ServeSettings.from_env(
+        model=args.model, vocab=args.vocab, fallback=args.fallback, store=args.store,
+        blocked_file=args.blocked, admin_token=args.admin_token,
+        session_ttl_s=args.session_ttl, user_ttl_s=args.user_ttl)
+    print(f"serving {args.model} on http://{args.host}:{args.port} (store {settings.store}, "
+          f"{args.workers} worker(s)); API docs at /docs", flush=True)
+    run_server(settings, args.host, args.port, args.workers, args.log_level)
+    return 0
+
+
+# -- embed / similar -------------------------------------------------------------------------
+def cmd_embed(args: argparse.Namespace) -> int:
+    from sessionrec.embeddings.metaprod2vec import MetaProd2VecConfig, to_store, train_prepared
+    from sessionrec.embeddings.store import write_store
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise SessionRecError(f"embedding store {out} already exists (pass --overwrite)")
+    cfg = MetaProd2VecConfig(dim=args.dim, window=args.window, epochs=args.epochs,
+                             negatives=args.negatives, lambda_meta=args.lambda_meta,
+                             price_classes=args.price_classes, lr=args.lr, seed=args.seed,
+                             threads=args.threads)
+    model, items = train_prepared(Path(args.data), cfg)
+    store = to_store(model, items, source=str(args.data))
+    write_store(out, store, overwrite=args.overwrite)
+    pairs = sum(h["pairs"] for h in model.history)
+    seconds = sum(h["seconds"] for h in model.history)
+    fields = ", ".join(model.tokens.fields) or "none"
+    print(f"{store.meta['method']}: {len(store):,} items x {store.dim} dims, metadata fields: "
+          f"{fields} ({model.tokens.n_tokens:,} tokens); {pairs:,} pairs in {seconds:.1f} s "
+          f"({pairs / max(seconds, 1e-9):,.0f} pairs/s); final loss "
+          f"{model.history[-1]['loss'] if model.history else float('nan'):.4f}")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    from sessionrec.embeddings.similar import similar_products
+    from sessionrec.embeddings.store import read_store
+
+    store = read_store(Path(args.store))
+    table = similar_products(store, args.product, k=args.k)
+    for query, part in table.group_by("query", maintain_order=True):
+        about = ""
+        if store.metadata is not None:
+            row = store.metadata.row(int(store.index_of([query[0]])[0]))
+            about = " [" + ", ".join(str(v) for v in row) + "]"
+        print(f"products similar to {query[0]}{about} ({store.meta.get('method', '?')}, "
+              "cosine):")
+        cols = [c for c in ("rank", "product_id", "cosine", "brand", "category", "price")
+                if c in part.columns]
+        for row in part.select(cols).iter_rows(named=True):
+            extra = "  ".join(str(row[c]) for c in cols[3:])
+            print(f"  {row['rank']:>3}  {row['product_id']!s:<20} {row['cosine']:.4f}  {extra}"
+                  .rstrip())
+    return 0
+
+
 # -- parser ----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     from sessionrec import __version__
@@ -325,6 +388,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_quickstart)
+
+    p = sub.add_parser("serve", help="serve live recommendations over HTTP (REST API)")
+    p.add_argument("--model", required=True, help="run directory (or its model/ folder)")
+    p.add_argument("--vocab", default=None,
+                   help="items.parquet or prepared data directory (default: found from the run)")
+    p.add_argument("--fallback", default=None,
+                   help="cooc run for fallbacks (default: RUN_DIR/../cooc, else popularity)")
+    p.add_argument("--store", default=None,
+                   help="session/user state store: memory (default) or redis://HOST:PORT/DB")
+    p.add_argument("--workers", type=int, default=1, help="API worker processes (> 1: Redis)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--blocked", default=None, metavar="FILE",
+                   help="ProductIds never to recommend, one per line")
+    p.add_argument("--admin-token", default=None,
+                   help="bearer token of POST /admin/reload (or SESSIONREC_ADMIN_TOKEN)")
+    p.add_argument("--session-ttl", type=float, default=None, metavar="SECONDS",
+                   help="a session ends after this long without events (default 1800)")
+    p.add_argument("--user-ttl", type=float, default=None, metavar="SECONDS",
+                   help="user state kept this long after the last session (default 90 days)")
+    p.add_argument("--log-level", default="warning",
+                   choices=("critical", "error", "warning", "info", "debug"))
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("embed", help="train Meta-Prod2Vec product embeddings (train split)")
+    p.add_argument("--data", required=True, help="prepared data directory")
+    p.add_argument("--out", required=True, help="embedding store to write (.parquet)")
+    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--window", type=int, default=3, help="context: events 1..WINDOW apart")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--negatives", type=int, default=5, help="negatives per positive pair")
+    p.add_argument("--lambda-meta", type=float, default=1.0,
+                   help="weight of the metadata terms; 0 trains plain prod2vec")
+    p.add_argument("--price-classes", type=int, default=5,
+                   help="price quantile buckets within a product type")
+    p.add_argument("--lr", type=float, default=0.1, help="row-wise Adagrad step size")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("similar", help="most similar products by cosine of their embeddings")
+    p.add_argument("--store", required=True, help="embedding store (sessionrec embed --out)")
+    p.add_argument("--product", required=True, nargs="+", help="ProductId(s) to query")
+    p.add_argument("-k", type=int, default=10, help="neighbours per product")
+    p.set_defaults(func=cmd_similar)
     return parser
 
 

@@ -30,18 +30,23 @@ pairs are generated at all).
 unigram distribution to the power 0.75; a token context gets tokens *of the same field*
 (brand against other brands) from that field's unigram^0.75, where a token's count is the
 number of training events whose item carries it. Contrasting a brand with product types would
-teach nothing.
+teach nothing. Pairs are put in groups of ``group_size`` pairs with contexts of one kind, and
+the pairs of a group share their ``negatives`` draws (every pair still meets ``negatives``
+negatives; the scores are one small matrix product per group instead of a gather per pair).
 
 **Training** is vectorised: pairs are generated with NumPy over session offset arrays (one step
 per window offset, never per event), sessions are shuffled each epoch, pairs are shuffled
-within chunks and processed in large batches with hand-written gradients and row-wise Adagrad
-(one accumulator per vector, as in PyTorch-BigGraph), which keeps rows that occur thousands of
-times in one batch (popular brands) from overshooting. Given ``seed`` (and the thread count),
-training is deterministic.
+within chunks of about ``chunk_pairs``, and batches of ``batch_size`` pairs are processed with
+hand-written gradients and row-wise Adagrad (one accumulator per vector, as in
+PyTorch-BigGraph); the gradients of a row that occurs many times in a batch (a popular brand)
+are summed before its one step, which keeps such rows from overshooting. The item embedding is
+the input vector ``u`` of the item. Given ``seed`` and the thread count, training is
+deterministic.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -55,6 +60,7 @@ import torch
 
 from sessionrec.data.sessions import Sessions
 from sessionrec.embeddings.metadata import MetadataTokens, item_metadata_tokens
+from sessionrec.embeddings.store import METADATA_COLUMNS, EmbeddingStore
 from sessionrec.errors import ConfigError, DataError, EmptyDataError
 
 log = logging.getLogger(__name__)
@@ -74,15 +80,19 @@ class MetaProd2VecConfig:
     terms: tuple[str, ...] = META_TERMS  # which metadata terms to use
     price_classes: int = 5  # price quantile buckets within a product type
     fields: tuple[str, ...] | None = None  # metadata fields; None: all the data has
-    lr: float = 0.05  # row-wise Adagrad step size
-    batch_size: int = 16_384  # positive pairs per step
+    lr: float = 0.1  # row-wise Adagrad step size
+    batch_size: int = 16_384  # positive pairs per step (a multiple of group_size, at least one)
+    group_size: int = 256  # pairs with contexts of one kind that share one draw of negatives
     chunk_pairs: int = 2_000_000  # pairs generated and shuffled together
     seed: int = 0
-    threads: int = 0  # torch threads; 0 keeps torch's default
+    # torch threads; 0 keeps torch's default. One is the default: a step is many small
+    # memory-bound operations, and two threads on a shared 2-core machine were far slower.
+    threads: int = 1
 
     def __post_init__(self) -> None:
         checks = {"dim": self.dim >= 1, "window": self.window >= 1, "epochs": self.epochs >= 0,
                   "negatives": self.negatives >= 1, "batch_size": self.batch_size >= 1,
+                  "group_size": self.group_size >= 1,
                   "chunk_pairs": self.chunk_pairs >= 1, "price_classes": self.price_classes >= 1,
                   "lr": self.lr > 0, "threads": self.threads >= 0}
         for name, ok in checks.items():
@@ -181,75 +191,117 @@ def build_pairs(items: np.ndarray, offsets: np.ndarray, item_tokens: np.ndarray,
 
 # -- negatives -------------------------------------------------------------------------------
 class NegativeSampler:
-    """Draws negatives of the same kind as the context (item, or a token of the same field)."""
+    """Draws negatives of one kind (items, or the tokens of one field) by unigram^power."""
 
     def __init__(self, counts: np.ndarray, kind: np.ndarray, power: float = 0.75) -> None:
-        """``counts`` [V] occurrences of each id; ``kind`` [V] non-decreasing kind codes."""
+        """``counts`` [V] occurrences of each id; ``kind`` [V] kind codes, ids grouped by kind."""
+        kind = np.asarray(kind, dtype=np.int64)
         if len(kind) and np.any(np.diff(kind) < 0):
             raise ValueError("ids must be grouped by kind")
-        self.kind = torch.from_numpy(kind.astype(np.int64))
+        self.n_kinds = int(kind.max()) + 1 if len(kind) else 0
+        self.kind = torch.from_numpy(kind)
         weights = np.asarray(counts, dtype=np.float64) ** power
         cdf = np.zeros(len(counts), dtype=np.float64)
-        self.starts = np.zeros(int(kind.max()) + 2 if len(kind) else 1, dtype=np.int64)
-        for k in range(len(self.starts) - 1):
-            ids = np.flatnonzero(kind == k)
-            self.starts[k + 1] = ids[-1] + 1 if len(ids) else self.starts[k]
-            if not len(ids):
-                continue
-            w = weights[ids]
+        first = np.searchsorted(kind, np.arange(self.n_kinds))
+        last = np.searchsorted(kind, np.arange(self.n_kinds), side="right") - 1
+        for k in range(self.n_kinds):
+            w = weights[first[k] : last[k] + 1]
             w = w if w.sum() > 0 else np.ones_like(w)
             c = np.cumsum(w) / w.sum()
             c[-1] = 1.0
-            cdf[ids] = k + c  # kind k's distribution lives in (k, k + 1]
+            cdf[first[k] : last[k] + 1] = k + c  # kind k's distribution lives in (k, k + 1]
         self.cdf = torch.from_numpy(cdf)
-        self.last = torch.from_numpy(self.starts[1:] - 1)
-        self.first = torch.from_numpy(self.starts[:-1])
+        self.first, self.last = torch.from_numpy(first), torch.from_numpy(last)
 
-    def sample(self, context: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
-        """int64 [len(context), n] negatives for each context id."""
-        k = self.kind[context]
-        u = torch.rand((len(context), n), generator=gen, dtype=torch.float64) + k[:, None]
+    def sample(self, kinds: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
+        """int64 [len(kinds), n]: ``n`` ids of kind ``kinds[g]`` for every row ``g``."""
+        u = torch.rand((len(kinds), n), generator=gen, dtype=torch.float64) + kinds[:, None]
         ids = torch.searchsorted(self.cdf, u, right=True)
-        return torch.minimum(torch.maximum(ids, self.first[k][:, None]), self.last[k][:, None])
+        return torch.minimum(torch.maximum(ids, self.first[kinds][:, None]),
+                             self.last[kinds][:, None])
+
+
+def negative_groups(kinds: torch.Tensor, n_kinds: int, group_size: int
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Groups of at most ``group_size`` pairs whose contexts are of one kind.
+
+    Returns ``slots`` int64 [G, group_size], the pair index in each slot (-1: padding), and
+    ``group_kind`` int64 [G]. The pairs of one group share their negatives.
+    """
+    order = torch.argsort(kinds, stable=True)
+    counts = torch.bincount(kinds, minlength=n_kinds)
+    n_groups = (counts + group_size - 1) // group_size
+    group_start = torch.cumsum(n_groups, 0) - n_groups
+    kind_start = torch.cumsum(counts, 0) - counts
+    sorted_kind = kinds[order]
+    local = torch.arange(len(kinds)) - kind_start[sorted_kind]
+    group = group_start[sorted_kind] + local // group_size
+    slots = torch.full((int(n_groups.sum()), group_size), -1, dtype=torch.int64)
+    slots[group, local % group_size] = order
+    group_kind = torch.repeat_interleave(torch.arange(n_kinds), n_groups)
+    return slots, group_kind
 
 
 # -- training --------------------------------------------------------------------------------
 class _RowAdagrad:
-    """Row-wise Adagrad on a table: one squared-gradient accumulator per row."""
+    """Row-wise Adagrad on a table: one squared-gradient accumulator per row.
+
+    The gradients of a row that occurs several times in a batch are summed first, so a token
+    seen thousands of times per batch takes one normalised step, not thousands.
+    """
 
     def __init__(self, table: torch.Tensor, lr: float, eps: float = 1e-10) -> None:
         self.table, self.lr, self.eps = table, lr, eps
         self.state = torch.zeros(table.shape[0], dtype=table.dtype)
-        self.buf = torch.zeros_like(table)
+        self._slot = torch.zeros(table.shape[0], dtype=torch.int64)  # scratch row -> position
 
-    def step(self, idx: torch.Tensor, grad: torch.Tensor) -> None:
-        # Sum the gradients of repeated rows, then write each touched row; duplicates in idx
-        # write identical values, so no sort/unique is needed.
-        self.buf.index_add_(0, idx, grad)
-        g = self.buf[idx]
-        s = self.state[idx] + g.pow(2).mean(1)
-        self.state[idx] = s
-        self.table[idx] = self.table[idx] - (self.lr / (s + self.eps).sqrt())[:, None] * g
-        self.buf[idx] = 0.0
+    def step(self, parts: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Apply gradients given as ``(rows [n], grad [n, d])`` parts."""
+        idx = torch.cat([i for i, _ in parts]) if len(parts) > 1 else parts[0][0]
+        # Distinct rows without sorting: each row keeps one of its positions (whichever write
+        # lands last); the positions that kept themselves are the distinct rows. The sums do
+        # not depend on which position represents a row.
+        pos = torch.arange(len(idx))
+        self._slot[idx] = pos
+        rep = self._slot[idx]
+        first = rep == pos
+        compact = torch.cumsum(first, 0) - 1
+        rows = idx[first]
+        target = compact[rep]
+        acc = torch.zeros(len(rows), self.table.shape[1], dtype=self.table.dtype)
+        start = 0
+        for i, grad in parts:
+            acc.index_add_(0, target[start : start + len(i)], grad)
+            start += len(i)
+        s = self.state[rows] + torch.linalg.vector_norm(acc, dim=1).square_() / acc.shape[1]
+        self.state[rows] = s
+        acc.mul_((self.lr / (s + self.eps).sqrt())[:, None])
+        self.table.index_add_(0, rows, acc, alpha=-1.0)
 
 
 def _sgns_step(w_in: _RowAdagrad, w_out: _RowAdagrad, centre: torch.Tensor,
                context: torch.Tensor, negatives: torch.Tensor, weight: torch.Tensor) -> float:
-    """One batch of skip-gram with negative sampling; returns the summed weighted loss."""
-    c = w_in.table[centre]  # [B, d]
-    o = w_out.table[context]  # [B, d]
-    n = w_out.table[negatives]  # [B, K, d]
-    s_pos = (c * o).sum(1)
-    s_neg = torch.bmm(n, c.unsqueeze(2)).squeeze(2)  # [B, K]
+    """One step of skip-gram with negative sampling over groups sharing negatives.
+
+    ``centre``, ``context``, ``weight`` are [G, C] (padding slots have weight 0),
+    ``negatives`` [G, N]. Returns the summed weighted loss.
+    """
+    g_, c_ = centre.shape
+    c = w_in.table[centre.reshape(-1)].reshape(g_, c_, -1)  # [G, C, d]
+    o = w_out.table[context.reshape(-1)].reshape(g_, c_, -1)  # [G, C, d]
+    n = w_out.table[negatives.reshape(-1)].reshape(g_, negatives.shape[1], -1)  # [G, N, d]
+    s_pos = torch.bmm(c.reshape(-1, 1, c.shape[2]), o.reshape(-1, c.shape[2], 1)).reshape(g_, c_)
+    s_neg = torch.bmm(c, n.transpose(1, 2))  # [G, C, N]
     loss = -(weight * (torch.nn.functional.logsigmoid(s_pos)
-                       + torch.nn.functional.logsigmoid(-s_neg).sum(1))).sum()
-    g_pos = (torch.sigmoid(s_pos) - 1.0) * weight  # d loss / d s_pos
-    g_neg = torch.sigmoid(s_neg) * weight[:, None]
-    grad_c = g_pos[:, None] * o + torch.bmm(g_neg.unsqueeze(1), n).squeeze(1)
-    grad_out = torch.cat([g_pos[:, None] * c,
-                          (g_neg[:, :, None] * c[:, None, :]).reshape(-1, c.shape[1])])
-    w_out.step(torch.cat([context, negatives.reshape(-1)]), grad_out)
-    w_in.step(centre, grad_c)
+                       + torch.nn.functional.logsigmoid(-s_neg).sum(2))).sum()
+    g_pos = ((torch.sigmoid(s_pos) - 1.0) * weight)[:, :, None]  # d loss / d s_pos
+    g_neg = torch.sigmoid(s_neg) * weight[:, :, None]  # d loss / d s_neg
+    grad_c = torch.baddbmm(g_pos * o, g_neg, n)  # [G, C, d]
+    grad_n = torch.bmm(g_neg.transpose(1, 2), c)  # [G, N, d]
+    dim = c.shape[2]
+    w_out.step([(context.reshape(-1), (c.mul_(g_pos)).reshape(-1, dim)),
+                (negatives.reshape(-1), grad_n.reshape(-1, dim))])
+    w_in.step([(centre.reshape(-1), grad_c.reshape(-1, dim))])
     return float(loss)
 
 
@@ -278,9 +330,12 @@ def train(sessions: Sessions, tokens: MetadataTokens | None = None,
     threads_before = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    # Adagrad steps of rarely-updated rows produce subnormal floats, which are very slow.
+    torch.set_flush_denormal(True)
     try:
         return _train(sessions, tokens, cfg, terms)
     finally:
+        torch.set_flush_denormal(False)  # torch's default
         torch.set_num_threads(threads_before)
 
 
@@ -298,30 +353,40 @@ def _train(sessions: Sessions, tokens: MetadataTokens, cfg: MetaProd2VecConfig,
     n_fields = len(tokens.fields)
     per_event = 2 * cfg.window * (1 + n_fields * len(terms)) + n_fields
     chunk_events = max(1, cfg.chunk_pairs // per_event)
+    groups_per_step = max(1, cfg.batch_size // cfg.group_size)
     rng = np.random.default_rng(cfg.seed)
     history: list[dict[str, float]] = []
     for epoch in range(cfg.epochs):
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         order = sessions.subset(rng.permutation(sessions.n_sessions))
         bounds = _chunk_bounds(order.offsets, chunk_events)
         n_pairs = np.zeros(len(TERMS), dtype=np.int64)
         loss = 0.0
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        for lo, hi in itertools.pairwise(bounds):
             centre, context, term = build_pairs(order.items, order.offsets[lo : hi + 1],
                                                 tokens.item_tokens, n_items, cfg.window, terms)
             n_pairs += np.bincount(term, minlength=len(TERMS))
+            # Groups of pairs whose contexts are of one kind share negatives; pairs are
+            # shuffled within their kind, then the groups are shuffled.
+            centre_t, context_t = torch.from_numpy(centre), torch.from_numpy(context)
             perm = torch.randperm(len(centre), generator=gen)
-            centre_t = torch.from_numpy(centre)[perm]
-            context_t = torch.from_numpy(context)[perm]
-            weight_t = weights[torch.from_numpy(term.astype(np.int64))[perm]]
-            for b in range(0, len(centre_t), cfg.batch_size):
-                sl = slice(b, b + cfg.batch_size)
-                neg = sampler.sample(context_t[sl], cfg.negatives, gen)
-                loss += _sgns_step(opt_in, opt_out, centre_t[sl], context_t[sl], neg,
-                                   weight_t[sl])
+            slots, group_kind = negative_groups(sampler.kind[context_t[perm]], sampler.n_kinds,
+                                                cfg.group_size)
+            shuffle = torch.randperm(len(slots), generator=gen)
+            slots, group_kind = slots[shuffle], group_kind[shuffle]
+            pad = slots < 0
+            pair = perm[slots.clamp_(min=0)]  # [G, C]
+            centre_g, context_g = centre_t[pair], context_t[pair]
+            weight_g = weights[torch.from_numpy(term.astype(np.int64))[pair]].masked_fill_(pad, 0)
+            negatives = sampler.sample(group_kind, cfg.negatives, gen)  # [G, N]
+            for g in range(0, len(slots), groups_per_step):
+                sl = slice(g, g + groups_per_step)
+                loss += _sgns_step(opt_in, opt_out, centre_g[sl], context_g[sl], negatives[sl],
+                                   weight_g[sl])
         seconds = time.perf_counter() - t0
         total = int(n_pairs.sum())
-        stats = {"epoch": epoch + 1, "seconds": seconds, "pairs": total,
+        stats = {"epoch": epoch + 1, "seconds": seconds,
+                 "cpu_seconds": time.process_time() - cpu0, "pairs": total,
                  "item_pairs": int(n_pairs[0]), "pairs_per_s": total / max(seconds, 1e-9),
                  "loss": loss / max(total, 1)}
         stats.update({f"pairs[{t}]": int(c) for t, c in zip(TERMS, n_pairs, strict=True)})
@@ -352,10 +417,18 @@ def train_prepared(data_dir: Path, config: MetaProd2VecConfig | None = None
         if not (data_dir / name).is_file():
             raise DataError(f"not a prepared data directory ({name} missing)",
                             path=str(data_dir), hint="run `sessionrec prepare` first")
-    items = pl.read_parquet(data_dir / "items.parquet").sort("item_idx")
-    frame = pl.read_parquet(data_dir / "train.parquet",
-                            columns=["session_id", "item_idx", "ts"])
-    sessions = Sessions.from_frame(frame, items.height)
+    items = pl.read_parquet(data_dir / "items.parquet")
+    for col in ("item_idx", "item_id"):
+        if col not in items.columns:
+            raise DataError(f"item vocabulary lacks column {col!r}",
+                            path=str(data_dir / "items.parquet"), column=col)
+    items = items.sort("item_idx")
+    train_file = pl.scan_parquet(data_dir / "train.parquet")
+    wanted = [c for c in ("session_id", "item_idx", "ts") if c in train_file.collect_schema()]
+    try:
+        sessions = Sessions.from_frame(train_file.select(wanted).collect(), items.height)
+    except DataError as err:
+        raise DataError(str(err), path=str(data_dir / "train.parquet")) from err
     tokens = item_metadata_tokens(items, n_price_classes=cfg.price_classes, fields=cfg.fields)
     if cfg.lambda_meta > 0 and not tokens.fields:
         log.warning("%s has no item metadata (brand, category, price): training plain "
@@ -363,10 +436,8 @@ def train_prepared(data_dir: Path, config: MetaProd2VecConfig | None = None
     return train(sessions, tokens, cfg), items
 
 
-def to_store(model: MetaProd2Vec, items: pl.DataFrame, *, source: str = ""):
+def to_store(model: MetaProd2Vec, items: pl.DataFrame, *, source: str = "") -> EmbeddingStore:
     """The model's item vectors keyed by ``items.item_id`` (``items`` in item_idx order)."""
-    from sessionrec.embeddings.store import METADATA_COLUMNS, EmbeddingStore
-
     method = METHOD if model.tokens.fields and model.config.lambda_meta > 0 else "prod2vec"
     history = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in h.items()}
                for h in model.history]

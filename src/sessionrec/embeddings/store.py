@@ -146,7 +146,7 @@ def read_store(path: Path) -> EmbeddingStore:
         raise DataError(f"vector column has type {dtype}, expected Array(Float32, "
                         f"{meta.get('dim')})", path=str(path), column="vector")
     vectors = df["vector"].cast(pl.Array(pl.Float32, dtype.size)).to_numpy()
-    vectors = np.ascontiguousarray(vectors.reshape(len(df), dtype.size), dtype=np.float32)
+    vectors = np.array(vectors.reshape(len(df), dtype.size), dtype=np.float32)  # writable
     meta = {k: v for k, v in meta.items() if k not in ("format", "dim")}
     extra = [c for c in METADATA_COLUMNS if c in df.columns]
     try:
