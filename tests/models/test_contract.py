@@ -71,6 +71,17 @@ MODEL_FACTORIES: list[ModelFactory] = [
                      "dropout_p_hidden": 0.2, "dropout_p_embed": 0.1},
                     {"loss": "bpr", "optimizer": "adam", "n_sample": 0, "momentum": 0.1},
                     {"loss": "top1", "logq": 1.0})),
+    *(functools.partial(get_model_class("hgru4rec"), **{
+        "layers": [8], "user_layers": [6], "batch_size": 3, "n_sample": 4, "n_epochs": 2,
+        "progress": False, **extra})
+      for extra in ({},
+                    {"user_propagation": "all", "user_to_output": True,
+                     "constrained_embedding": False, "dropout_p_hidden_usr": 0.2,
+                     "dropout_p_init": 0.1, "dropout_p_embed": 0.1},
+                    {"loss": "bpr-max", "constrained_embedding": False, "embedding": 6,
+                     "layers": [8, 6], "user_layers": [6, 4], "user_propagation": "all",
+                     "optimizer": "adagrad", "momentum": 0.1},
+                    {"user_layers": [], "n_sample": 0})),
 ]
 
 

@@ -32,8 +32,9 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -140,29 +141,29 @@ class GRU4Rec(SessionRecommender):
     def _validate_params(self) -> None:
         p = self._params
         if p["loss"] not in LOSSES:
-            raise ConfigError(f"gru4rec: unknown loss {p['loss']!r}; valid losses: "
+            raise ConfigError(f"{self.name}: unknown loss {p['loss']!r}; valid losses: "
                               f"{', '.join(LOSSES)}")
         if p["optimizer"] not in OPTIMIZERS:
-            raise ConfigError(f"gru4rec: unknown optimizer {p['optimizer']!r}; valid "
+            raise ConfigError(f"{self.name}: unknown optimizer {p['optimizer']!r}; valid "
                               f"optimizers: {', '.join(OPTIMIZERS)}")
         if not p["layers"] or min(p["layers"]) < 1:
-            raise ConfigError(f"gru4rec: layers must be positive sizes, got {p['layers']}")
+            raise ConfigError(f"{self.name}: layers must be positive sizes, got {p['layers']}")
         for key in ("batch_size", "n_epochs", "eval_lanes"):
             if int(p[key]) < 1:
-                raise ConfigError(f"gru4rec: {key} must be at least 1, got {p[key]}")
+                raise ConfigError(f"{self.name}: {key} must be at least 1, got {p[key]}")
         for key in ("n_sample", "embedding", "patience", "threads"):
             if int(p[key]) < 0:
-                raise ConfigError(f"gru4rec: {key} must be >= 0, got {p[key]}")
+                raise ConfigError(f"{self.name}: {key} must be >= 0, got {p[key]}")
         for key in ("dropout_p_embed", "dropout_p_hidden"):
             if not 0 <= float(p[key]) < 1:
-                raise ConfigError(f"gru4rec: {key} must lie in [0, 1), got {p[key]}")
+                raise ConfigError(f"{self.name}: {key} must lie in [0, 1), got {p[key]}")
         if float(p["learning_rate"]) <= 0:
-            raise ConfigError(f"gru4rec: learning_rate must be positive, got "
+            raise ConfigError(f"{self.name}: learning_rate must be positive, got "
                               f"{p['learning_rate']}")
         if not 0 <= float(p["momentum"]) < 1:
-            raise ConfigError(f"gru4rec: momentum must lie in [0, 1), got {p['momentum']}")
+            raise ConfigError(f"{self.name}: momentum must lie in [0, 1), got {p['momentum']}")
         if int(p["n_sample"]) == 0 and int(p["batch_size"]) < 2:
-            raise ConfigError("gru4rec: with n_sample = 0 the other lanes' targets are the "
+            raise ConfigError(f"{self.name}: with n_sample = 0 the other lanes' targets are the "
                               "only negatives, so batch_size must be at least 2")
 
     @property
@@ -174,18 +175,31 @@ class GRU4Rec(SessionRecommender):
 
     def _shapes(self, n_items: int) -> dict[str, tuple[int, ...]]:
         """Every parameter's shape (item matrices first: they are updated by rows)."""
+        return self._session_shapes(n_items, self._params["layers"][-1], 0)
+
+    def _session_shapes(self, n_items: int, out_width: int,
+                        context: int) -> dict[str, tuple[int, ...]]:
+        """Shapes of the item matrices and the GRU stack.
+
+        ``out_width``: width of the output layer's input (the last layer's size for GRU4Rec);
+        ``context``: width of a vector joined to every step's input (0: none; HGRU4Rec's user
+        state), as a projection ``Wc0`` into the gates of the one-hot input layer, else as
+        extra columns of the first layer's input.
+        """
         layers = self._params["layers"]
         mode = self.input_mode
-        shapes: dict[str, tuple[int, ...]] = {"Wy": (n_items, layers[-1]), "By": (n_items, 1)}
+        shapes: dict[str, tuple[int, ...]] = {"Wy": (n_items, out_width), "By": (n_items, 1)}
         if mode == "embedding":
             shapes["E"] = (n_items, int(self._params["embedding"]))
         first = 0
         if mode == "onehot":
             h = layers[0]
             shapes.update(Wx0=(n_items, 3 * h), Wrz0=(h, 2 * h), Wh0=(h, h), Bh0=(3 * h,))
+            if context:
+                shapes["Wc0"] = (context, 3 * h)
             first = 1
-        n_in = {"constrained": layers[-1],
-                "embedding": int(self._params["embedding"])}.get(mode, layers[0])
+        n_in = {"constrained": out_width,
+                "embedding": int(self._params["embedding"])}.get(mode, layers[0]) + context
         for i in range(first, len(layers)):
             d_in = n_in if i == 0 else layers[i - 1]
             shapes[f"w_ih{i}"] = (3 * layers[i], d_in)
@@ -195,6 +209,7 @@ class GRU4Rec(SessionRecommender):
         return shapes
 
     ROW_PARAMS = ("Wy", "By", "E", "Wx0")
+    VALID_K = 20  # early stopping watches validation MRR@VALID_K
 
     def estimate_memory(self, n_items: int) -> dict[str, int]:
         """Bytes the fit needs, by part (weights, optimiser state, score matrices)."""
@@ -220,7 +235,7 @@ class GRU4Rec(SessionRecommender):
         if need > limit:
             detail = ", ".join(f"{k} {v / GIB:.2f}" for k, v in parts.items())
             raise SessionRecError(
-                f"gru4rec with {n_items:,} items needs an estimated {need / GIB:.2f} GiB "
+                f"{self.name} with {n_items:,} items needs an estimated {need / GIB:.2f} GiB "
                 f"({detail} GiB) but only {limit / GIB:.2f} GiB is available; lower "
                 "layers, batch_size, n_sample, sample_cache_size or eval_lanes, or filter "
                 "rare items out of the catalogue")
@@ -232,15 +247,22 @@ class GRU4Rec(SessionRecommender):
         self.weights_: dict[str, torch.Tensor] = {}
         for key, shape in self._shapes(n_items).items():
             t = torch.zeros(shape, dtype=torch.float32)
-            if key in ("Wy", "E"):
-                _uniform_(t, shape[0] + shape[1], gen, scale)
-            elif key == "Wx0":  # three gate blocks of [n_items, h]
-                _uniform_(t, shape[0] + shape[1] // 3, gen, scale)
-            elif key in ("Wrz0", "Wh0"):  # gate blocks of [h, h]
-                _uniform_(t, 2 * shape[0], gen, scale)
-            elif key.startswith(("w_ih", "w_hh")):  # gate blocks of [h, d_in]
-                _uniform_(t, shape[0] // 3 + shape[1], gen, scale)
+            fan_sum = self._fan_sum(key, shape)
+            if fan_sum is not None:
+                _uniform_(t, fan_sum, gen, scale)
             self.weights_[key] = t
+
+    def _fan_sum(self, key: str, shape: tuple[int, ...]) -> int | None:
+        """fan_in + fan_out of the uniform init of parameter ``key`` (None: zeros)."""
+        if key in ("Wy", "E"):
+            return shape[0] + shape[1]
+        if key in ("Wx0", "Wc0"):  # three gate blocks of [rows, h]
+            return shape[0] + shape[1] // 3
+        if key in ("Wrz0", "Wh0"):  # gate blocks of [h, h]
+            return 2 * shape[0]
+        if key.startswith(("w_ih", "w_hh")):  # gate blocks of [h, d_in]
+            return shape[0] // 3 + shape[1]
+        return None
 
     def _dense_keys(self) -> list[str]:
         return [k for k in self.weights_ if k not in self.ROW_PARAMS]
@@ -253,7 +275,7 @@ class GRU4Rec(SessionRecommender):
         got = {k[2:]: v for k, v in state.items() if k.startswith("w.")}
         if set(got) != set(expected) or any(tuple(got[k].shape) != expected[k] for k in got):
             raise SessionRecError(
-                f"saved gru4rec weights do not fit this model ({self.n_items_:,} items, "
+                f"saved {self.name} weights do not fit this model ({self.n_items_:,} items, "
                 f"layers {self._params['layers']}): the checkpoint comes from another "
                 "vocabulary or other hyper-parameters")
         self.weights_ = {k: got[k].float().contiguous() for k in expected}
@@ -271,19 +293,29 @@ class GRU4Rec(SessionRecommender):
         return (1.0 - z) * h + z * cand
 
     def _recur(self, x: torch.Tensor, hidden: list[torch.Tensor], w: dict[str, torch.Tensor],
-               training: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """One step from input rows ``x``; returns the last layer's output and new states."""
+               training: bool, context: torch.Tensor | None = None,
+               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One step from input rows ``x``; returns the last layer's output and new states.
+
+        ``context`` [n, c] joins the step's input after the input dropout (see
+        :meth:`_session_shapes`).
+        """
         p = self._params
         new: list[torch.Tensor] = []
         first = 0
         if self.input_mode == "onehot":
+            if context is not None:
+                x = x + context @ w["Wc0"]
             x = self._layer0_onehot(x, hidden[0], w)
             if training and p["dropout_p_embed"]:
                 x = F.dropout(x, p["dropout_p_embed"], True)
             new.append(x)
             first = 1
-        elif training and p["dropout_p_embed"]:
-            x = F.dropout(x, p["dropout_p_embed"], True)
+        else:
+            if training and p["dropout_p_embed"]:
+                x = F.dropout(x, p["dropout_p_embed"], True)
+            if context is not None:
+                x = torch.cat([x, context], dim=1)
         for i in range(first, len(p["layers"])):
             x = torch.gru_cell(x, hidden[i], w[f"w_ih{i}"], w[f"w_hh{i}"], w[f"b_ih{i}"],
                                w[f"b_hh{i}"])
@@ -320,11 +352,11 @@ class GRU4Rec(SessionRecommender):
         sessions = trainable_sessions(train.offsets)
         self.skipped_sessions_ = int(train.n_sessions - len(sessions))
         if self.skipped_sessions_:
-            log.info("gru4rec: skipped %d training sessions of length 1 (no target)",
+            log.info("%s: skipped %d training sessions of length 1 (no target)", self.name,
                      self.skipped_sessions_)
         if len(sessions) == 0:
-            raise SessionRecError("gru4rec: no training session has two or more events")
-        order = session_order(train.offsets, train.ts[train.offsets[:-1]], sessions)
+            raise SessionRecError(f"{self.name}: no training session has two or more events")
+        plan = self._walk_plan(train, sessions)
         counts = np.bincount(train.items, minlength=n_items).astype(np.float64)
         self._init_weights(n_items)
         self.vocab_ = getattr(train, "vocab", "") or ""
@@ -347,10 +379,10 @@ class GRU4Rec(SessionRecommender):
             torch.manual_seed(epoch_seed(p["seed"], epoch, 2))
             sampler.reseed(epoch_seed(p["seed"], epoch, 3), rows=steps_estimate)
             loss_sum, n_pairs = 0.0, 0
-            bar = _progress(p["progress"], pairs_total, epoch, int(p["n_epochs"]))
+            bar = _progress(p["progress"], pairs_total, epoch, int(p["n_epochs"]), self.name)
             try:
                 for step, (loss, n) in enumerate(self._epoch_steps(
-                        order, train.offsets, items_t, sampler, opt, loss_fn, log_counts, dense)):
+                        plan, train.offsets, items_t, sampler, opt, loss_fn, log_counts, dense)):
                     loss_sum += loss
                     n_pairs += n
                     if bar is not None and step % 50 == 0:
@@ -406,18 +438,90 @@ class GRU4Rec(SessionRecommender):
         if opt_state:
             self._opt.load_state_dict(opt_state)
 
+    def _walk_plan(self, train: Sessions, sessions: np.ndarray) -> np.ndarray:
+        """What :meth:`_epoch_steps` walks: the trainable ``sessions`` by first-event time."""
+        return session_order(train.offsets, train.ts[train.offsets[:-1]], sessions)
+
+    def _frozen_keys(self) -> tuple[str, ...]:
+        """Item matrices that training must not update (HGRU4Rec: frozen item vectors)."""
+        return ()
+
+    def _row_stepper(self, opt: RowOptimizer, loss_fn, log_counts: torch.Tensor,
+                     dense: list[str]) -> Callable[..., tuple[float, Any]]:
+        """The training step shared by the recurrent models: ``step(x_items, y_items,
+        samples, forward) -> (summed loss, carry)``.
+
+        The item rows the step touches (inputs, targets, samples) are gathered once into small
+        leaf tensors; ``forward(x_rows)`` runs the model from the input rows and returns
+        ``(output [m, out_width], carry)`` (``carry``: the new recurrent state, handed back
+        as is). The output layer scores every lane against the batch's targets and samples,
+        one ``autograd.grad`` call differentiates the loss, and the optimiser updates the
+        dense parameters and the touched item rows. Dense parameters a step does not use
+        (e.g. a user GRU when no session starts) get no update.
+        """
+        p = self._params
+        w = self.weights_
+        mode = self.input_mode
+        in_key = {"constrained": "Wy", "embedding": "E", "onehot": "Wx0"}[mode]
+        train_input = in_key not in self._frozen_keys()
+        batch_size = float(p["batch_size"])
+        sample_alpha = float(p["sample_alpha"])
+        use_logq = p["loss"] == "cross-entropy" and float(p["logq"]) > 0
+        dense_params = [w[k] for k in dense]
+
+        def step(x_items: torch.Tensor, y_items: torch.Tensor, samples: torch.Tensor,
+                 forward: Callable[[torch.Tensor], tuple[torch.Tensor, Any]],
+                 ) -> tuple[float, Any]:
+            m = len(x_items)
+            y_all = torch.cat([y_items, samples]) if len(samples) else y_items
+            # Gather every item row the step touches once; gradients land in these leaves.
+            if mode == "constrained":
+                uniq, inv = torch.unique(torch.cat([x_items, y_all]), return_inverse=True)
+                wy = w["Wy"].index_select(0, uniq).requires_grad_(True)
+                x_in = wy.index_select(0, inv[:m])
+                o_idx, in_leaf, in_rows = inv[m:], wy, uniq
+            else:
+                uniq, inv_y = torch.unique(y_all, return_inverse=True)
+                wy = w["Wy"].index_select(0, uniq).requires_grad_(True)
+                in_rows, inv_x = torch.unique(x_items, return_inverse=True)
+                in_leaf = w[in_key].index_select(0, in_rows).requires_grad_(train_input)
+                x_in, o_idx = in_leaf.index_select(0, inv_x), inv_y
+            by = w["By"].index_select(0, uniq).requires_grad_(True)
+            out, carry = forward(x_in)
+            scores = torch.addmm(by.index_select(0, o_idx).view(1, -1), out,
+                                 wy.index_select(0, o_idx).t())
+            log_q = None
+            if use_logq:
+                log_q = log_counts[y_all]
+                if len(samples):
+                    log_q = torch.cat([log_q[:m], log_q[m:] * sample_alpha])
+            loss = loss_fn(scores, log_q) / batch_size
+            train_in = in_leaf is not wy and train_input
+            leaves = [wy, by] + ([in_leaf] if train_in else [])
+            grads = torch.autograd.grad(loss, dense_params + leaves, allow_unused=True)
+            with torch.no_grad():
+                for k, g in zip(dense, grads, strict=False):
+                    if g is not None:
+                        opt.step_dense(k, g)
+                g_wy, g_by = grads[len(dense)], grads[len(dense) + 1]
+                opt.step_rows("Wy", uniq, g_wy)
+                # The bias rows of input-only items get no gradient and must not move.
+                touched = torch.zeros(len(uniq), dtype=torch.bool)
+                touched[o_idx] = True
+                opt.step_rows("By", uniq[touched], g_by[touched])
+                if train_in:
+                    opt.step_rows(in_key, in_rows, grads[-1])
+            return float(loss.detach()) * batch_size, carry
+
+        return step
+
     def _epoch_steps(self, order: np.ndarray, offsets: np.ndarray, items: torch.Tensor,
                      sampler: NegativeSampler, opt: RowOptimizer, loss_fn, log_counts,
                      dense: list[str]) -> Iterator[tuple[float, int]]:
         """Train one epoch; yields (summed loss, lanes) per step."""
         p = self._params
         w = self.weights_
-        mode = self.input_mode
-        in_key = {"constrained": "Wy", "embedding": "E", "onehot": "Wx0"}[mode]
-        batch_size = float(p["batch_size"])
-        sample_alpha = float(p["sample_alpha"])
-        use_logq = p["loss"] == "cross-entropy" and float(p["logq"]) > 0
-        dense_params = [w[k] for k in dense]
+        step = self._row_stepper(opt, loss_fn, log_counts, dense)
         hidden = [torch.zeros((min(int(p["batch_size"]), len(order)), h))
                   for h in p["layers"]]
         min_lanes = 2 if int(p["n_sample"]) == 0 else 1
@@ -431,46 +535,11 @@ class GRU4Rec(SessionRecommender):
                     h[reset] = 0.0
             x_items = items[torch.from_numpy(batch.inputs)]
             y_items = items[torch.from_numpy(batch.targets)]
-            m = len(x_items)
-            samples = sampler.draw()
-            y_all = torch.cat([y_items, samples]) if len(samples) else y_items
-            # Gather every item row the step touches once; gradients land in these leaves.
-            if mode == "constrained":
-                uniq, inv = torch.unique(torch.cat([x_items, y_all]), return_inverse=True)
-                wy = w["Wy"].index_select(0, uniq).requires_grad_(True)
-                x_in = wy.index_select(0, inv[:m])
-                o_idx, in_leaf, in_rows = inv[m:], wy, uniq
-            else:
-                uniq, inv_y = torch.unique(y_all, return_inverse=True)
-                wy = w["Wy"].index_select(0, uniq).requires_grad_(True)
-                in_rows, inv_x = torch.unique(x_items, return_inverse=True)
-                in_leaf = w[in_key].index_select(0, in_rows).requires_grad_(True)
-                x_in, o_idx = in_leaf.index_select(0, inv_x), inv_y
-            by = w["By"].index_select(0, uniq).requires_grad_(True)
-            out, new_hidden = self._recur(x_in, hidden, w, training=True)
-            scores = torch.addmm(by.index_select(0, o_idx).view(1, -1), out,
-                                 wy.index_select(0, o_idx).t())
-            log_q = None
-            if use_logq:
-                log_q = log_counts[y_all]
-                if len(samples):
-                    log_q = torch.cat([log_q[:m], log_q[m:] * sample_alpha])
-            loss = loss_fn(scores, log_q) / batch_size
-            leaves = [wy, by] + ([] if in_leaf is wy else [in_leaf])
-            grads = torch.autograd.grad(loss, dense_params + leaves)
-            with torch.no_grad():
-                for k, g in zip(dense, grads, strict=False):
-                    opt.step_dense(k, g)
-                g_wy, g_by = grads[len(dense)], grads[len(dense) + 1]
-                opt.step_rows("Wy", uniq, g_wy)
-                # The bias rows of input-only items get no gradient and must not move.
-                touched = torch.zeros(len(uniq), dtype=torch.bool)
-                touched[o_idx] = True
-                opt.step_rows("By", uniq[touched], g_by[touched])
-                if in_leaf is not wy:
-                    opt.step_rows(in_key, in_rows, grads[-1])
+            loss, new_hidden = step(
+                x_items, y_items, sampler.draw(),
+                lambda x_in, hidden=hidden: self._recur(x_in, hidden, w, training=True))
             hidden = [h.detach() for h in new_hidden]
-            yield float(loss.detach()) * batch_size, m
+            yield loss, len(x_items)
 
     def _validation_mrr(self, train: Sessions, valid: Sessions) -> float:
         from sessionrec.evaluation.evaluator import evaluate
@@ -478,12 +547,12 @@ class GRU4Rec(SessionRecommender):
         for k in self._dense_keys():
             self.weights_[k].requires_grad_(False)
         try:
-            result = evaluate(self, train, valid, ks=(20,), batch_size=int(
+            result = evaluate(self, train, valid, ks=(self.VALID_K,), batch_size=int(
                 self._params["eval_lanes"]))
         finally:
             for k in self._dense_keys():
                 self.weights_[k].requires_grad_(True)
-        return result.metrics()["mrr@20"]
+        return result.metrics()[f"mrr@{self.VALID_K}"]
 
     # -- inference ----------------------------------------------------------------------------
     @property
@@ -507,15 +576,26 @@ class GRU4Rec(SessionRecommender):
         if not bool(known.any()):
             return state.clone()
         rows = self._input_rows(items.clamp(0, self.n_items_ - 1))
+        return torch.where(known.unsqueeze(1), self._advance_rows(state, rows), state)
+
+    def _advance_rows(self, state: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """The states after a step whose input rows are ``rows`` (every item known)."""
         _, new = self._recur(rows, self._split_state(state), self.weights_, training=False)
-        new_state = torch.cat(new, dim=1)
-        return torch.where(known.unsqueeze(1), new_state, state)
+        return torch.cat(new, dim=1)
 
     @torch.no_grad()
     def scores_from_state(self, state: torch.Tensor) -> torch.Tensor:
         """float32 [n, n_items] scores of every item from session states."""
-        last = state[:, state.shape[1] - self._params["layers"][-1]:]
-        return torch.addmm(self.weights_["By"].view(1, -1), last, self.weights_["Wy"].t())
+        return torch.addmm(self.weights_["By"].view(1, -1), self._output_input(state),
+                           self.weights_["Wy"].t())
+
+    def _output_input(self, state: torch.Tensor) -> torch.Tensor:
+        """The output layer's input in a state: the last layer's part."""
+        return state[:, state.shape[1] - self._params["layers"][-1]:]
+
+    def _start_states(self, users: np.ndarray | None, n: int) -> torch.Tensor:
+        """float32 [n, state_size] states of new sessions of ``users`` (GRU4Rec: zeros)."""
+        return self.initial_state(n)
 
     def step(self, state: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One click per session: ``(scores [n, n_items], new_state)`` (stateless model step)."""
@@ -524,7 +604,7 @@ class GRU4Rec(SessionRecommender):
 
     def _score(self, prefixes: list[np.ndarray], users: np.ndarray | None) -> torch.Tensor:
         lengths = np.array([len(s) for s in prefixes])
-        state = self.initial_state(len(prefixes))
+        state = self._start_states(users, len(prefixes))
         for t in range(int(lengths.max())):
             active = np.flatnonzero(lengths > t)
             items = torch.tensor([int(prefixes[i][t]) for i in active], dtype=torch.int64)
@@ -534,7 +614,8 @@ class GRU4Rec(SessionRecommender):
 
     def score_next(self, sessions: Sessions, targets: np.ndarray,
                    batch_size: int = 512) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-        """Walk the test sessions in parallel lanes, state from zero, one step per event."""
+        """Walk the test sessions in parallel lanes, one step per event, each from the state
+        :meth:`_start_states` gives its user (GRU4Rec: zeros)."""
         self._check_fitted()
         wanted = np.zeros(sessions.n_events + 1, dtype=bool)
         wanted[np.asarray(targets, dtype=np.int64)] = True
@@ -548,7 +629,9 @@ class GRU4Rec(SessionRecommender):
                 state = state.index_select(0, torch.from_numpy(batch.keep))
                 fed = fed[batch.keep]
             if batch.reset.any():
-                state[torch.from_numpy(batch.reset)] = 0.0
+                new = batch.sessions[batch.reset]
+                state[torch.from_numpy(batch.reset)] = self._start_states(sessions.users[new],
+                                                                          len(new))
                 fed[batch.reset] = 0
             x = items[torch.from_numpy(batch.inputs)]
             state = self.advance(state, x)
@@ -562,11 +645,11 @@ class GRU4Rec(SessionRecommender):
                 yield batch.targets[emit], scores
 
 
-def _progress(enabled: bool, total: int, epoch: int, n_epochs: int):
+def _progress(enabled: bool, total: int, epoch: int, n_epochs: int, name: str = "gru4rec"):
     """A tqdm bar over an epoch's training pairs (hidden when output is not a terminal)."""
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=f"gru4rec epoch {epoch + 1}/{n_epochs}", unit="ev",
+    return tqdm(total=total, desc=f"{name} epoch {epoch + 1}/{n_epochs}", unit="ev",
                 leave=False, disable=None, mininterval=0.5)

@@ -1,0 +1,529 @@
+"""HGRU4Rec: session recommendations personalised by a user-level GRU (Quadrana et al. 2017).
+
+Two recurrent levels, trained jointly:
+
+* the **session GRU** (``layers``) is GRU4Rec's network, reused piece by piece from
+  :mod:`sessionrec.models.gru4rec`: input modes, output layer, losses, popularity-sampled
+  negatives, row-wise optimiser, one-step detached back-propagation;
+* the **user GRU** (``user_layers``) steps once per session: when a session of a user ends,
+  its final state (the top session layer after the session's *last* click) is the input of
+  one user GRU step, ``u_m = GRU_u(s_{m-1}^final, u_{m-1})``, and the user's next session
+  starts from ``s_m^0 = tanh(W_init u_m + b_init)`` (all session layers at once; dropout
+  ``dropout_p_init``). A user's first session starts from ``u = 0``.
+
+Options: ``user_propagation = "all"`` also joins the user state (top user layer) to every
+session step's input; ``user_to_output`` joins it to the output layer's input; dropout on the
+user layers' outputs (``dropout_p_hidden_usr``) and on the session initialisation
+(``dropout_p_init``), besides GRU4Rec's ``dropout_p_embed`` / ``dropout_p_hidden``. With
+``user_layers = []`` there is no user level: sessions start from zeros as in GRU4Rec, but the
+training walk, optimiser and early stopping are HGRU4Rec's (the "OnlySession" ablation).
+
+Training walks users in parallel lanes (:mod:`sessionrec.batching.user_parallel`). Gradients
+reach the user GRU and ``W_init`` through the steps that start a session (and, with ``all``
+or ``user_to_output``, through every step of it), exactly one step deep as for the session
+GRU. Early stopping watches validation MRR@10 (the thesis's rule).
+
+Scoring needs the users' pasts: at the end of ``fit`` the model walks every training user's
+history with the final weights and stores the user state after their last training session
+(``user_ids_`` sorted, ``user_states_`` [n_users, user_state_size]). A test session starts
+from its user's stored state (users unknown to training: zero user state); test sessions do
+not update it, so a prediction depends only on its prefix and its user (as ``score``).
+:meth:`HGRU4Rec.extend_user_history` rolls the stored states on through more sessions (e.g.
+the validation split) without training.
+
+Input: one-hot-equivalent, learned embedding or constrained, as GRU4Rec; or pre-trained item
+vectors (:meth:`HGRU4Rec.set_pretrained_items`, frozen or fine-tuned) as the input embedding.
+
+Session states follow GRU4Rec's conventions (float32 [n, state_size]); an HGRU4Rec session
+state is the session layers followed by the user state's top layer, so ``advance`` and
+``scores_from_state`` need nothing else. User states are float32 [n, user_state_size] (all user
+layers).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sessionrec.batching.negatives import NegativeSampler
+from sessionrec.batching.user_parallel import UserSchedule, user_parallel, user_schedule
+from sessionrec.data.sessions import Sessions
+from sessionrec.errors import ConfigError, SessionRecError
+from sessionrec.models.base import SessionRecommender, register_model
+from sessionrec.models.gru4rec import GRU4Rec
+from sessionrec.training.optim import RowOptimizer
+
+PROPAGATIONS = ("init", "all")
+ITEM_VECTORS = ("", "frozen", "fine-tune")
+
+Layers = list[torch.Tensor]
+
+
+def _sizes(value: int | list[int] | tuple[int, ...]) -> list[int]:
+    return [int(h) for h in ([value] if isinstance(value, int) else value)]
+
+
+@register_model
+class HGRU4Rec(GRU4Rec):
+    """HGRU4Rec: GRU4Rec's session GRU plus a user-level GRU across a user's sessions.
+
+    Args (beyond :class:`~sessionrec.models.gru4rec.GRU4Rec`'s, which keep their meaning):
+        user_layers: hidden units per user GRU layer, e.g. ``[100]`` (``[]``: no user level).
+        user_propagation: ``init`` (the user state initialises each session) or ``all``
+            (also joined to every session step's input).
+        user_to_output: join the user state to the output layer's input.
+        dropout_p_hidden_usr: dropout on the user layers' outputs.
+        dropout_p_init: dropout on the session states initialised from the user state.
+        item_vectors: ``""`` (none), ``frozen`` or ``fine-tune``: use the pre-trained item
+            vectors given to :meth:`set_pretrained_items` as the input embedding (that method
+            sets this, ``embedding`` and ``constrained_embedding``).
+        optimizer: default ``adam`` (the thesis's choice), learning_rate default 0.01.
+        patience: early stopping on validation MRR@10.
+        eval_lanes: users (and test sessions) walked in parallel when not training.
+    """
+
+    name = "hgru4rec"
+    VALID_K = 10
+
+    def __init__(self, layers: list[int] | tuple[int, ...] = (100,),
+                 user_layers: list[int] | tuple[int, ...] = (100,),
+                 user_propagation: str = "init", user_to_output: bool = False,
+                 loss: str = "cross-entropy", batch_size: int = 64,
+                 dropout_p_embed: float = 0.0, dropout_p_hidden: float = 0.0,
+                 dropout_p_hidden_usr: float = 0.0, dropout_p_init: float = 0.0,
+                 learning_rate: float = 0.01, momentum: float = 0.0, optimizer: str = "adam",
+                 n_sample: int = 2048, sample_alpha: float = 0.5, embedding: int = 0,
+                 constrained_embedding: bool = True, item_vectors: str = "",
+                 n_epochs: int = 10, bpreg: float = 1.0, elu_param: float = 0.5,
+                 logq: float = 0.0, init_scale: float = 1.0, patience: int = 0,
+                 sample_cache_size: int = 10_000_000, eval_lanes: int = 512, seed: int = 0,
+                 threads: int = 0, max_memory_gb: float = 0.0, progress: bool = True) -> None:
+        # GRU4Rec.__init__ validates a fixed parameter set, so this sets all of them itself
+        # and repeats its two attributes below.
+        SessionRecommender.__init__(
+            self, layers=_sizes(layers), user_layers=_sizes(user_layers),
+            user_propagation=user_propagation, user_to_output=bool(user_to_output), loss=loss,
+            batch_size=batch_size, dropout_p_embed=dropout_p_embed,
+            dropout_p_hidden=dropout_p_hidden, dropout_p_hidden_usr=dropout_p_hidden_usr,
+            dropout_p_init=dropout_p_init, learning_rate=learning_rate, momentum=momentum,
+            optimizer=optimizer, n_sample=n_sample, sample_alpha=sample_alpha,
+            embedding=embedding, constrained_embedding=constrained_embedding,
+            item_vectors=item_vectors, n_epochs=n_epochs, bpreg=bpreg, elu_param=elu_param,
+            logq=logq, init_scale=init_scale, patience=patience,
+            sample_cache_size=sample_cache_size, eval_lanes=eval_lanes, seed=seed,
+            threads=threads, max_memory_gb=max_memory_gb, progress=progress)
+        self._validate_params()
+        self.checkpoint_dir: Path | None = None  # set by runs: RUN_DIR/checkpoints
+        self.resume = False
+        self._pretrained: torch.Tensor | None = None
+
+    # -- configuration ------------------------------------------------------------------------
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        p = self._params
+        if any(h < 1 for h in p["user_layers"]):
+            raise ConfigError(f"hgru4rec: user_layers must be positive sizes, got "
+                              f"{p['user_layers']}")
+        if p["user_propagation"] not in PROPAGATIONS:
+            raise ConfigError(f"hgru4rec: unknown user_propagation {p['user_propagation']!r}; "
+                              f"valid: {', '.join(PROPAGATIONS)}")
+        if not p["user_layers"] and (p["user_propagation"] == "all" or p["user_to_output"]):
+            raise ConfigError("hgru4rec: user_propagation = 'all' and user_to_output need a "
+                              "user level (user_layers is empty)")
+        for key in ("dropout_p_hidden_usr", "dropout_p_init"):
+            if not 0 <= float(p[key]) < 1:
+                raise ConfigError(f"hgru4rec: {key} must lie in [0, 1), got {p[key]}")
+        if p["item_vectors"] not in ITEM_VECTORS:
+            raise ConfigError(f"hgru4rec: item_vectors must be one of {ITEM_VECTORS}, got "
+                              f"{p['item_vectors']!r}")
+        if p["item_vectors"] and (p["constrained_embedding"] or int(p["embedding"]) < 1):
+            raise ConfigError("hgru4rec: item_vectors are the input embedding, so they need "
+                              "constrained_embedding = false and embedding = their dimension "
+                              "(set_pretrained_items sets both)")
+
+    def set_pretrained_items(self, vectors: torch.Tensor | np.ndarray,
+                             freeze: bool = True) -> HGRU4Rec:
+        """Use ``vectors`` (float [n_items, d], row = item index) as the input embedding.
+
+        ``freeze``: keep them fixed while training (else they are fine-tuned). Sets the
+        parameters ``item_vectors``, ``embedding = d`` and ``constrained_embedding = False``
+        (so a saved model reloads with the same shapes; the vectors travel in its weights).
+        Call before :meth:`fit`; the row count is checked against the catalogue there.
+        """
+        v = torch.as_tensor(np.asarray(vectors), dtype=torch.float32)
+        if v.dim() != 2 or v.shape[0] < 1 or v.shape[1] < 1:
+            raise ConfigError(f"hgru4rec: pre-trained item vectors must be a non-empty "
+                              f"[n_items, d] matrix, got shape {tuple(v.shape)}")
+        bad = int((~torch.isfinite(v)).any(dim=1).sum())
+        if bad:
+            raise ConfigError(f"hgru4rec: {bad} pre-trained item vectors hold NaN or inf")
+        self._params.update(item_vectors="frozen" if freeze else "fine-tune",
+                            embedding=int(v.shape[1]), constrained_embedding=False)
+        self._validate_params()
+        self._pretrained = v.clone()
+        return self
+
+    @property
+    def _user_width(self) -> int:
+        """Width of the user state's top layer (what sessions and the output see)."""
+        user_layers = self._params["user_layers"]
+        return user_layers[-1] if user_layers else 0
+
+    def _shapes(self, n_items: int) -> dict[str, tuple[int, ...]]:
+        p = self._params
+        layers, uw = p["layers"], self._user_width
+        shapes = self._session_shapes(
+            n_items, layers[-1] + (uw if p["user_to_output"] else 0),
+            uw if p["user_propagation"] == "all" else 0)
+        d_in = layers[-1]
+        for i, h in enumerate(p["user_layers"]):
+            shapes[f"u_w_ih{i}"] = (3 * h, d_in)
+            shapes[f"u_w_hh{i}"] = (3 * h, h)
+            shapes[f"u_b_ih{i}"] = (3 * h,)
+            shapes[f"u_b_hh{i}"] = (3 * h,)
+            d_in = h
+        if uw:
+            shapes["Winit"] = (uw, sum(layers))
+            shapes["Binit"] = (sum(layers),)
+        return shapes
+
+    def _fan_sum(self, key: str, shape: tuple[int, ...]) -> int | None:
+        if key.startswith(("u_w_ih", "u_w_hh")):  # gate blocks of [h, d_in]
+            return shape[0] // 3 + shape[1]
+        if key == "Winit":
+            return shape[0] + shape[1]
+        return super()._fan_sum(key, shape)
+
+    def _frozen_keys(self) -> tuple[str, ...]:
+        return ("E",) if self._params["item_vectors"] == "frozen" else ()
+
+    def _init_weights(self, n_items: int) -> None:
+        super()._init_weights(n_items)
+        if self._params["item_vectors"]:
+            self.weights_["E"].copy_(self._pretrained_for(n_items))
+
+    def _pretrained_for(self, n_items: int) -> torch.Tensor:
+        v = self._pretrained
+        if v is None:
+            raise ConfigError(
+                f"hgru4rec: item_vectors = {self._params['item_vectors']!r} but no vectors "
+                "were given: call set_pretrained_items(vectors, freeze) before fit")
+        if v.shape[0] != n_items:
+            raise SessionRecError(
+                f"hgru4rec: the pre-trained item vectors have {v.shape[0]:,} rows but the "
+                f"training catalogue has {n_items:,} items; align them to the item index "
+                "(one row per item, in item-index order)")
+        return v
+
+    # -- the two levels -----------------------------------------------------------------------
+    def _context(self, user: Layers) -> torch.Tensor | None:
+        """What joins every session step's input (``all``: the top user layer)."""
+        return user[-1] if user and self._params["user_propagation"] == "all" else None
+
+    def _session_step(self, x: torch.Tensor, hidden: Layers, user: Layers,
+                      training: bool) -> tuple[torch.Tensor, Layers]:
+        """One session step from input rows ``x``: (output layer input, new session layers)."""
+        out, new = self._recur(x, hidden, self.weights_, training, context=self._context(user))
+        if self._params["user_to_output"]:
+            out = torch.cat([out, user[-1]], dim=1)
+        return out, new
+
+    def _feed(self, hidden: Layers, user: Layers, items: torch.Tensor,
+              training: bool) -> Layers:
+        """Session layers after clicking ``items`` (items unknown to the model: unchanged)."""
+        known = (items >= 0) & (items < self.n_items_)
+        all_known = bool(known.all())
+        rows = self._input_rows(items if all_known else items.clamp(0, self.n_items_ - 1))
+        _, new = self._recur(rows, hidden, self.weights_, training, context=self._context(user))
+        if all_known:
+            return new
+        return [torch.where(known.unsqueeze(1), a, b) for a, b in zip(new, hidden, strict=True)]
+
+    def _user_step(self, session_top: torch.Tensor, user: Layers, training: bool) -> Layers:
+        """User layers after a session whose final top-layer state is ``session_top``."""
+        p, w = self._params, self.weights_
+        x, new = session_top, []
+        for i in range(len(p["user_layers"])):
+            x = torch.gru_cell(x, user[i], w[f"u_w_ih{i}"], w[f"u_w_hh{i}"], w[f"u_b_ih{i}"],
+                               w[f"u_b_hh{i}"])
+            if training and p["dropout_p_hidden_usr"]:
+                x = F.dropout(x, p["dropout_p_hidden_usr"], True)
+            new.append(x)
+        return new
+
+    def _session_init(self, user_top: torch.Tensor, training: bool) -> Layers:
+        """Session layers of new sessions of users whose top user layer is ``user_top``."""
+        p, w = self._params, self.weights_
+        if not p["user_layers"]:
+            return [torch.zeros((len(user_top), h)) for h in p["layers"]]
+        s0 = torch.tanh(torch.addmm(w["Binit"], user_top, w["Winit"]))
+        if training and p["dropout_p_init"]:
+            s0 = F.dropout(s0, p["dropout_p_init"], True)
+        return list(s0.split(p["layers"], dim=1))
+
+    def _start_sessions(self, hidden: Layers, user: Layers, session_start: np.ndarray,
+                        user_start: np.ndarray, closing: torch.Tensor,
+                        fresh_users: torch.Tensor | None, training: bool,
+                        ) -> tuple[Layers, Layers]:
+        """States after a step's session boundaries, before its input.
+
+        A lane starting another session of its user first finishes the previous one: its last
+        item ``closing[lane]`` is fed (no gradient), and the final top session layer goes
+        through one user GRU step (with gradient). A lane starting a new user takes its row of
+        ``fresh_users`` [n_user_start, user_state_size] (None: zeros). Every starting lane's
+        session state then comes from its user state.
+        """
+        if not session_start.any():
+            return hidden, user
+        if user:
+            carry_on = np.flatnonzero(session_start & ~user_start)
+            if len(carry_on):
+                idx = torch.from_numpy(carry_on)
+                rows = [u.index_select(0, idx) for u in user]
+                with torch.no_grad():
+                    final = self._feed([h.index_select(0, idx) for h in hidden], rows,
+                                       closing.index_select(0, idx), training)
+                new = self._user_step(final[-1], rows, training)
+                user = [u.index_put((idx,), v) for u, v in zip(user, new, strict=True)]
+            if user_start.any():
+                idx = torch.from_numpy(np.flatnonzero(user_start))
+                if fresh_users is None:
+                    user = [u.index_fill(0, idx, 0.0) for u in user]
+                else:
+                    fresh = fresh_users.split(self._params["user_layers"], dim=1)
+                    user = [u.index_put((idx,), v) for u, v in zip(user, fresh, strict=True)]
+        idx = torch.from_numpy(np.flatnonzero(session_start))
+        top = user[-1].index_select(0, idx) if user else torch.zeros((len(idx), 0))
+        init = self._session_init(top, training)
+        hidden = [h.index_put((idx,), v) for h, v in zip(hidden, init, strict=True)]
+        return hidden, user
+
+    # -- training -----------------------------------------------------------------------------
+    def _fit(self, train: Sessions, valid: Sessions | None) -> None:
+        if self._params["item_vectors"]:
+            self._pretrained_for(self.n_items_)  # fail before any work
+        super()._fit(train, valid)
+
+    def _walk_plan(self, train: Sessions, sessions: np.ndarray) -> UserSchedule:
+        return user_schedule(train.offsets, train.users, train.ts[train.offsets[:-1]])
+
+    def _train(self, train: Sessions, valid: Sessions | None) -> None:
+        super()._train(train, valid)
+        t0 = time.perf_counter()
+        self._remember_users(train)
+        self.fit_stats_["users"] = len(self.user_ids_)
+        self.fit_stats_["user_state_seconds"] = time.perf_counter() - t0
+
+    def _epoch_steps(self, schedule: UserSchedule, offsets: np.ndarray, items: torch.Tensor,
+                     sampler: NegativeSampler, opt: RowOptimizer, loss_fn, log_counts,
+                     dense: list[str]) -> Iterator[tuple[float, int]]:
+        """Train one epoch over the users' histories; yields (summed loss, lanes) per step."""
+        p = self._params
+        step = self._row_stepper(opt, loss_fn, log_counts, dense)
+        n = min(int(p["batch_size"]), schedule.n_users)
+        hidden = [torch.zeros((n, h)) for h in p["layers"]]
+        user = [torch.zeros((n, h)) for h in p["user_layers"]]
+        closing = torch.zeros(n, dtype=torch.int64)  # each lane's previous target item
+        min_lanes = 2 if int(p["n_sample"]) == 0 else 1
+        for batch in user_parallel(offsets, schedule, int(p["batch_size"]), min_lanes):
+            if batch.keep is not None:
+                keep = torch.from_numpy(batch.keep)
+                hidden = [h.index_select(0, keep) for h in hidden]
+                user = [u.index_select(0, keep) for u in user]
+                closing = closing.index_select(0, keep)
+            x_items = items[torch.from_numpy(batch.inputs)]
+            y_items = items[torch.from_numpy(batch.targets)]
+
+            def forward(x_in, hidden=hidden, user=user, batch=batch, closing=closing):
+                hidden, user = self._start_sessions(hidden, user, batch.session_start,
+                                                    batch.user_start, closing, None, True)
+                out, new_hidden = self._session_step(x_in, hidden, user, True)
+                return out, (new_hidden, user)
+
+            loss, (new_hidden, new_user) = step(x_items, y_items, sampler.draw(), forward)
+            hidden = [h.detach() for h in new_hidden]
+            user = [u.detach() for u in new_user]
+            closing = y_items
+            yield loss, len(x_items)
+
+    def _validation_mrr(self, train: Sessions, valid: Sessions) -> float:
+        self._remember_users(train)  # validation sessions continue the training histories
+        return super()._validation_mrr(train, valid)
+
+    # -- user histories -----------------------------------------------------------------------
+    def _remember_users(self, sessions: Sessions) -> None:
+        ids, states = self._walk_histories(sessions, None)
+        self.user_ids_, self.user_states_ = torch.from_numpy(ids), states
+
+    @torch.no_grad()
+    def _walk_histories(self, sessions: Sessions, known: tuple[np.ndarray, torch.Tensor] | None,
+                        ) -> tuple[np.ndarray, torch.Tensor]:
+        """User states after every known user's sessions in ``sessions`` (time order).
+
+        Starts each user from zero, or from ``known`` (sorted ids, states) where listed.
+        Returns sorted user ids and their states [n, user_state_size].
+        """
+        p = self._params
+        uss = self.user_state_size
+        first_ts = sessions.ts[sessions.offsets[:-1]] if sessions.n_sessions else None
+        schedule = user_schedule(sessions.offsets, sessions.users, first_ts,
+                                 known_users_only=True)
+        if not p["user_layers"] or schedule.n_users == 0:
+            ids = np.unique(schedule.users)
+            return ids, torch.zeros((len(ids), uss))
+        items = torch.from_numpy(sessions.items)
+        n = min(int(p["eval_lanes"]), schedule.n_users)
+        hidden = [torch.zeros((n, h)) for h in p["layers"]]
+        user = [torch.zeros((n, h)) for h in p["user_layers"]]
+        closing = torch.zeros(n, dtype=torch.int64)
+        lane_users = np.zeros(n, dtype=np.int64)
+        out_ids: list[np.ndarray] = []
+        out_states: list[torch.Tensor] = []
+
+        def finish(lanes: np.ndarray) -> None:
+            """Store the user state of ``lanes`` after their user's last session."""
+            if len(lanes):
+                idx = torch.from_numpy(lanes)
+                rows = [u.index_select(0, idx) for u in user]
+                final = self._feed([h.index_select(0, idx) for h in hidden], rows,
+                                   closing.index_select(0, idx), False)
+                out_ids.append(lane_users[lanes])
+                out_states.append(torch.cat(self._user_step(final[-1], rows, False), dim=1))
+
+        for step, batch in enumerate(user_parallel(sessions.offsets, schedule, n)):
+            if batch.keep is not None:
+                finish(np.setdiff1d(np.arange(len(lane_users)), batch.keep))
+                keep = torch.from_numpy(batch.keep)
+                hidden = [h.index_select(0, keep) for h in hidden]
+                user = [u.index_select(0, keep) for u in user]
+                closing = closing.index_select(0, keep)
+                lane_users = lane_users[batch.keep]
+            if step:
+                finish(np.flatnonzero(batch.user_start))
+            fresh = None
+            if known is not None and batch.user_start.any():
+                fresh = _lookup(known, batch.users[batch.user_start], uss)
+            hidden, user = self._start_sessions(hidden, user, batch.session_start,
+                                                batch.user_start, closing, fresh, False)
+            hidden = self._feed(hidden, user, items[torch.from_numpy(batch.inputs)], False)
+            closing = items[torch.from_numpy(batch.targets)]
+            lane_users = batch.users
+        finish(np.arange(len(lane_users)))
+        ids = np.concatenate(out_ids)
+        order = np.argsort(ids, kind="stable")
+        return ids[order], torch.cat(out_states)[torch.from_numpy(order)]
+
+    def extend_user_history(self, sessions: Sessions) -> HGRU4Rec:
+        """Roll the stored user states on through ``sessions`` without training.
+
+        Each known user's sessions (two or more events, in time order) are walked from the
+        user's stored state (zeros for a new user), e.g. the validation split after a fit on
+        train, so that test sessions start from the complete history. Returns ``self``.
+        """
+        self._check_fitted()
+        known = (self.user_ids_.numpy(), self.user_states_)
+        ids, states = self._walk_histories(sessions, known)
+        if len(ids):
+            old_ids, old_states = known
+            stays = ~np.isin(old_ids, ids)
+            all_ids = np.concatenate([old_ids[stays], ids])
+            all_states = torch.cat([old_states[torch.from_numpy(stays)], states])
+            order = np.argsort(all_ids, kind="stable")
+            self.user_ids_ = torch.from_numpy(all_ids[order])
+            self.user_states_ = all_states[torch.from_numpy(order)]
+        return self
+
+    def user_state_of(self, users: np.ndarray | list[int] | None, n: int = 0) -> torch.Tensor:
+        """float32 [n, user_state_size]: the stored states of ``users`` (zeros for users not
+        seen in training, for -1, and for all ``n`` rows when ``users`` is None)."""
+        self._check_fitted()
+        if users is None:
+            return torch.zeros((n, self.user_state_size))
+        return _lookup((self.user_ids_.numpy(), self.user_states_),
+                       np.asarray(users, dtype=np.int64).reshape(-1), self.user_state_size)
+
+    # -- persistence --------------------------------------------------------------------------
+    def _state(self) -> dict[str, torch.Tensor]:
+        return {**super()._state(), "users.ids": self.user_ids_,
+                "users.states": self.user_states_}
+
+    def _set_state(self, state: dict[str, torch.Tensor]) -> None:
+        super()._set_state(state)
+        ids, states = state.get("users.ids"), state.get("users.states")
+        if (ids is None or states is None or states.dim() != 2 or len(ids) != len(states)
+                or states.shape[1] != self.user_state_size):
+            raise SessionRecError(
+                "saved hgru4rec user states are missing or do not fit this model "
+                f"(user_layers {self._params['user_layers']})")
+        self.user_ids_ = ids.long()
+        self.user_states_ = states.float().contiguous()
+
+    # -- inference ----------------------------------------------------------------------------
+    @property
+    def state_size(self) -> int:
+        """Floats in a session state: all session layers, then the top user layer."""
+        return sum(self._params["layers"]) + self._user_width
+
+    @property
+    def user_state_size(self) -> int:
+        """Floats in a user state (all user layers concatenated; 0 without a user level)."""
+        return sum(self._params["user_layers"])
+
+    def _split_session_state(self, state: torch.Tensor) -> tuple[Layers, torch.Tensor]:
+        parts = state.split([*self._params["layers"], self._user_width], dim=1)
+        return list(parts[:-1]), parts[-1]
+
+    def initial_state(self, n: int) -> torch.Tensor:
+        """float32 [n, state_size]: new sessions of users without history (zero user state)."""
+        return self.session_start_state(torch.zeros((n, self.user_state_size)))
+
+    @torch.no_grad()
+    def session_start_state(self, user_state: torch.Tensor) -> torch.Tensor:
+        """float32 [n, state_size]: the first state of a new session of each user."""
+        self._check_fitted()
+        user = list(user_state.float().split(self._params["user_layers"], dim=1))
+        top = user[-1] if user else torch.zeros((len(user_state), 0))
+        return torch.cat([*self._session_init(top, False), top], dim=1)
+
+    @torch.no_grad()
+    def advance_user(self, user_state: torch.Tensor, session_state: torch.Tensor) -> torch.Tensor:
+        """float32 [n, user_state_size]: user states after sessions that ended in
+        ``session_state`` (the state after the session's last click)."""
+        self._check_fitted()
+        if not self._params["user_layers"]:
+            return user_state.clone()
+        hidden, _ = self._split_session_state(session_state.float())
+        user = list(user_state.float().split(self._params["user_layers"], dim=1))
+        return torch.cat(self._user_step(hidden[-1], user, False), dim=1)
+
+    def _advance_rows(self, state: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        hidden, top = self._split_session_state(state)
+        user = [top] if self._user_width else []
+        _, new = self._session_step(rows, hidden, user, False)
+        return torch.cat([*new, top], dim=1)
+
+    def _output_input(self, state: torch.Tensor) -> torch.Tensor:
+        layers = self._params["layers"]
+        end = sum(layers) + (self._user_width if self._params["user_to_output"] else 0)
+        return state[:, sum(layers) - layers[-1]:end]
+
+    def _start_states(self, users: np.ndarray | None, n: int) -> torch.Tensor:
+        return self.session_start_state(self.user_state_of(users, n))
+
+
+def _lookup(known: tuple[np.ndarray, torch.Tensor], users: np.ndarray,
+            size: int) -> torch.Tensor:
+    """Rows of ``known`` = (sorted ids, states) for ``users``; zeros where not listed."""
+    ids, states = known
+    out = torch.zeros((len(users), size))
+    if len(ids) and len(users):
+        pos = np.searchsorted(ids, users).clip(max=len(ids) - 1)
+        hit = np.flatnonzero((ids[pos] == users) & (users >= 0))
+        if len(hit):
+            out[torch.from_numpy(hit)] = states[torch.from_numpy(pos[hit])]
+    return out
