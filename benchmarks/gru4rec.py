@@ -31,6 +31,7 @@ RESULTS = ROOT / "docs" / "results.md"
 CONFIGS = (
     "configs/yoochoose-100k/gru4rec-official-best.toml",
     "configs/yoochoose-100k/gru4rec-official-default.toml",
+    "configs/yoochoose-100k/gru4rec-tuned.toml",
     "configs/retailrocket-hgru4rec/gru4rec-official-best.toml",
     "configs/diginetica/gru4rec-official-best.toml",
 )
