@@ -115,8 +115,11 @@ def main() -> None:
                       f"mrr@20 {m['metrics']['mrr@20']:.4f} "
                       f"{m['train']['events_per_s']:,.0f} ev/s", flush=True)
     acc, speed = tables(args.runs, args.configs)
+    threads = sorted({m["params"].get("threads", 0) for c in args.configs
+                      for m in collect(args.runs, c)})
     command = "python benchmarks/gru4rec.py " + " ".join(sys.argv[1:])
-    note = (f"Machine: {machine()}. Command: `{command.strip()}`. Each row: mean ± sd over "
+    note = (f"Machine: {machine()}. Command: `{command.strip()}` (torch threads per run: "
+            f"{', '.join(str(t or 'default') for t in threads)}). Each row: mean ± sd over "
             "seeds of `sessionrec train --config CONFIG --set seed=S`; official figures: the "
             "reference measurements of the official PyTorch GRU4Rec (same data, parameters "
             "and protocol; 2-core CPU) given in the GRU4Rec issue.")
