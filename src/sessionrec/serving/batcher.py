@@ -3,9 +3,12 @@
 Scoring every item costs one pass over the output embeddings (40k x 100 floats = 16 MB) per
 call, however many sessions it scores, so steps that wait while another batch computes are
 gathered and computed together. Nothing waits on purpose: a lone request is computed at once;
-under load, requests that arrive during a computation form the next batch ("natural
-batching"). Computation runs on one dedicated thread, so the event loop keeps parsing requests
-and talking to the store meanwhile (torch releases the GIL while it computes).
+under load, requests that arrived meanwhile form the next batch ("natural batching").
+
+By default a batch is computed in the event loop itself. ``threaded=True`` computes on a
+dedicated thread instead, so that the loop keeps parsing requests meanwhile; measured on two
+cores (benchmarks/serve.py) that was slower: the two threads contend for the GIL, and every
+hand-back waits for the loop to release it.
 """
 
 from __future__ import annotations
@@ -39,16 +42,18 @@ class StepResult:
 
 
 class StepBatcher:
-    """Queue of step jobs computed in batches of up to ``max_batch`` on one thread."""
+    """Queue of step jobs computed in batches of up to ``max_batch``."""
 
-    def __init__(self, max_batch: int = 64,
-                 on_batch: Callable[[int], None] | None = None) -> None:
+    def __init__(self, max_batch: int = 64, on_batch: Callable[[int], None] | None = None,
+                 threaded: bool = False) -> None:
         self.max_batch = max(1, int(max_batch))
+        self.threaded = threaded
         self.on_batch = on_batch
         self._queue: list[StepJob] = []
         self._running = False
         self._task: asyncio.Task | None = None
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sessionrec-step")
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sessionrec-step") if (
+            threaded) else None
 
     async def submit(self, step: ModelStep, state: np.ndarray | None,
                      user_state: np.ndarray | None, item: int, k: int,
@@ -63,7 +68,9 @@ class StepBatcher:
         return await job.future
 
     async def run(self, fn: Callable, *args):
-        """Run ``fn(*args)`` on the compute thread (other model calls, e.g. user updates)."""
+        """Run ``fn(*args)`` where steps run (other model calls, e.g. user updates)."""
+        if not self.threaded:
+            return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def _drain(self) -> None:
@@ -73,7 +80,15 @@ class StepBatcher:
                 batch = self._queue[:self.max_batch]
                 del self._queue[:self.max_batch]
                 try:
-                    results = await loop.run_in_executor(self._executor, compute, batch)
+                    if self.threaded:
+                        results = await loop.run_in_executor(self._executor, compute, batch)
+                    else:
+                        await asyncio.sleep(0)  # let requests already read join the batch
+                        if len(batch) < self.max_batch and self._queue:
+                            extra = self.max_batch - len(batch)
+                            batch += self._queue[:extra]
+                            del self._queue[:extra]
+                        results = compute(batch)
                 except Exception as err:  # a model failure fails its batch, not the server
                     for job in batch:
                         if not job.future.done():
@@ -88,7 +103,8 @@ class StepBatcher:
             self._running = False
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def compute(batch: list[StepJob]) -> list[StepResult]:

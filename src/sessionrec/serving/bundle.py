@@ -11,7 +11,9 @@ directory itself, and finds the item vocabulary the model was trained on, trying
 A candidate is only taken when its fingerprint matches the one saved with the model, so a
 wrong vocabulary is refused, never silently used. The fallback is an item-to-item model given
 as ``fallback``, else a sibling run ``RUN_DIR/../cooc`` on the same vocabulary, else the
-served model's own popularity.
+served model's own popularity. A model that learned user states (HGRU4Rec) also gets the
+training users' indices from ``users.parquet`` beside the vocabulary: a user the state store
+does not know yet starts from the state the model learned for them.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from sessionrec.errors import DataError, SessionRecError
 from sessionrec.models.base import CONFIG_FILE, WEIGHTS_FILE, SessionRecommender
 from sessionrec.serving.fallback import Fallback
 from sessionrec.serving.step import ModelStep, SimilarItems, item_embeddings
-from sessionrec.serving.vocab import ITEMS_FILE, Vocabulary
+from sessionrec.serving.vocab import ITEMS_FILE, USERS_FILE, Vocabulary, read_users
 
 
 @dataclass
@@ -44,7 +46,12 @@ class Bundle:
     model_dir: Path
     model_key: bytes  # 8 bytes identifying weights + vocabulary (stored with every state)
     blocked_ids: list = field(default_factory=list)
+    users: dict[str, int] = field(default_factory=dict)  # training users' indices
     loaded_at: float = field(default_factory=time.time)
+
+    def user_index(self, user_id: str) -> int:
+        """The training index of a user (for models that learned user states), else -1."""
+        return self.users.get(user_id, -1)
 
     @property
     def name(self) -> str:
@@ -60,7 +67,8 @@ class Bundle:
                 "vocab": self.vocab.path, "vocab_fingerprint": self.vocab.fingerprint,
                 "n_items": len(self.vocab), "state_size": self.step.state_size,
                 "user_state_size": self.step.user_state_size, "fallback": self.fallback.name,
-                "blocked_items": len(self.blocked_ids), "loaded_at": self.loaded_at}
+                "blocked_items": len(self.blocked_ids), "known_users": len(self.users),
+                "loaded_at": self.loaded_at}
 
 
 def model_directory(path: str | Path) -> tuple[Path, Path | None]:
@@ -172,5 +180,8 @@ def load_bundle(model: str | Path, vocab: str | Path | None = None,
     similar = SimilarItems(emb, step.blocked) if emb is not None else None
     fb = load_fallback(None if fallback is None else Path(fallback), run_dir, found,
                        recommender, blocked_idx)
+    users_file = Path(found.path).parent / USERS_FILE
+    users = (read_users(users_file) if step.has_user_state and users_file.is_file()
+             and hasattr(recommender, "user_state_of") else {})
     return Bundle(recommender, step, found, fb, similar, model_dir,
-                  file_key(model_dir, found), found.products(blocked_idx))
+                  file_key(model_dir, found), found.products(blocked_idx), users)

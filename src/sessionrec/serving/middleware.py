@@ -22,7 +22,9 @@ popularity); so is every request while the state store is unreachable (retried a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
 import time
 from dataclasses import dataclass
 
@@ -38,6 +40,12 @@ from sessionrec.serving.store import StateStore, StoreUnavailable
 log = logging.getLogger(__name__)
 
 NO_ITEMS = np.zeros(0, dtype=np.int64)
+
+
+async def _backoff(attempt: int) -> None:
+    """After a lost compare-and-set: a random pause that grows (to at most 5 ms), so that
+    writers racing for one session from several workers stop colliding."""
+    await asyncio.sleep(random.uniform(0, min(0.005, 0.0002 * 2**attempt)))
 
 
 @dataclass(frozen=True)
@@ -62,26 +70,56 @@ class Middleware:
     """ProductId mapping, state store and model step behind four async calls."""
 
     def __init__(self, bundle: Bundle, store: StateStore, settings: ServeSettings,
-                 metrics: Metrics | None = None, clock=time.time) -> None:
+                 metrics: Metrics | None = None, clock=time.time,
+                 batcher: StepBatcher | None = None) -> None:
         self.bundle = bundle  # replaced as a whole by reload(): requests keep the one they read
         self.store = store
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.clock = clock
-        self.batcher = StepBatcher(settings.max_batch, self.metrics.batch_size.observe)
+        self.batcher = batcher or StepBatcher(settings.max_batch, self.metrics.batch_size.observe,
+                                              settings.compute_thread)
         self._store_down_until = 0.0
+        self._store_failures = 0  # consecutive store errors
         self._reload_lock = asyncio.Lock()
+        self._session_locks: dict[str, list] = {}  # id -> [lock, holders + waiters]
+
+    @contextlib.asynccontextmanager
+    async def _session_lock(self, session_id: str):
+        """Events of one session are applied one at a time within this worker.
+
+        Without it, concurrent clicks of one session would all read the same version and all
+        but one would have to redo their step, round after round. Across workers the
+        compare-and-set in the store keeps updates from being lost.
+        """
+        entry = self._session_locks.get(session_id)
+        if entry is None:
+            entry = self._session_locks[session_id] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._session_locks[session_id]
 
     # -- store health -------------------------------------------------------------------------
     def store_available(self) -> bool:
         return self.clock() >= self._store_down_until
 
     def _store_failed(self, err: StoreUnavailable, op: str) -> None:
+        """Count the error; after ``store_failures`` in a row, skip the store for a while."""
         self.metrics.store_errors.labels(op).inc()
-        if self.store_available():
-            log.warning("state store unavailable, answering from the fallback for %.1f s: %s",
-                        self.settings.store_retry_s, err)
-        self._store_down_until = self.clock() + self.settings.store_retry_s
+        self._store_failures += 1
+        if self._store_failures >= self.settings.store_failures:
+            if self.store_available():
+                log.warning("state store unavailable, answering from the fallback for %.1f s: "
+                            "%s", self.settings.store_retry_s, err)
+            self._store_down_until = self.clock() + self.settings.store_retry_s
+
+    def _store_ok(self) -> None:
+        self._store_failures = 0
 
     # -- answers ------------------------------------------------------------------------------
     def _fallback(self, bundle: Bundle, item: int, k: int, reason: str,
@@ -110,12 +148,15 @@ class Middleware:
         if not self.store_available():
             return self._fallback(bundle, item, k, "store_unavailable")
         try:
-            for _ in range(self.settings.max_retries):
-                answer = await self._try_event(bundle, session_id, item, user_id, timestamp, k,
-                                               exclude_seen)
-                if answer is not None:
-                    return answer
-                self.metrics.conflicts.inc()
+            async with self._session_lock(session_id):
+                for attempt in range(self.settings.max_retries):
+                    answer = await self._try_event(bundle, session_id, item, user_id, timestamp,
+                                                   k, exclude_seen)
+                    if answer is not None:
+                        self._store_ok()
+                        return answer
+                    self.metrics.conflicts.inc()
+                    await _backoff(attempt)
         except StoreUnavailable as err:
             self._store_failed(err, "event")
             return self._fallback(bundle, item, k, "store_unavailable")
@@ -193,6 +234,10 @@ class Middleware:
             return got.version, None
         return got.version, record
 
+    def _first_user_state(self, bundle: Bundle, user_id: str) -> np.ndarray:
+        """A user without a record: the state learned in training, else zeros."""
+        return bundle.step.first_user_state(bundle.user_index(user_id))
+
     async def _start_user_session(self, bundle: Bundle, session_id: str, user_id: str | None,
                                   now: float) -> np.ndarray | None:
         """The user state a new session starts from; ends the user's previous session."""
@@ -202,23 +247,24 @@ class Middleware:
         if user is not None and user.open_session and user.open_session != session_id:
             await self._end(bundle, user.open_session, "next_session")
             _, user = await self._read_user(bundle, user_id)
-        return user.state if user is not None else bundle.step.new_user_state()
+        return user.state if user is not None else self._first_user_state(bundle, user_id)
 
     async def _update_user(self, bundle: Bundle, user_id: str, change) -> None:
         """Compare-and-set loop: ``change(current record or None) -> new record``."""
-        for _ in range(self.settings.max_retries):
+        for attempt in range(self.settings.max_retries):
             version, user = await self._read_user(bundle, user_id)
             new = await change(user)
             if await self.store.put_user(user_id, version, new) is not None:
                 return
             self.metrics.conflicts.inc()
+            await _backoff(attempt)
         log.warning("user %r: gave up after %d conflicting concurrent updates", user_id,
                     self.settings.max_retries)
 
     async def _set_open_session(self, bundle: Bundle, user_id: str, session_id: str,
                                 now: float) -> None:
         async def change(user: UserRecord | None) -> UserRecord:
-            state = user.state if user is not None else bundle.step.new_user_state()
+            state = user.state if user is not None else self._first_user_state(bundle, user_id)
             return UserRecord(state, session_id, user.n_sessions if user is not None else 0,
                               bundle.model_key, now)
 
@@ -233,7 +279,8 @@ class Middleware:
         now = self.clock()
 
         async def change(user: UserRecord | None) -> UserRecord:
-            before = user.state if user is not None else step.new_user_state()
+            before = (user.state if user is not None
+                      else self._first_user_state(bundle, record.user_id))
             after = await self.batcher.run(step.advance_users, before[None], record.state[None])
             still_open = user.open_session if user is not None else None
             return UserRecord(after[0], None if still_open == session_id else still_open,
@@ -273,10 +320,11 @@ class Middleware:
         if not self.store_available():
             return SessionView(self._fallback(bundle, -1, k, "store_unavailable"), 0, None)
         try:
-            version, record = await self._read_session(bundle, session_id, self.clock())
+            _, record = await self._read_session(bundle, session_id, self.clock())
         except StoreUnavailable as err:
             self._store_failed(err, "read")
             return SessionView(self._fallback(bundle, -1, k, "store_unavailable"), 0, None)
+        self._store_ok()
         if record is None:
             return None
         try:

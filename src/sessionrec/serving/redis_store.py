@@ -74,7 +74,7 @@ class RedisStore(StateStore):
     """State store on a Redis server (``redis://host:port/db``)."""
 
     def __init__(self, url: str, session_ttl_s: float = 1800.0, user_ttl_s: float = 90 * 86400.0,
-                 timeout_s: float = 0.1, prefix: str = "sessionrec:", grace_s: float = 600.0,
+                 timeout_s: float = 0.25, prefix: str = "sessionrec:", grace_s: float = 600.0,
                  max_connections: int = 64) -> None:
         super().__init__(session_ttl_s, user_ttl_s)
         if timeout_s <= 0:

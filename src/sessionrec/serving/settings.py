@@ -30,9 +30,10 @@ class ServeSettings:
     user_ttl_s: float = 90 * 86400.0  # a user's state is kept 90 days after their last session
     max_sessions: int = 1_000_000  # memory store: LRU bound
     max_users: int = 1_000_000  # memory store: LRU bound
-    store_timeout_s: float = 0.1  # Redis socket timeouts
-    store_retry_s: float = 1.0  # after a store error, answer from the fallback this long
-    max_retries: int = 16  # compare-and-set attempts per event
+    store_timeout_s: float = 0.25  # Redis socket timeouts
+    store_failures: int = 3  # store errors in a row that switch to the fallback ...
+    store_retry_s: float = 1.0  # ... for this long, then try the store again
+    max_retries: int = 50  # compare-and-set attempts per event (random backoff between)
     default_k: int = 20
     max_k: int = 100
     exclude_seen: bool = True  # never recommend the session's own items
@@ -41,6 +42,7 @@ class ServeSettings:
     sweep_interval_s: float = 10.0  # how often ended sessions are collected
     reload_poll_s: float = 1.0  # Redis store: how often workers look for a reload
     max_batch: int = 64  # model steps computed together
+    compute_thread: bool = False  # model steps on a thread of their own (default: event loop)
     torch_threads: int = 1  # per worker
 
     def __post_init__(self) -> None:
@@ -48,6 +50,7 @@ class ServeSettings:
             "session_ttl_s": self.session_ttl_s > 0, "user_ttl_s": self.user_ttl_s > 0,
             "max_sessions": self.max_sessions >= 1, "max_users": self.max_users >= 1,
             "store_timeout_s": self.store_timeout_s > 0, "store_retry_s": self.store_retry_s >= 0,
+            "store_failures": self.store_failures >= 1,
             "max_retries": self.max_retries >= 1, "default_k": 1 <= self.default_k <= self.max_k,
             "max_k": self.max_k >= 1, "max_seen": self.max_seen >= 0,
             "sweep_interval_s": self.sweep_interval_s > 0,

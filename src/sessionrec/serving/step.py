@@ -11,7 +11,10 @@ keep no state:
 
 * ``user_state_size``: floats in a user's state (a new user's state is zeros);
 * ``session_start_state(user_states)`` -> the first session states of those users;
-* ``advance_user(user_states, session_states)`` -> user states after those sessions ended.
+* ``advance_user(user_states, session_states)`` -> user states after those sessions ended;
+* optionally ``user_state_of(user_indices)`` -> the states the model learned for the users of
+  its training data (HGRU4Rec), used as the first state of a user the store does not know
+  yet (a user's index comes from the prepared data's ``users.parquet``).
 
 Everything runs batched in ``torch.inference_mode()``. Top-k never returns blocked items or,
 on request, the session's own items; items that are excluded can make the list shorter
@@ -74,7 +77,13 @@ class ModelStep:
             sessions = torch.from_numpy(np.asarray(session_states, dtype=np.float32))
             return self.model.advance_user(users, sessions).numpy().astype(np.float32)
 
-    def new_user_state(self) -> np.ndarray:
+    def first_user_state(self, user_index: int = -1) -> np.ndarray:
+        """The state of a user the store has no record of: what the model learned for its
+        training user ``user_index`` (``user_state_of``), else zeros."""
+        if user_index >= 0 and hasattr(self.model, "user_state_of"):
+            with torch.inference_mode():
+                state = self.model.user_state_of(np.array([user_index], dtype=np.int64))
+            return state[0].numpy().astype(np.float32)
         return np.zeros(self.user_state_size, dtype=np.float32)
 
     def step(self, states: np.ndarray, items: np.ndarray, k: int,

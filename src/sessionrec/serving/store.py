@@ -90,6 +90,7 @@ class StateStore(ABC):
     async def ping(self) -> None:
         """Raise :class:`StoreUnavailable` when the store cannot be reached."""
 
+    @abstractmethod
     async def close(self) -> None:
         """Release connections."""
 
@@ -108,8 +109,10 @@ class MemoryStore(StateStore):
     url = "memory"
 
     def __init__(self, session_ttl_s: float = 1800.0, user_ttl_s: float = 90 * 86400.0,
-                 max_sessions: int = 1_000_000, max_users: int = 1_000_000) -> None:
+                 max_sessions: int = 1_000_000, max_users: int = 1_000_000,
+                 clock=time.time) -> None:
         super().__init__(session_ttl_s, user_ttl_s)
+        self.clock = clock
         if max_sessions < 1 or max_users < 1:
             raise ConfigError(f"max_sessions and max_users must be at least 1, got "
                               f"{max_sessions} and {max_users}")
@@ -128,7 +131,7 @@ class MemoryStore(StateStore):
         if entry is None:
             return None
         version, record, track = entry
-        if not track and not self._live(record.updated_at, self.session_ttl_s, time.time()):
+        if not track and not self._live(record.updated_at, self.session_ttl_s, self.clock()):
             del self._sessions[session_id]  # expired and nobody needs it any more
             return None
         return Versioned(version, record)
@@ -168,7 +171,7 @@ class MemoryStore(StateStore):
         entry = self._users.get(user_id)
         if entry is None:
             return None
-        if not self._live(entry[1].updated_at, self.user_ttl_s, time.time()):
+        if not self._live(entry[1].updated_at, self.user_ttl_s, self.clock()):
             del self._users[user_id]
             return None
         return Versioned(*entry)
@@ -186,13 +189,16 @@ class MemoryStore(StateStore):
     async def ping(self) -> None:
         return None
 
+    async def close(self) -> None:
+        return None
+
     def describe(self) -> str:
         return (f"memory ({len(self._sessions):,}/{self.max_sessions:,} sessions, "
                 f"{len(self._users):,}/{self.max_users:,} users)")
 
 
 def open_store(url: str, session_ttl_s: float, user_ttl_s: float, max_sessions: int = 1_000_000,
-               max_users: int = 1_000_000, timeout_s: float = 0.1,
+               max_users: int = 1_000_000, timeout_s: float = 0.25,
                prefix: str = "sessionrec:") -> StateStore:
     """``memory`` -> :class:`MemoryStore`; ``redis://host:port/db`` -> :class:`RedisStore`."""
     if url == "memory":

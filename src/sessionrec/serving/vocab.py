@@ -16,6 +16,7 @@ from sessionrec.errors import DataError
 from sessionrec.runs import vocab_fingerprint
 
 ITEMS_FILE = "items.parquet"
+USERS_FILE = "users.parquet"
 
 
 class Vocabulary:
@@ -66,3 +67,16 @@ class Vocabulary:
         """ProductIds of item indices, in order."""
         ids = self.ids
         return [ids[i] for i in indices]
+
+
+def read_users(path: str | Path) -> dict[str, int]:
+    """The shop's user ids (as text) -> user indices, from a prepared ``users.parquet``."""
+    path = Path(path)
+    users = pl.read_parquet(path)
+    for col in ("user_idx", "user_id"):
+        if col not in users.columns:
+            raise DataError(f"user table has no {col!r} column (columns: "
+                            f"{', '.join(users.columns)})", path=str(path), column=col)
+    users = users.drop_nulls(["user_idx", "user_id"])
+    return dict(zip(users["user_id"].cast(pl.String).to_list(), users["user_idx"].to_list(),
+                    strict=True))

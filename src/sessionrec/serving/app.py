@@ -1,0 +1,427 @@
+"""The REST API (FastAPI): live session recommendations for a shop's product pages.
+
+    POST /v1/events                            a click -> {"Predictions": [ProductIds], ...}
+    GET  /v1/sessions/{id}/recommendations     ranking for a live session, no new click
+    POST /v1/sessions/{id}/end                 end a session (advances its user's state)
+    GET  /v1/products/{id}/similar             nearest products by item embedding (cosine)
+    GET  /healthz, /readyz, /metrics           liveness, readiness, Prometheus
+    POST /admin/reload                         hot swap of model + vocabulary (bearer token)
+
+Bad input gets a 422 naming the field (FastAPI's ``detail[].loc``) and changes nothing in the
+state store; unknown sessions and products in paths get a 404. Shop-page calls never get a
+5xx: see the fallbacks of :mod:`sessionrec.serving.middleware`. Interactive docs at ``/docs``.
+
+FastAPI reads the handlers' annotations at run time (they refer to classes built per app), so
+this module does not use ``from __future__ import annotations``.
+"""
+
+import asyncio
+import contextlib
+import gc
+import hmac
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated
+
+import torch
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query
+from fastapi.responses import Response
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    WithJsonSchema,
+    create_model,
+)
+
+from sessionrec.errors import SessionRecError
+from sessionrec.serving.bundle import Bundle, load_bundle
+from sessionrec.serving.metrics import Metrics
+from sessionrec.serving.middleware import Answer, Middleware
+from sessionrec.serving.settings import ServeSettings
+from sessionrec.serving.store import StateStore, StoreUnavailable, open_store
+
+log = logging.getLogger(__name__)
+
+MAX_ID_LENGTH = 128
+MAX_INT_ID = 2**53 - 1  # JSON numbers beyond this lose digits in many clients: send text
+
+
+def _check_id(value):
+    """A shop id: a JSON string of 1..128 characters or an integer up to 2^53 - 1 in size
+    (``5.0`` counts as 5, as in JSON Schema; never a bool)."""
+    if isinstance(value, str):
+        if not 1 <= len(value) <= MAX_ID_LENGTH:
+            raise ValueError(f"must have 1 to {MAX_ID_LENGTH} characters, got {len(value)}")
+        return value
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON Schema counts 5.0 as an integer
+    if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > MAX_INT_ID:
+            raise ValueError(f"integer ids must lie within ±{MAX_INT_ID}; send larger ones "
+                             "as strings")
+        return value
+    raise ValueError(f"must be a string or an integer, got {type(value).__name__}")
+
+
+AnyId = Annotated[int | str, PlainValidator(_check_id), WithJsonSchema({"anyOf": [
+    {"type": "integer", "minimum": -MAX_INT_ID, "maximum": MAX_INT_ID},
+    {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH}]})]
+
+
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+YEAR_3000 = 32503680000.0
+
+
+def _check_timestamp(value) -> float:
+    """Unix seconds from an RFC 3339 date-time with offset, or from a number of seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not 0 <= value < YEAR_3000:
+            raise ValueError("unix seconds must lie between 1970 and 3000")
+        return float(value)
+    if isinstance(value, str):
+        if not RFC3339.fullmatch(value):
+            raise ValueError("must be an RFC 3339 date-time with offset, e.g. "
+                             "2024-03-01T08:00:00Z, or unix seconds")
+        try:
+            return datetime.fromisoformat(value.replace("z", "Z")).timestamp()
+        except ValueError as err:
+            raise ValueError(f"not a valid date-time: {err}") from None
+    raise ValueError(f"must be a date-time string or a number, got {type(value).__name__}")
+
+
+Timestamp = Annotated[float, PlainValidator(_check_timestamp), WithJsonSchema({"anyOf": [
+    {"type": "string", "format": "date-time"},
+    {"type": "number", "minimum": 0, "exclusiveMaximum": YEAR_3000}]})]
+
+
+def _text(value: int | str | None) -> str | None:
+    return None if value is None else str(value)
+
+
+class EventBody(BaseModel):
+    """A click (product page view) in a session."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"session_id": "s-1", "user_id": "u-7", "product_id": 1003106}]})
+
+    session_id: AnyId = Field(description="the shop's session id (text or number)")
+    user_id: AnyId | None = Field(None, description="logged-in user, if any")
+    product_id: AnyId = Field(description="the shop's ProductId that was clicked")
+    timestamp: Timestamp | None = Field(
+        None, description="when the click happened: RFC 3339 date-time with offset or unix "
+                          "seconds (default: now)")
+    k: int | None = Field(None, ge=1, description="recommendations wanted (default: server's)")
+    exclude_seen: StrictBool | None = Field(
+        None, description="never recommend the session's own products (default: server's)")
+
+
+def _event_model(max_k: int) -> type[EventBody]:
+    """``EventBody`` as ``Event``, with the server's upper bound on ``k`` (in the schema)."""
+    k = (int | None, Field(None, ge=1, le=max_k,
+                           description="recommendations wanted (default: server's)"))
+    return create_model("Event", __base__=EventBody, __doc__=EventBody.__doc__, k=k)
+
+
+class MeasureRequests:
+    """ASGI middleware: latency histogram and request counts per route and status."""
+
+    def __init__(self, app, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = [500]
+
+        async def send_status(message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.latency.labels(route).observe(time.perf_counter() - t0)
+            self.metrics.requests.labels(route, str(status[0])).inc()
+
+
+class Recommendations(BaseModel):
+    Predictions: list[int | str] = Field(description="ranked ProductIds, best first")
+    model: str = Field(description="the model that ranked them (name@key), or fallback:<name>")
+    fallback: bool = Field(description="true when the fallback recommender answered")
+    reason: str | None = Field(None, description="why the fallback answered")
+
+
+class SessionRecommendations(Recommendations):
+    session_id: str
+    events: int = Field(description="clicks applied to the session so far")
+
+
+class SimilarProducts(Recommendations):
+    product_id: int | str
+    similarity: list[float] = Field(description="cosine similarity of each prediction")
+
+
+class Ended(BaseModel):
+    session_id: str
+    ended: bool = Field(description="false when there was no live session of that id")
+
+
+class ReloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="run or model directory (default: configured)")
+    vocab: str | None = Field(None, description="items.parquet or prepared directory")
+    fallback: str | None = Field(None, description="item-to-item run for fallbacks")
+
+
+class ModelInfo(BaseModel):
+    model: str
+    tag: str
+    model_dir: str
+    vocab: str
+    vocab_fingerprint: str
+    n_items: int
+    state_size: int
+    user_state_size: int
+    fallback: str
+    blocked_items: int
+    loaded_at: float
+
+
+class Ready(BaseModel):
+    ready: bool
+    model: ModelInfo
+    store: str = Field(description="'ok', or why the state store is unavailable")
+
+
+def _answer(a: Answer) -> dict:
+    return {"Predictions": a.products, "model": a.model, "fallback": a.fallback,
+            "reason": a.reason}
+
+
+def _k(settings: ServeSettings):
+    def k_param(k: int | None = Query(None, ge=1, le=settings.max_k,
+                                      description="recommendations wanted")) -> int | None:
+        return k
+
+    return k_param
+
+
+class ReloadChannel:
+    """With a Redis store, a reload in one worker reloads every worker (polling one key)."""
+
+    def __init__(self, middleware: Middleware) -> None:
+        self.mw = middleware
+        self.key = f"{middleware.settings.redis_prefix}reload"
+        self.generation = ""
+
+    @property
+    def client(self):
+        return getattr(self.mw.store, "client", None)
+
+    async def start(self) -> None:
+        if self.client is not None:
+            with contextlib.suppress(Exception):  # no reload announced, or Redis down
+                raw = await self.client.get(self.key)
+                self.generation = json.loads(raw)["generation"] if raw else ""
+
+    async def announce(self, request: ReloadRequest) -> None:
+        if self.client is None:
+            return
+        self.generation = uuid.uuid4().hex
+        payload = {"generation": self.generation, **request.model_dump()}
+        try:
+            await self.client.set(self.key, json.dumps(payload))
+        except Exception as err:  # the reload happened here; the others will miss it
+            log.warning("could not announce the reload to other workers: %s", err)
+
+    async def poll(self) -> None:
+        if self.client is None:
+            return
+        try:
+            raw = await self.client.get(self.key)
+        except Exception:
+            return  # store errors are counted by requests; try again next time
+        if not raw:
+            return
+        payload = json.loads(raw)
+        if payload.get("generation") == self.generation:
+            return
+        self.generation = payload["generation"]
+        try:
+            await self.mw.reload(payload.get("model"), payload.get("vocab"),
+                                 payload.get("fallback"))
+        except Exception as err:
+            log.error("reload announced by another worker failed here: %s", err)
+
+
+async def _every(seconds: float, fn) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await fn()
+        except StoreUnavailable:
+            pass
+        except Exception:
+            log.exception("background task %s failed", getattr(fn, "__name__", fn))
+
+
+def create_app(settings: ServeSettings, bundle: Bundle | None = None,
+               store: StateStore | None = None) -> FastAPI:
+    """The app; ``bundle`` / ``store`` are loaded / opened from ``settings`` when not given."""
+    state: dict = {}
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        torch.set_num_threads(settings.torch_threads)
+        loaded = bundle or await asyncio.to_thread(
+            load_bundle, settings.model, settings.vocab or None, settings.fallback or None,
+            settings.blocked())
+        opened = store or open_store(settings.store, settings.session_ttl_s, settings.user_ttl_s,
+                                     settings.max_sessions, settings.max_users,
+                                     settings.store_timeout_s, settings.redis_prefix)
+        mw = Middleware(loaded, opened, settings, metrics)
+        channel = ReloadChannel(mw)
+        await channel.start()
+        state.update(mw=mw, channel=channel)
+        tasks = [asyncio.create_task(_every(settings.sweep_interval_s, mw.sweep))]
+        if channel.client is not None:
+            tasks.append(asyncio.create_task(_every(settings.reload_poll_s, channel.poll)))
+        # Everything loaded so far lives as long as the process: keep it out of the garbage
+        # collector's full passes, which otherwise stall requests for ~100 ms now and then.
+        gc.collect()
+        gc.freeze()
+        log.info("serving %s with store %s", loaded.tag, opened.describe())
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await mw.close()
+
+    app = FastAPI(title="sessionrec", version="1", lifespan=lifespan,
+                  description=__doc__.split("\n\n")[0])
+    app.state.metrics = metrics
+    app.state.parts = state
+    k_param = _k(settings)
+
+    def mw() -> Middleware:
+        return state["mw"]
+
+    app.add_middleware(MeasureRequests, metrics=metrics)
+    Event = _event_model(settings.max_k)
+
+    @app.post("/v1/events", response_model=Recommendations, tags=["recommendations"])
+    async def post_event(event: Event) -> dict:  # type: ignore[valid-type]
+        """Apply a click to its session and return the products to show next."""
+        answer = await mw().event(str(event.session_id), event.product_id,
+                                  _text(event.user_id), event.timestamp, event.k,
+                                  event.exclude_seen)
+        return _answer(answer)
+
+    @app.get("/v1/sessions/{session_id}/recommendations", response_model=SessionRecommendations,
+             tags=["recommendations"], responses={404: {"description": "no such live session"}})
+    async def session_recommendations(
+            session_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
+            k: Annotated[int | None, Depends(k_param)] = None,
+            exclude_seen: Annotated[bool | None, Query()] = None) -> dict:
+        """Recommendations for a live session from its stored state (no new click)."""
+        view = await mw().recommendations(session_id, k, exclude_seen)
+        if view is None:
+            raise HTTPException(404, f"session_id {session_id!r}: no live session (never seen, "
+                                     "ended or expired)")
+        return {**_answer(view.answer), "session_id": session_id, "events": view.n_events}
+
+    @app.post("/v1/sessions/{session_id}/end", response_model=Ended, tags=["sessions"])
+    async def end_session(
+            session_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)]) -> dict:
+        """End a session now; with a user-state model its user's state advances."""
+        try:
+            ended = await mw().end_session(session_id)
+        except StoreUnavailable as err:
+            raise HTTPException(503, f"state store unavailable: {err}") from None
+        return {"session_id": session_id, "ended": ended}
+
+    @app.get("/v1/products/{product_id}/similar", response_model=SimilarProducts,
+             tags=["recommendations"], responses={404: {"description": "unknown product"}})
+    async def similar(
+            product_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
+            k: Annotated[int | None, Depends(k_param)] = None) -> dict:
+        """Products closest to this one in the model's item embedding space (cosine)."""
+        current = mw()
+        answer = await current.similar(product_id, k)
+        if answer is None:
+            raise HTTPException(404, f"product_id {product_id!r} is not in the model's "
+                                     "vocabulary")
+        native = current.bundle.vocab.products([current.bundle.vocab.index_of(product_id)])[0]
+        return {**_answer(answer), "product_id": native, "similarity": answer.scores or []}
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=Ready, tags=["operations"])
+    async def readyz() -> dict:
+        """Readiness: the model is loaded; the store's health is reported (the app still
+        answers from the fallback while the store is down)."""
+        current = mw()
+        try:
+            await current.store.ping()
+            store_state = "ok"
+        except StoreUnavailable as err:
+            store_state = f"unavailable: {err}"
+        return {"ready": True, "model": current.bundle.info(), "store": store_state}
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def metrics_endpoint() -> Response:
+        """Prometheus metrics."""
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.post("/admin/reload", response_model=ModelInfo, tags=["operations"],
+              responses={400: {"description": "the model could not be loaded; the old one "
+                                              "keeps serving"},
+                         401: {"description": "missing or wrong bearer token"},
+                         403: {"description": "admin endpoints disabled (no token set)"}})
+    async def reload(request: ReloadRequest | None = None,
+                     authorization: Annotated[str | None, Header()] = None) -> dict:
+        """Load a model (default: the configured paths, re-read) and swap it in atomically."""
+        if not settings.admin_token:
+            raise HTTPException(403, "admin endpoints are disabled: set SESSIONREC_ADMIN_TOKEN "
+                                     "(or --admin-token)")
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+                token.encode(), settings.admin_token.encode()):
+            raise HTTPException(401, "authorization: expected 'Bearer <admin token>'",
+                                headers={"WWW-Authenticate": "Bearer"})
+        request = request or ReloadRequest()
+        try:
+            loaded = await mw().reload(request.model, request.vocab, request.fallback)
+        except (SessionRecError, OSError, ValueError) as err:
+            raise HTTPException(400, f"reload failed, still serving the previous model: "
+                                     f"{err}") from None
+        await state["channel"].announce(request)
+        return loaded.info()
+
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """App factory for ``uvicorn --factory`` and the workers of ``sessionrec serve``."""
+    return create_app(ServeSettings.from_env())
