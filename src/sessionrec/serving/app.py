@@ -326,7 +326,8 @@ def create_app(settings: ServeSettings, bundle: Bundle | None = None,
     app.add_middleware(MeasureRequests, metrics=metrics)
     Event = _event_model(settings.max_k)
 
-    @app.post("/v1/events", response_model=Recommendations, tags=["recommendations"])
+    @app.post("/v1/events", response_model=Recommendations, tags=["recommendations"],
+              responses={400: {"description": "the body is not parseable JSON (e.g. not UTF-8)"}})
     async def post_event(event: Event) -> dict:  # type: ignore[valid-type]
         """Apply a click to its session and return the products to show next."""
         answer = await mw().event(str(event.session_id), event.product_id,
