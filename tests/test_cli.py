@@ -86,6 +86,10 @@ def test_train_refuses_a_non_empty_run_dir(prepared, tmp_path, capsys):
     assert main(["train", "--set", "model.name=pop", "--set",
                  f"data.prepared={prepared.as_posix()}", "--out", str(out)]) == 2
     assert "--resume" in capsys.readouterr().err
+    # --resume where there is nothing to resume does not overwrite the run either.
+    assert main(["train", "--set", "model.name=pop", "--set",
+                 f"data.prepared={prepared.as_posix()}", "--out", str(out), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
 
 
 def test_evaluate_compares_models(prepared, tmp_path, capsys):

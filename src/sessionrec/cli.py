@@ -120,17 +120,21 @@ def prepared_data(cfg, run_dir: Path, data_override: str | None) -> Path:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from sessionrec.config import load_config
-    from sessionrec.runs import RunConfig, load_splits, run, summary_line
+    from sessionrec.runs import CHECKPOINTS, RunConfig, load_splits, run, summary_line
 
     cfg = load_config(RunConfig, args.config, args.set)
     run_dir = Path(args.out)
     if run_dir.exists() and any(run_dir.iterdir()) and not (args.overwrite or args.resume):
         raise SessionRecError(f"run directory {run_dir} is not empty (pass --overwrite, or "
                               "--resume to continue an interrupted run)")
-    if args.overwrite and not args.resume and (run_dir / "checkpoints").is_dir():
+    started = run_dir.exists() and any(run_dir.iterdir())
+    if args.resume and started and not (run_dir / CHECKPOINTS / "last.pt").is_file():
+        raise SessionRecError(f"nothing to resume in {run_dir}: no {CHECKPOINTS}/last.pt "
+                              "(start a new run, or pass --overwrite to replace this one)")
+    if args.overwrite and not args.resume and (run_dir / CHECKPOINTS).is_dir():
         import shutil
 
-        shutil.rmtree(run_dir / "checkpoints")
+        shutil.rmtree(run_dir / CHECKPOINTS)
     data_dir = prepared_data(cfg, run_dir, args.data)
     splits = load_splits(data_dir, cfg.data.dataset)
     payload = run(cfg, splits, run_dir, resume=args.resume)

@@ -124,6 +124,17 @@ def test_early_stopping_keeps_the_best_epoch():
         assert len(scores) - hist["best_epoch"] == 2
 
 
+def test_best_epoch_weights_are_restored_when_it_is_not_the_last(monkeypatch):
+    train, valid = cyclic(80, 0), cyclic(10, 1)
+    two = small(n_epochs=2).fit(train)  # the same trajectory, stopped after epoch 2
+    scores = iter([0.2, 0.9, 0.1])
+    monkeypatch.setattr(GRU4Rec, "_validation_mrr", lambda self, t, v: next(scores))
+    three = small(n_epochs=3).fit(train, valid)
+    assert three.fit_stats_["history"]["best_epoch"] == 2
+    for k, v in two.weights_.items():
+        assert torch.equal(v, three.weights_[k]), k
+
+
 def _weights(model):
     return {k: v.clone() for k, v in model.weights_.items()}
 

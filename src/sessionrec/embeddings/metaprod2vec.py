@@ -62,6 +62,7 @@ from sessionrec.data.sessions import Sessions
 from sessionrec.embeddings.metadata import MetadataTokens, item_metadata_tokens
 from sessionrec.embeddings.store import METADATA_COLUMNS, EmbeddingStore
 from sessionrec.errors import ConfigError, DataError, EmptyDataError
+from sessionrec.torch_env import flush_denormal, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -327,16 +328,9 @@ def train(sessions: Sessions, tokens: MetadataTokens | None = None,
     if sessions.n_events == 0:
         raise EmptyDataError("no training events to learn embeddings from")
     terms = cfg.terms if tokens.fields else ()
-    threads_before = torch.get_num_threads()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     # Adagrad steps of rarely-updated rows produce subnormal floats, which are very slow.
-    torch.set_flush_denormal(True)
-    try:
+    with torch_threads(cfg.threads), flush_denormal():
         return _train(sessions, tokens, cfg, terms)
-    finally:
-        torch.set_flush_denormal(False)  # torch's default
-        torch.set_num_threads(threads_before)
 
 
 def _train(sessions: Sessions, tokens: MetadataTokens, cfg: MetaProd2VecConfig,

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,6 +37,7 @@ from sessionrec.evaluation.metrics import (
     top_k,
 )
 from sessionrec.models.base import SessionRecommender
+from sessionrec.torch_env import torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -149,19 +149,6 @@ def target_events(sessions: Sessions, protocol: Protocol) -> tuple[np.ndarray, i
     return targets.astype(np.int64), skipped
 
 
-@contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 class _TopLists:
     """Catalogue coverage and mean popularity of the top-K lists, added block by block."""
 
@@ -263,7 +250,7 @@ def evaluate(
     rank_parts: list[np.ndarray] = []
 
     start = time.perf_counter()
-    with torch.no_grad(), _torch_threads(num_threads):
+    with torch.no_grad(), torch_threads(num_threads):
         for chunk, scores in model.score_next(test, targets, batch_size):
             chunk = np.asarray(chunk, dtype=np.int64)
             if tuple(scores.shape) != (len(chunk), n_items):

@@ -18,7 +18,7 @@ Training follows the original's semantics exactly where they matter for accuracy
 Speed comes from doing less, not from approximating: the item rows of a step are gathered
 once into a small dense leaf tensor (no sparse gradients to coalesce), the GRU step is the
 fused ``torch.gru_cell`` kernel, gradients come from one ``torch.autograd.grad`` call, and
-negatives are drawn in large blocks by inverse-CDF search.
+negatives are drawn in large blocks with Walker's alias method.
 
 Parameter names follow the official implementation (``layers``, ``loss``, ``batch_size``,
 ``dropout_p_embed``, ``dropout_p_hidden``, ``learning_rate``, ``momentum``, ``n_sample``,
@@ -49,6 +49,7 @@ from sessionrec.batching.session_parallel import (
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, SessionRecError
 from sessionrec.models.base import SessionRecommender, register_model
+from sessionrec.torch_env import flush_denormal, torch_threads
 from sessionrec.training.losses import LOSSES, get_loss
 from sessionrec.training.optim import OPTIMIZERS, RowOptimizer
 from sessionrec.training.trainer import EpochLoop, EpochStats, epoch_seed
@@ -215,7 +216,7 @@ class GRU4Rec(SessionRecommender):
         """Bytes the fit needs, by part (weights, optimiser state, score matrices)."""
         p = self._params
         n_weights = sum(math.prod(s) for s in self._shapes(n_items).values())
-        states = 1 if p["optimizer"] == "adagrad" else 3  # adagrad: acc (+ momentum)
+        states = 1 if p["optimizer"] == "adagrad" else 2  # adagrad: acc (+ momentum); adam: m, v
         if p["optimizer"] == "adagrad" and float(p["momentum"]) > 0:
             states = 2
         b, s = int(p["batch_size"]), int(p["n_sample"])
@@ -333,17 +334,8 @@ class GRU4Rec(SessionRecommender):
         p = self._params
         n_items = self.n_items_
         self._check_memory(n_items)
-        threads_before = torch.get_num_threads()
-        if p["threads"]:
-            torch.set_num_threads(int(p["threads"]))
-        # Well-trained softmax outputs underflow into denormal floats, which the CPU handles
-        # ~100x slower; flushing them to zero changes no result that matters.
-        torch.set_flush_denormal(True)
-        try:
+        with torch_threads(int(p["threads"])), flush_denormal():
             self._train(train, valid)
-        finally:
-            torch.set_num_threads(threads_before)
-            torch.set_flush_denormal(False)
 
     def _train(self, train: Sessions, valid: Sessions | None) -> None:
         p = self._params
@@ -359,7 +351,6 @@ class GRU4Rec(SessionRecommender):
         plan = self._walk_plan(train, sessions)
         counts = np.bincount(train.items, minlength=n_items).astype(np.float64)
         self._init_weights(n_items)
-        self.vocab_ = getattr(train, "vocab", "") or ""
         opt = RowOptimizer(self.weights_, p["optimizer"], p["learning_rate"], p["momentum"])
         dense = self._dense_keys()
         for k in dense:
@@ -401,7 +392,7 @@ class GRU4Rec(SessionRecommender):
             validate = lambda: self._validation_mrr(train, valid)  # noqa: E731
         loop = EpochLoop(
             int(p["n_epochs"]), int(p["patience"]), self._train_state, self._load_train_state,
-            lambda: {k: v.detach() for k, v in self.weights_.items()}, validate,
+            lambda: {f"w.{k}": v.detach() for k, v in self.weights_.items()}, validate,
             self.checkpoint_dir, self.resume,
             fingerprint={"model": self.name, "n_items": n_items, "vocab": self.vocab_,
                          "params": {k: v for k, v in p.items() if k not in _NOT_TRAJECTORY}})
@@ -410,7 +401,7 @@ class GRU4Rec(SessionRecommender):
             history = loop.run(train_epoch)
         finally:
             for k in dense:
-                self.weights_[k] = self.weights_[k].detach().requires_grad_(False)
+                self.weights_[k] = self.weights_[k].detach()
             del self._opt
         epochs_run = len(history.epochs)
         self.fit_stats_ = {
@@ -506,9 +497,12 @@ class GRU4Rec(SessionRecommender):
                 g_wy, g_by = grads[len(dense)], grads[len(dense) + 1]
                 opt.step_rows("Wy", uniq, g_wy)
                 # The bias rows of input-only items get no gradient and must not move.
-                touched = torch.zeros(len(uniq), dtype=torch.bool)
-                touched[o_idx] = True
-                opt.step_rows("By", uniq[touched], g_by[touched])
+                if mode == "constrained":  # uniq also holds input-only rows
+                    touched = torch.zeros(len(uniq), dtype=torch.bool)
+                    touched[o_idx] = True
+                    opt.step_rows("By", uniq[touched], g_by[touched])
+                else:
+                    opt.step_rows("By", uniq, g_by)
                 if train_in:
                     opt.step_rows(in_key, in_rows, grads[-1])
             return float(loss.detach()) * batch_size, carry
@@ -544,14 +538,8 @@ class GRU4Rec(SessionRecommender):
     def _validation_mrr(self, train: Sessions, valid: Sessions) -> float:
         from sessionrec.evaluation.evaluator import evaluate
 
-        for k in self._dense_keys():
-            self.weights_[k].requires_grad_(False)
-        try:
-            result = evaluate(self, train, valid, ks=(self.VALID_K,), batch_size=int(
-                self._params["eval_lanes"]))
-        finally:
-            for k in self._dense_keys():
-                self.weights_[k].requires_grad_(True)
+        result = evaluate(self, train, valid, ks=(self.VALID_K,),
+                          batch_size=int(self._params["eval_lanes"]))
         return result.metrics()[f"mrr@{self.VALID_K}"]
 
     # -- inference ----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,8 +82,10 @@ class EpochLoop:
     Args:
         n_epochs: maximum number of epochs.
         patience: epochs without validation improvement before stopping (0 = never stop).
-        get_state / set_state: the model's full training state (tensors only).
-        weights: the subset of the state that is the model (kept for the best epoch).
+        get_state / set_state: the model's full training state (tensors only); ``set_state``
+            must also accept the ``weights`` subset alone (the best epoch is restored so).
+        weights: the subset of the state that is the model, with the same keys as in
+            ``get_state`` (kept for the best epoch).
         validate: returns the validation score (higher is better), or None for no validation.
         checkpoint_dir: where ``last.pt`` / ``best.pt`` go (None = no checkpoints).
         resume: continue from ``checkpoint_dir/last.pt`` if it exists.
@@ -132,7 +135,8 @@ class EpochLoop:
         self.validation_seconds = loop["validation_seconds"]
         self._best = None
         if self.history.best_epoch is not None and (self.checkpoint_dir / BEST).is_file():
-            self._best = torch.load(self.checkpoint_dir / BEST, weights_only=True)["weights"]
+            self._best = torch.load(self.checkpoint_dir / BEST, weights_only=True,
+                                    map_location="cpu")["weights"]
         log.info("resumed from %s after epoch %d", path, loop["epochs_done"])
         return int(loop["epochs_done"])
 
@@ -162,7 +166,7 @@ class EpochLoop:
             record: dict[str, Any] = {"epoch": epoch + 1, "loss": stats.loss,
                                       "seconds": round(stats.seconds, 3),
                                       "events_per_s": stats.events / max(stats.seconds, 1e-9)}
-            if not torch.isfinite(torch.tensor(stats.loss)):
+            if not math.isfinite(stats.loss):
                 raise SessionRecError(
                     f"training diverged in epoch {epoch + 1} (loss {stats.loss}); lower the "
                     "learning rate or the score regularisation")
@@ -185,7 +189,5 @@ class EpochLoop:
             if self.history.stopped_early:
                 break
         if self._best is not None:
-            state = self.get_state()
-            state.update(self._best)
-            self.set_state(state)
+            self.set_state(self._best)  # the best epoch's weights (a subset of the state)
         return self.history
