@@ -11,7 +11,6 @@ A run directory holds everything needed to trace a number in the docs back to it
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -100,8 +99,7 @@ def load_splits(data_dir: Path, name: str = "") -> Splits:
     items = pl.read_parquet(data_dir / "items.parquet")
     n_items = items.height
     vocab = vocab_fingerprint(items)
-    out = {s: dataclasses.replace(Sessions.from_frame(frames[s], n_items), vocab=vocab)
-           for s in ("train", "valid", "test")}
+    out = {s: Sessions.from_frame(frames[s], n_items, vocab) for s in ("train", "valid", "test")}
     return Splits(out["train"], out["valid"], out["test"], name or data_dir.name)
 
 

@@ -98,8 +98,10 @@ class Sessions:
         return cls(items, offsets, ts, u, np.arange(len(sessions)), n_items)
 
     @classmethod
-    def from_frame(cls, df: pl.DataFrame, n_items: int) -> Sessions:
+    def from_frame(cls, df: pl.DataFrame, n_items: int, vocab: str = "") -> Sessions:
         """Build from a prepared split (columns session_id, item_idx, ts, optional user_idx).
+
+        ``vocab`` is the fingerprint of the vocabulary the indices refer to.
 
         Rows must already be grouped by session and ordered by time inside each session, as
         ``sessionrec prepare`` writes them.
@@ -128,4 +130,5 @@ class Sessions:
             users=users,
             session_ids=sid.to_numpy()[starts],
             n_items=n_items,
+            vocab=vocab,
         )
