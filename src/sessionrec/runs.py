@@ -55,6 +55,12 @@ class DataConfig:
 class ModelConfig:
     name: str = "pop"
     params: dict = field(default_factory=dict)
+    # An embedding store (`sessionrec embed --out`, e.g. Meta-Prod2Vec) used as the input
+    # embedding of a recurrent model (GRU4Rec, HGRU4Rec); "" for none.
+    item_vectors: str = ""
+    freeze_item_vectors: bool = True  # False: fine-tune them with the rest of the model
+    # vocabulary items the store lacks: "error", or "random" / "zero" vectors for them
+    missing_item_vectors: Literal["error", "random", "zero"] = "error"
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ class Splits:
     valid: Sessions
     test: Sessions
     name: str
+    items: pl.DataFrame | None = None  # the vocabulary (items.parquet), when read from disk
 
 
 def vocab_fingerprint(items: pl.DataFrame) -> str:
@@ -100,7 +107,7 @@ def load_splits(data_dir: Path, name: str = "") -> Splits:
     n_items = items.height
     vocab = vocab_fingerprint(items)
     out = {s: Sessions.from_frame(frames[s], n_items, vocab) for s in ("train", "valid", "test")}
-    return Splits(out["train"], out["valid"], out["test"], name or data_dir.name)
+    return Splits(out["train"], out["valid"], out["test"], name or data_dir.name, items)
 
 
 def concat_sessions(a: Sessions, b: Sessions) -> Sessions:
@@ -116,13 +123,30 @@ def concat_sessions(a: Sessions, b: Sessions) -> Sessions:
     )
 
 
-def build_model(cfg: ModelConfig) -> SessionRecommender:
-    """An unfitted model from its registered name and hyper-parameters."""
+def build_model(cfg: ModelConfig, items: pl.DataFrame | None = None) -> SessionRecommender:
+    """An unfitted model from its registered name and hyper-parameters.
+
+    With ``cfg.item_vectors`` the store's vectors, aligned to the vocabulary ``items``, become
+    the model's input embedding (frozen unless ``freeze_item_vectors`` is false).
+    """
     cls = get_model_class(cfg.name)
     try:
-        return cls(**cfg.params)
+        model = cls(**cfg.params)
     except TypeError as err:
         raise ConfigError(f"model {cfg.name!r}: {err}") from err
+    if cfg.item_vectors:
+        if not hasattr(model, "set_pretrained_items"):
+            raise ConfigError(f"model {cfg.name!r} takes no pre-trained item vectors "
+                              "(model.item_vectors); gru4rec and hgru4rec do")
+        if items is None:
+            raise ConfigError("model.item_vectors needs the item vocabulary of the prepared "
+                              "data to align the store's vectors to")
+        from sessionrec.embeddings.store import load_item_vectors
+
+        vectors = load_item_vectors(cfg.item_vectors, items, missing=cfg.missing_item_vectors,
+                                    seed=int(cfg.params.get("seed", 0)))
+        model.set_pretrained_items(vectors, freeze=cfg.freeze_item_vectors)
+    return model
 
 
 def fit_evaluate(model: SessionRecommender, splits: Splits,
@@ -133,11 +157,19 @@ def fit_evaluate(model: SessionRecommender, splits: Splits,
     t0 = time.perf_counter()
     model.fit(train, valid)
     seconds = time.perf_counter() - t0
+    extended = False
+    if valid is not None and hasattr(model, "extend_user_history"):
+        # Validation sessions happened before the test sessions: a user-aware model carries
+        # its users' states on through them (no training) so that test starts from the whole
+        # history, as it would in the shop.
+        model.extend_user_history(splits.valid)
+        extended = True
     result = evaluate(model, train, splits.test, protocol=cfg.protocol, ties=cfg.ties,
                       ks=cfg.ks, batch_size=cfg.batch_size,
                       num_threads=cfg.threads or None)
     timing: dict[str, Any] = {"seconds": seconds, "events": int(train.n_events),
-                              "events_per_s": train.n_events / seconds if seconds > 0 else None}
+                              "events_per_s": train.n_events / seconds if seconds > 0 else None,
+                              "user_history_through_valid": extended}
     # Iterative models report their own figures (epochs, events/s over all epochs, history).
     timing.update(getattr(model, "fit_stats_", {}))
     return result, timing
@@ -179,7 +211,7 @@ def run(cfg: RunConfig, splits: Splits, run_dir: Path, resume: bool = False) -> 
     torch.manual_seed(cfg.seed)
     if cfg.eval.threads:
         torch.set_num_threads(cfg.eval.threads)
-    model = build_model(cfg.model)
+    model = build_model(cfg.model, splits.items)
     if hasattr(model, "checkpoint_dir"):
         model.checkpoint_dir = Path(run_dir) / CHECKPOINTS
         model.resume = resume
@@ -229,7 +261,7 @@ def compare_models(data_dir: Path, models: Sequence[str], params: Sequence[str],
         cfg = load_config(RunConfig, overrides=[f"model.name={name}",
                                                 f"eval.protocol={protocol}",
                                                 f"eval.ties={ties}", *own])
-        model = build_model(cfg.model)
+        model = build_model(cfg.model, splits.items)
         result, timing = fit_evaluate(model, splits, cfg.eval)
         payloads.append(write_run(out / name, cfg, model, splits, result, timing))
         results[name] = result

@@ -358,7 +358,7 @@ def evaluate_on_valid(cfg: RunConfig, splits: Splits, metric: str) -> dict[str, 
     torch.manual_seed(cfg.seed)
     if cfg.eval.threads:
         torch.set_num_threads(cfg.eval.threads)
-    model = build_model(cfg.model)
+    model = build_model(cfg.model, splits.items)
     t0 = time.perf_counter()
     model.fit(splits.train, splits.valid)
     fit_seconds = time.perf_counter() - t0

@@ -200,3 +200,29 @@ def test_fit_stats_count_events_over_epochs():
     assert stats["events"] == train.n_events
     assert stats["events_per_s"] == pytest.approx(
         train.n_events * 2 / stats["train_seconds"], rel=1e-6)
+
+
+def test_pretrained_item_vectors_as_input(tmp_path):
+    train, test = cyclic(300, 0), cyclic(40, 1)
+    vectors = torch.randn(N, 6, generator=torch.Generator().manual_seed(0))
+    frozen = small(n_epochs=6).set_pretrained_items(vectors, freeze=True)
+    assert frozen.input_mode == "embedding" and frozen.get_params()["item_vectors"] == "frozen"
+    frozen.fit(train)
+    assert torch.equal(frozen.weights_["E"], vectors)  # never updated
+    assert evaluate(frozen, train, test, ks=(3,)).metrics()["recall@3"] > 0.5
+    loaded = SessionRecommender.load(frozen.save(tmp_path / "m"))
+    assert torch.equal(loaded.score([[1, 2]]), frozen.score([[1, 2]]))
+    tuned = small().set_pretrained_items(vectors, freeze=False).fit(train)
+    assert not torch.equal(tuned.weights_["E"], vectors)
+    with pytest.raises(SessionRecError, match=f"have {N + 2} rows"):
+        small().set_pretrained_items(torch.zeros(N + 2, 6)).fit(train)
+
+
+def test_checkpoint_of_other_item_vectors_is_refused(tmp_path):
+    first = small(n_epochs=1).set_pretrained_items(torch.ones(N, 4))
+    first.checkpoint_dir = tmp_path / "ckpt"
+    first.fit(cyclic(30))
+    other = small(n_epochs=2).set_pretrained_items(torch.zeros(N, 4))
+    other.checkpoint_dir, other.resume = tmp_path / "ckpt", True
+    with pytest.raises(SessionRecError, match="cannot be resumed"):
+        other.fit(cyclic(30))

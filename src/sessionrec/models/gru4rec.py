@@ -28,6 +28,7 @@ Parameter names follow the official implementation (``layers``, ``loss``, ``batc
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -59,6 +60,7 @@ log = logging.getLogger(__name__)
 GIB = 1024**3
 # Parameters that do not change what an epoch computes: a checkpoint written with other values
 # may be resumed (e.g. more epochs after an interrupted or finished run).
+ITEM_VECTORS = ("", "frozen", "fine-tune")
 _NOT_TRAJECTORY = ("progress", "threads", "eval_lanes", "n_epochs", "patience", "max_memory_gb")
 
 
@@ -97,6 +99,9 @@ class GRU4Rec(SessionRecommender):
         sample_alpha: negatives are drawn ∝ count^sample_alpha.
         embedding: size of a separate input embedding (0: none).
         constrained_embedding: tie the input embedding to the output weights.
+        item_vectors: ``""`` (none), ``frozen`` or ``fine-tune``: the input embedding is the
+            pre-trained item vectors given to :meth:`set_pretrained_items` (e.g. Meta-Prod2Vec;
+            that method sets this, ``embedding`` and ``constrained_embedding``).
         n_epochs: epochs (the maximum, with early stopping).
         bpreg: score regularisation of ``bpr-max``.
         elu_param: ELU applied to scores for ``bpr-max`` (0: none).
@@ -119,7 +124,8 @@ class GRU4Rec(SessionRecommender):
                  dropout_p_hidden: float = 0.0, learning_rate: float = 0.05,
                  momentum: float = 0.0, optimizer: str = "adagrad", n_sample: int = 2048,
                  sample_alpha: float = 0.5, embedding: int = 0,
-                 constrained_embedding: bool = True, n_epochs: int = 10, bpreg: float = 1.0,
+                 constrained_embedding: bool = True, item_vectors: str = "",
+                 n_epochs: int = 10, bpreg: float = 1.0,
                  elu_param: float = 0.5, logq: float = 0.0, init_scale: float = 1.0,
                  patience: int = 0, sample_cache_size: int = 10_000_000,
                  eval_lanes: int = 512, seed: int = 0, threads: int = 0,
@@ -130,13 +136,14 @@ class GRU4Rec(SessionRecommender):
             dropout_p_hidden=dropout_p_hidden, learning_rate=learning_rate, momentum=momentum,
             optimizer=optimizer, n_sample=n_sample, sample_alpha=sample_alpha,
             embedding=embedding, constrained_embedding=constrained_embedding,
-            n_epochs=n_epochs, bpreg=bpreg, elu_param=elu_param, logq=logq,
-            init_scale=init_scale, patience=patience, sample_cache_size=sample_cache_size,
-            eval_lanes=eval_lanes, seed=seed, threads=threads, max_memory_gb=max_memory_gb,
-            progress=progress)
+            item_vectors=item_vectors, n_epochs=n_epochs, bpreg=bpreg, elu_param=elu_param,
+            logq=logq, init_scale=init_scale, patience=patience,
+            sample_cache_size=sample_cache_size, eval_lanes=eval_lanes, seed=seed,
+            threads=threads, max_memory_gb=max_memory_gb, progress=progress)
         self._validate_params()
         self.checkpoint_dir: Path | None = None  # set by runs: RUN_DIR/checkpoints
         self.resume = False
+        self._pretrained: torch.Tensor | None = None
 
     # -- configuration ------------------------------------------------------------------------
     def _validate_params(self) -> None:
@@ -166,6 +173,54 @@ class GRU4Rec(SessionRecommender):
         if int(p["n_sample"]) == 0 and int(p["batch_size"]) < 2:
             raise ConfigError(f"{self.name}: with n_sample = 0 the other lanes' targets are the "
                               "only negatives, so batch_size must be at least 2")
+        if p["item_vectors"] not in ITEM_VECTORS:
+            raise ConfigError(f"{self.name}: item_vectors must be one of {ITEM_VECTORS}, got "
+                              f"{p['item_vectors']!r}")
+        if p["item_vectors"] and (p["constrained_embedding"] or int(p["embedding"]) < 1):
+            raise ConfigError(f"{self.name}: item_vectors are the input embedding, so they "
+                              "need constrained_embedding = false and embedding = their "
+                              "dimension (set_pretrained_items sets both)")
+
+    def set_pretrained_items(self, vectors: torch.Tensor | np.ndarray,
+                             freeze: bool = True) -> GRU4Rec:
+        """Use ``vectors`` (float [n_items, d], row = item index) as the input embedding.
+
+        ``freeze``: keep them fixed while training (else they are fine-tuned). Sets the
+        parameters ``item_vectors``, ``embedding = d`` and ``constrained_embedding = False``
+        (so a saved model reloads with the same shapes; the vectors travel in its weights).
+        Call before :meth:`fit`; the row count is checked against the catalogue there.
+        """
+        v = torch.as_tensor(np.asarray(vectors), dtype=torch.float32)
+        if v.dim() != 2 or v.shape[0] < 1 or v.shape[1] < 1:
+            raise ConfigError(f"{self.name}: pre-trained item vectors must be a non-empty "
+                              f"[n_items, d] matrix, got shape {tuple(v.shape)}")
+        bad = int((~torch.isfinite(v)).any(dim=1).sum())
+        if bad:
+            raise ConfigError(f"{self.name}: {bad} pre-trained item vectors hold NaN or inf")
+        self._params.update(item_vectors="frozen" if freeze else "fine-tune",
+                            embedding=int(v.shape[1]), constrained_embedding=False)
+        self._validate_params()
+        self._pretrained = v.clone()
+        return self
+
+    def _pretrained_for(self, n_items: int) -> torch.Tensor:
+        v = self._pretrained
+        if v is None:
+            raise ConfigError(
+                f"{self.name}: item_vectors = {self._params['item_vectors']!r} but no vectors "
+                "were given: call set_pretrained_items(vectors, freeze) before fit")
+        if v.shape[0] != n_items:
+            raise SessionRecError(
+                f"{self.name}: the pre-trained item vectors have {v.shape[0]:,} rows but the "
+                f"training catalogue has {n_items:,} items; align them to the item index "
+                "(one row per item, in item-index order)")
+        return v
+
+    def _pretrained_digest(self) -> str:
+        """A hash of the pre-trained vectors (checkpoints of other vectors are refused)."""
+        if self._pretrained is None:
+            return ""
+        return hashlib.sha256(self._pretrained.numpy().tobytes()).hexdigest()[:16]
 
     @property
     def input_mode(self) -> str:
@@ -252,6 +307,8 @@ class GRU4Rec(SessionRecommender):
             if fan_sum is not None:
                 _uniform_(t, fan_sum, gen, scale)
             self.weights_[key] = t
+        if self._params["item_vectors"]:
+            self.weights_["E"].copy_(self._pretrained_for(n_items))
 
     def _fan_sum(self, key: str, shape: tuple[int, ...]) -> int | None:
         """fan_in + fan_out of the uniform init of parameter ``key`` (None: zeros)."""
@@ -333,6 +390,8 @@ class GRU4Rec(SessionRecommender):
     def _fit(self, train: Sessions, valid: Sessions | None) -> None:
         p = self._params
         n_items = self.n_items_
+        if p["item_vectors"]:
+            self._pretrained_for(n_items)  # fail before any work
         self._check_memory(n_items)
         with torch_threads(int(p["threads"])), flush_denormal():
             self._train(train, valid)
@@ -395,6 +454,7 @@ class GRU4Rec(SessionRecommender):
             lambda: {f"w.{k}": v.detach() for k, v in self.weights_.items()}, validate,
             self.checkpoint_dir, self.resume,
             fingerprint={"model": self.name, "n_items": n_items, "vocab": self.vocab_,
+                         "item_vectors": self._pretrained_digest(),
                          "params": {k: v for k, v in p.items() if k not in _NOT_TRAJECTORY}})
         self._opt = opt
         try:
@@ -434,8 +494,8 @@ class GRU4Rec(SessionRecommender):
         return session_order(train.offsets, train.ts[train.offsets[:-1]], sessions)
 
     def _frozen_keys(self) -> tuple[str, ...]:
-        """Item matrices that training must not update (HGRU4Rec: frozen item vectors)."""
-        return ()
+        """Item matrices that training must not update (frozen pre-trained item vectors)."""
+        return ("E",) if self._params["item_vectors"] == "frozen" else ()
 
     def _row_stepper(self, opt: RowOptimizer, loss_fn, log_counts: torch.Tensor,
                      dense: list[str]) -> Callable[..., tuple[float, Any]]:

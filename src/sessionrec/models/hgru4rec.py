@@ -59,7 +59,6 @@ from sessionrec.models.gru4rec import GRU4Rec
 from sessionrec.training.optim import RowOptimizer
 
 PROPAGATIONS = ("init", "all")
-ITEM_VECTORS = ("", "frozen", "fine-tune")
 
 Layers = list[torch.Tensor]
 
@@ -79,9 +78,6 @@ class HGRU4Rec(GRU4Rec):
         user_to_output: join the user state to the output layer's input.
         dropout_p_hidden_usr: dropout on the user layers' outputs.
         dropout_p_init: dropout on the session states initialised from the user state.
-        item_vectors: ``""`` (none), ``frozen`` or ``fine-tune``: use the pre-trained item
-            vectors given to :meth:`set_pretrained_items` as the input embedding (that method
-            sets this, ``embedding`` and ``constrained_embedding``).
         optimizer: default ``adam`` (the thesis's choice), learning_rate default 0.01.
         patience: early stopping on validation MRR@10.
         eval_lanes: users (and test sessions) walked in parallel when not training.
@@ -120,7 +116,7 @@ class HGRU4Rec(GRU4Rec):
         self._validate_params()
         self.checkpoint_dir: Path | None = None  # set by runs: RUN_DIR/checkpoints
         self.resume = False
-        self._pretrained: torch.Tensor | None = None
+        self._pretrained: torch.Tensor | None = None  # see GRU4Rec.set_pretrained_items
 
     # -- configuration ------------------------------------------------------------------------
     def _validate_params(self) -> None:
@@ -138,35 +134,6 @@ class HGRU4Rec(GRU4Rec):
         for key in ("dropout_p_hidden_usr", "dropout_p_init"):
             if not 0 <= float(p[key]) < 1:
                 raise ConfigError(f"hgru4rec: {key} must lie in [0, 1), got {p[key]}")
-        if p["item_vectors"] not in ITEM_VECTORS:
-            raise ConfigError(f"hgru4rec: item_vectors must be one of {ITEM_VECTORS}, got "
-                              f"{p['item_vectors']!r}")
-        if p["item_vectors"] and (p["constrained_embedding"] or int(p["embedding"]) < 1):
-            raise ConfigError("hgru4rec: item_vectors are the input embedding, so they need "
-                              "constrained_embedding = false and embedding = their dimension "
-                              "(set_pretrained_items sets both)")
-
-    def set_pretrained_items(self, vectors: torch.Tensor | np.ndarray,
-                             freeze: bool = True) -> HGRU4Rec:
-        """Use ``vectors`` (float [n_items, d], row = item index) as the input embedding.
-
-        ``freeze``: keep them fixed while training (else they are fine-tuned). Sets the
-        parameters ``item_vectors``, ``embedding = d`` and ``constrained_embedding = False``
-        (so a saved model reloads with the same shapes; the vectors travel in its weights).
-        Call before :meth:`fit`; the row count is checked against the catalogue there.
-        """
-        v = torch.as_tensor(np.asarray(vectors), dtype=torch.float32)
-        if v.dim() != 2 or v.shape[0] < 1 or v.shape[1] < 1:
-            raise ConfigError(f"hgru4rec: pre-trained item vectors must be a non-empty "
-                              f"[n_items, d] matrix, got shape {tuple(v.shape)}")
-        bad = int((~torch.isfinite(v)).any(dim=1).sum())
-        if bad:
-            raise ConfigError(f"hgru4rec: {bad} pre-trained item vectors hold NaN or inf")
-        self._params.update(item_vectors="frozen" if freeze else "fine-tune",
-                            embedding=int(v.shape[1]), constrained_embedding=False)
-        self._validate_params()
-        self._pretrained = v.clone()
-        return self
 
     @property
     def _user_width(self) -> int:
@@ -198,27 +165,6 @@ class HGRU4Rec(GRU4Rec):
         if key == "Winit":
             return shape[0] + shape[1]
         return super()._fan_sum(key, shape)
-
-    def _frozen_keys(self) -> tuple[str, ...]:
-        return ("E",) if self._params["item_vectors"] == "frozen" else ()
-
-    def _init_weights(self, n_items: int) -> None:
-        super()._init_weights(n_items)
-        if self._params["item_vectors"]:
-            self.weights_["E"].copy_(self._pretrained_for(n_items))
-
-    def _pretrained_for(self, n_items: int) -> torch.Tensor:
-        v = self._pretrained
-        if v is None:
-            raise ConfigError(
-                f"hgru4rec: item_vectors = {self._params['item_vectors']!r} but no vectors "
-                "were given: call set_pretrained_items(vectors, freeze) before fit")
-        if v.shape[0] != n_items:
-            raise SessionRecError(
-                f"hgru4rec: the pre-trained item vectors have {v.shape[0]:,} rows but the "
-                f"training catalogue has {n_items:,} items; align them to the item index "
-                "(one row per item, in item-index order)")
-        return v
 
     # -- the two levels -----------------------------------------------------------------------
     def _context(self, user: Layers) -> torch.Tensor | None:
@@ -304,11 +250,6 @@ class HGRU4Rec(GRU4Rec):
         return hidden, user
 
     # -- training -----------------------------------------------------------------------------
-    def _fit(self, train: Sessions, valid: Sessions | None) -> None:
-        if self._params["item_vectors"]:
-            self._pretrained_for(self.n_items_)  # fail before any work
-        super()._fit(train, valid)
-
     def _walk_plan(self, train: Sessions, sessions: np.ndarray) -> UserSchedule:
         return user_schedule(train.offsets, train.users, train.ts[train.offsets[:-1]])
 
