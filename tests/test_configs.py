@@ -7,10 +7,14 @@ from pathlib import Path
 import pytest
 
 from sessionrec.config import load_config
-from sessionrec.runs import RunConfig, build_model
+from sessionrec.runs import ModelConfig, RunConfig, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.toml") if p.parent.name != "search")
+# Run configs; search spaces, studies and experiments have configs of their own kinds.
+OTHER_KINDS = ("search", "study", "experiments")
+RUN_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.toml")
+                     if p.relative_to(ROOT / "configs").parts[0] not in OTHER_KINDS)
+STUDY_CONFIGS = sorted((ROOT / "configs" / "study").glob("*.toml"))
 
 # The official GRU4Rec parameter files (hidasib/GRU4Rec_PyTorch_Official, paramfiles/ and the
 # GRU4Rec class defaults); our configs must reproduce them exactly.
@@ -43,3 +47,14 @@ def test_official_parameter_sets_are_reproduced(name):
     assert cfg.model.name == "gru4rec"
     assert cfg.model.params == OFFICIAL[name]
     assert cfg.eval.protocol == "next-item"
+
+
+@pytest.mark.parametrize("path", STUDY_CONFIGS, ids=lambda p: p.name)
+def test_study_config_loads_and_builds_every_variant(path):
+    from sessionrec.study import StudyConfig, variant_params
+
+    cfg = load_config(StudyConfig, path)
+    assert len(cfg.study.seeds) >= 3
+    for variant in cfg.study.variants:
+        params = variant_params(cfg, variant, cfg.study.seeds[0])
+        build_model(ModelConfig("hgru4rec", params))

@@ -455,7 +455,7 @@ def write_plots(cfg: StudyConfig, summary: dict[str, Any], out: Path,
         top = np.argsort(-counts, kind="stable")[: cfg.study.pca_items]
         written.append(pca_scatter(
             vectors[top], None if types is None else types[top],
-            f"{summary['dataset']}: Meta-Prod2Vec item vectors, {len(top):,} most viewed "
+            f"{summary['dataset']}: Meta-Prod2Vec item vectors\n{len(top):,} most viewed "
             f"items{type_note}", plots / "pca_items.png", cfg.study.pca_types))
     for variant in ("WithUser-Embedding", "WithUser-OneHot"):
         where = run_dir(out, variant, seed) / "model"
@@ -465,8 +465,8 @@ def write_plots(cfg: StudyConfig, summary: dict[str, Any], out: Path,
             states = model.user_states_.numpy()
             labels = None if types is None else _user_types(splits, types, ids)
             written.append(pca_scatter(
-                states, labels, f"{summary['dataset']}: user states of {variant} "
-                f"({len(ids):,} users, coloured by most viewed type){type_note}",
+                states, labels, f"{summary['dataset']}: user states of {variant}\n"
+                f"{len(ids):,} users, coloured by their most viewed type{type_note}",
                 plots / "pca_users.png", cfg.study.pca_types))
             break
     return written
