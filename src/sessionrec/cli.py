@@ -250,10 +250,57 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = ServeSettings.from_env(
         model=args.model, vocab=args.vocab, fallback=args.fallback, store=args.store,
         blocked_file=args.blocked, admin_token=args.admin_token,
-        session_ttl_s=args.session_ttl, user_ttl_s=args.user_ttl)
-    print(f"serving {args.model} on http://{args.host}:{args.port} (store {settings.store}, "
+        session_ttl_s=args.session_ttl, user_ttl_s=args.user_ttl, experiment=args.experiment,
+        event_log=args.event_log)
+    what = settings.model
+    if settings.experiment:
+        url = settings.event_log_url(settings.experiment)
+        shown = url if url.startswith("sqlite") else url.partition("://")[0]  # no password
+        what = f"experiment {settings.experiment} (event log {shown})"
+    print(f"serving {what} on http://{args.host}:{args.port} (store {settings.store}, "
           f"{args.workers} worker(s)); API docs at /docs", flush=True)
     run_server(settings, args.host, args.port, args.workers, args.log_level)
+    return 0
+
+
+# -- study ---------------------------------------------------------------------------------
+def cmd_study(args: argparse.Namespace) -> int:
+    from sessionrec.config import load_config
+    from sessionrec.runs import load_splits
+    from sessionrec.study import (
+        StudyConfig,
+        check_out_dir,
+        run_study,
+        write_markdown,
+        write_plots,
+    )
+
+    overrides = list(args.set)
+    if args.seeds:
+        overrides.append(f"study.seeds=[{', '.join(str(s) for s in args.seeds)}]")
+    cfg = load_config(StudyConfig, args.config, overrides)
+    out = Path(args.out)
+    check_out_dir(cfg, out)
+    if (out / "data" / "manifest.json").is_file() and not args.data and not cfg.data.prepared:
+        data_dir = out / "data"  # a continued study keeps its prepared data
+    else:
+        data_dir = prepared_data(cfg, out, args.data)
+    splits = load_splits(data_dir, cfg.data.dataset)
+    n_runs = len(cfg.study.seeds) * len(cfg.study.variants)
+    done = [0]
+
+    def on_run(variant: str, seed: int, payload: dict) -> None:
+        done[0] += 1
+        m = payload["metrics"]
+        print(f"[{done[0]}/{n_runs}] {variant} seed {seed}: recall@20 {m['recall@20']:.4f}, "
+              f"mrr@20 {m['mrr@20']:.4f} ({payload['train']['epochs']} epochs, "
+              f"{payload['train']['seconds']:.1f} s)", flush=True)
+
+    summary = run_study(cfg, splits, data_dir, out, on_run)
+    plots = write_plots(cfg, summary, out, splits)
+    path = write_markdown(out, summary, [str(p.relative_to(out)) for p in plots])
+    print(path.read_text(encoding="utf-8"))
+    print(f"wrote {path}, {out / 'study.json'} and {len(plots)} plots in {out / 'plots'}")
     return 0
 
 
@@ -394,7 +441,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_quickstart)
 
     p = sub.add_parser("serve", help="serve live recommendations over HTTP (REST API)")
-    p.add_argument("--model", required=True, help="run directory (or its model/ folder)")
+    p.add_argument("--model", default=None,
+                   help="run directory (or its model/ folder); not needed with --experiment")
+    p.add_argument("--experiment", default=None, metavar="EXP.toml",
+                   help="serve an A/B/n experiment's variants (or SESSIONREC_EXPERIMENT)")
+    p.add_argument("--event-log", default=None, metavar="URL",
+                   help="experiment event log: sqlite:///events.db (default: events.db beside "
+                        "EXP.toml) or postgresql://user@host:port/db (or SESSIONREC_EVENT_LOG)")
     p.add_argument("--vocab", default=None,
                    help="items.parquet or prepared data directory (default: found from the run)")
     p.add_argument("--fallback", default=None,
@@ -415,6 +468,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="warning",
                    choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("study", help="the four-variant study: OnlySession/WithUser x "
+                                     "OneHot/Meta-Prod2Vec HGRU4Rec over several seeds")
+    p.add_argument("--config", required=True, help="study TOML (configs/study/*.toml)")
+    p.add_argument("--out", required=True, help="study directory (continued if it exists)")
+    p.add_argument("--data", help="raw data path, or a prepared directory")
+    p.add_argument("--seeds", type=int, nargs="+", help="override study.seeds")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. model.params.n_epochs=5")
+    p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("embed", help="train Meta-Prod2Vec product embeddings (train split)")
     p.add_argument("--data", required=True, help="prepared data directory")
@@ -438,6 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--product", required=True, nargs="+", help="ProductId(s) to query")
     p.add_argument("-k", type=int, default=10, help="neighbours per product")
     p.set_defaults(func=cmd_similar)
+
+    from sessionrec.experiments.commands import add_parser as add_experiment_parser
+
+    add_experiment_parser(sub)
     return parser
 
 

@@ -5,6 +5,7 @@
     OUT_DIR/
       events/part-00000.parquet   one shard per simulated UTC day (or .csv)
       items.parquet               ProductId, Brand, ProductType, Price
+      orders.parquet              optional (``orders=True``): purchases of viewed products
       README.md                   parameters, counts, and a note that the data is generated
 
 The generative model has structure at three levels, so that item-to-item models (co-occurrence,
@@ -80,6 +81,13 @@ PRODUCT_ID_BASE = 1_000_000
 SESSION_ID_BASE = 1_000_000_000
 SESSION_ID_MULTIPLIER = 7_919  # coprime with powers of ten: scrambles ids within a shard
 
+# Orders (optional): a known user buys some of the products they viewed, often days later.
+P_BUY = 0.03                 # per distinct product a user views in a session
+P_BUY_LATER = 0.6            # ... bought in a later session of theirs (if one follows in time)
+ORDER_WINDOW_DAYS = 14.0     # ... that starts at most this long after the view
+CHECKOUT_MS = (60_000, 15 * 60_000)  # checkout this long after the session's last view
+ORDER_ID_BASE = 70_000_000
+
 # Browser user agents of human visitors: (string, is_mobile, weight).
 BROWSER_USER_AGENTS: tuple[tuple[str, bool, float], ...] = (
     ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -128,6 +136,9 @@ class SynthSummary:
     bot_sessions: int
     anonymous_events: int
     last_logged_in_only_events: int
+    orders: int = 0              # orders.parquet: orders (0 when not asked for) ...
+    order_lines: int = 0         # ... their product lines ...
+    order_lines_later_session: int = 0  # ... of which bought after the viewing session
 
 
 @dataclass(frozen=True)
@@ -473,6 +484,78 @@ def _shard(rng: np.random.Generator, w: _World, day: int, n_events: int, shares:
     return df, counts, np.unique(users[known])
 
 
+def synth_orders(views: pl.DataFrame, items: pl.DataFrame, rng: np.random.Generator, *,
+                 p_buy: float = P_BUY, p_later: float = P_BUY_LATER,
+                 window_days: float = ORDER_WINDOW_DAYS) -> pl.DataFrame:
+    """Orders of known users: each buys some products they viewed, often in a later session.
+
+    ``views`` holds the known users' views: ``UserId, SessionId, ProductId`` and ``Timestamp``
+    (Unix milliseconds, Int64); ``items`` has ``ProductId, Price``. Every distinct product a user
+    views in a session is bought with probability ``p_buy``; a bought product goes into an order
+    at the end of a later session of that user with probability ``p_later`` (one drawn
+    uniformly among the user's sessions that start within ``window_days`` after the view), else
+    at the end of the viewing session, and so it does when no later session follows. Checkout is
+    1 to 15 minutes after the purchase session's last view, so an order never reaches the
+    user's next session. A user buys a product at most once (the first purchase is kept).
+
+    Returns one row per order line: ``OrderId, UserId, SessionId`` (the session of the checkout),
+    ``ProductId, Price, Timestamp`` (datetime ms UTC) and ``ViewSessionId`` (the session the
+    product was viewed in), ordered by time, order and product.
+    """
+    columns = {"OrderId": pl.Int64, "UserId": pl.Int64, "SessionId": pl.Int64,
+               "ProductId": pl.Int64, "Price": pl.Float64, "Timestamp": pl.Datetime("ms", "UTC"),
+               "ViewSessionId": pl.Int64}
+    if views.height == 0:
+        return pl.DataFrame(schema=columns)
+    sessions = (views.group_by("UserId", "SessionId")
+                .agg(start=pl.col("Timestamp").min(), end=pl.col("Timestamp").max())
+                .sort("UserId", "start", "SessionId").with_row_index("s"))
+    start = sessions["start"].to_numpy()
+    end = sessions["end"].to_numpy()
+    user_rank = (sessions["UserId"].rank("dense").to_numpy() - 1).astype(np.int64)
+    window_ms = int(window_days * DAY_MS)
+    t0 = int(start.min())
+    span = int(end.max()) - t0 + window_ms + 1
+    key = user_rank * span + (start - t0)  # sessions in (user, start) order, one key space
+
+    cand = (views.group_by("UserId", "SessionId", "ProductId").agg(pl.col("Timestamp").min())
+            .join(sessions.select("UserId", "SessionId", "s"), on=["UserId", "SessionId"])
+            .sort("s", "ProductId"))
+    checkout = end + rng.integers(CHECKOUT_MS[0], CHECKOUT_MS[1] + 1, len(end))
+    cand = cand.filter(pl.Series(rng.random(cand.height) < p_buy))
+    s = cand["s"].to_numpy().astype(np.int64)
+    seen_at = cand["Timestamp"].to_numpy()
+    # Later sessions of the same user starting within the window: indices s+1 .. last-1.
+    last = np.searchsorted(key, user_rank[s] * span + (seen_at - t0) + window_ms, side="right")
+    n_later = np.maximum(last - (s + 1), 0)
+    later = (rng.random(len(s)) < p_later) & (n_later > 0)
+    pick = s + 1 + (rng.random(len(s)) * n_later).astype(np.int64)
+    bought_in = np.where(later, pick, s)
+    session_ids = sessions["SessionId"].to_numpy()
+    lines = pl.DataFrame({
+        "UserId": cand["UserId"], "SessionId": session_ids[bought_in],
+        "ProductId": cand["ProductId"], "ts": checkout[bought_in],
+        "ViewSessionId": cand["SessionId"],
+    }).sort("ts", "UserId", "ProductId").unique(["UserId", "ProductId"], keep="first",
+                                                 maintain_order=True)
+    order_keys = lines.select("ts", "UserId", "SessionId").unique(maintain_order=True)
+    order_keys = order_keys.with_columns(
+        OrderId=ORDER_ID_BASE + pl.int_range(pl.len(), dtype=pl.Int64))
+    prices = items.select(pl.col("ProductId").cast(pl.Int64), pl.col("Price").cast(pl.Float64))
+    return (lines.join(order_keys, on=["ts", "UserId", "SessionId"])
+            .join(prices, on="ProductId", how="left")
+            .with_columns(Timestamp=pl.col("ts").cast(pl.Datetime("ms", "UTC")))
+            .select(list(columns)).sort("Timestamp", "OrderId", "ProductId")
+            .cast(columns))  # type: ignore[arg-type]
+
+
+def _known_user_views(shard: pl.DataFrame) -> pl.DataFrame:
+    """The views of known human users in a shard (bot accounts lie below USER_ID_BASE)."""
+    return shard.filter(pl.col("LastLoggedInUserId") >= USER_ID_BASE).select(
+        UserId=pl.col("LastLoggedInUserId"), SessionId="SessionId", ProductId="ProductId",
+        Timestamp=pl.col("Timestamp").dt.epoch("ms"))
+
+
 def _write(df: pl.DataFrame, path: Path, fmt: str) -> None:
     """Write ``df`` to a temporary file beside ``path`` and rename it into place."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -508,11 +591,12 @@ def _validate(n_events: int, events_per_shard: int, fmt: str, n_users: int, n_it
             f"{SLOTS_PER_DAY} each); raise n_users or lower events_per_shard")
 
 
-def _readme(summary: SynthSummary, params: dict[str, object]) -> str:
+def _readme(summary: SynthSummary, params: dict[str, object], orders: bool = False) -> str:
     rows = "\n".join(f"| `{k}` | `{v}` |" for k, v in params.items())
     counts = "\n".join(f"| {k} | {getattr(summary, k):,} |" for k in (
         "events", "shards", "sessions", "users", "items", "bot_events", "bot_sessions",
-        "anonymous_events", "last_logged_in_only_events"))
+        "anonymous_events", "last_logged_in_only_events")
+        + (("orders", "order_lines", "order_lines_later_session") if orders else ()))
     return f"""# Synthetic Galaxus-format click logs
 
 **This data is synthetic.** It was generated by `sessionrec.data.synth.generate`; it contains
@@ -546,6 +630,19 @@ switches (10%), revisits (7%) and jumps to globally popular items (5%). Users: l
 activity, three weighted preferred types, a preferred brand, two devices. Human sessions last
 under an hour; a user's sessions are more than 30 minutes apart. Bots view items uniformly in
 long sessions with sub-second to few-second gaps.
+""" + (ORDERS_README if orders else "")
+
+
+ORDERS_README = f"""
+## Orders
+
+`orders.parquet` (OrderId, UserId, SessionId, ProductId, Price, Timestamp, ViewSessionId), one
+row per order line. Known users buy {P_BUY:.0%} of the distinct products they view in a session;
+{P_BUY_LATER:.0%} of those go into an order at the end of a later session of theirs (drawn among
+the sessions that start within {ORDER_WINDOW_DAYS:g} days of the view), the rest, and those with
+no later session, at the end of the viewing session (checkout 1-15 minutes after its last
+view). `SessionId` is the checkout session, `ViewSessionId` the session of the view. A user buys
+a product at most once.
 """
 
 
@@ -563,6 +660,7 @@ def generate(
     last_logged_in_only_share: float = 0.25,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    orders: bool = False,
 ) -> SynthSummary:
     """Write ``n_events`` synthetic Galaxus-format events to ``out_dir`` (atomically).
 
@@ -572,8 +670,10 @@ def generate(
     bot events, anonymous events (both user ids null) and events of known users who are not
     logged in (``UserId`` null, ``LastLoggedInUserId`` set); the rest are logged in. The same
     arguments always produce the same data. ``progress(events_done, n_events)`` is called after
-    each shard. Raises :class:`ConfigError` for invalid arguments and ``DataError`` if
-    ``out_dir`` exists and ``overwrite`` is false.
+    each shard. ``orders`` also writes ``orders.parquet`` (see :func:`synth_orders`; it keeps
+    the known users' views of all shards in memory, ~32 bytes per view) from a random stream of
+    its own, so the other files are the same with and without it. Raises :class:`ConfigError`
+    for invalid arguments and ``DataError`` if ``out_dir`` exists and ``overwrite`` is false.
     """
     n_users = max(50, n_events // 40) if n_users is None else n_users
     n_items = max(100, n_events // 50) if n_items is None else n_items
@@ -581,7 +681,8 @@ def generate(
     _validate(n_events, events_per_shard, fmt, n_users, n_items, shares)
     n_shards = -(-n_events // events_per_shard)
     stride = 10 ** len(str(events_per_shard))  # > sessions per shard: ids unique across shards
-    children = np.random.SeedSequence(seed).spawn(n_shards + 1)
+    # The last child seeds the orders: spawning one more leaves the others unchanged.
+    children = np.random.SeedSequence(seed).spawn(n_shards + 2)
     world, items = _build_world(np.random.default_rng(children[0]), n_users, n_items)
 
     out_dir = Path(out_dir)
@@ -589,6 +690,7 @@ def generate(
                             "last_logged_in_only_events"), 0)
     seen = np.zeros(n_users, bool)
     done = 0
+    known_views: list[pl.DataFrame] = []
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         (tmp / "events").mkdir()
         _write(items, tmp / "items.parquet", "parquet")
@@ -597,6 +699,8 @@ def generate(
             rng = np.random.default_rng(children[day + 1])
             df, counts, users = _shard(rng, world, day, target, shares, stride)
             _write(df, tmp / "events" / f"part-{day:05d}.{fmt}", fmt)
+            if orders:
+                known_views.append(_known_user_views(df))
             for k, v in counts.items():
                 totals[k] += v
             seen[users] = True
@@ -604,11 +708,22 @@ def generate(
             del df
             if progress is not None:
                 progress(done, n_events)
+        order_counts = {}
+        if orders:
+            table = synth_orders(pl.concat(known_views), items,
+                                 np.random.default_rng(children[-1]))
+            _write(table, tmp / "orders.parquet", "parquet")
+            order_counts = {"orders": table["OrderId"].n_unique(), "order_lines": table.height,
+                            "order_lines_later_session": int(
+                                (table["SessionId"] != table["ViewSessionId"]).sum())}
         summary = SynthSummary(path=out_dir, fmt=fmt, seed=seed, events=n_events,
-                               shards=n_shards, users=int(seen.sum()), items=n_items, **totals)
+                               shards=n_shards, users=int(seen.sum()), items=n_items, **totals,
+                               **order_counts)
         params = {"n_events": n_events, "seed": seed, "n_users": n_users, "n_items": n_items,
                   "events_per_shard": events_per_shard, "fmt": fmt, "bot_share": bot_share,
                   "anonymous_share": anonymous_share,
                   "last_logged_in_only_share": last_logged_in_only_share}
-        atomic_write_text(tmp / "README.md", _readme(summary, params))
+        if orders:
+            params["orders"] = True
+        atomic_write_text(tmp / "README.md", _readme(summary, params, orders))
     return summary

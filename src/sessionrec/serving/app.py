@@ -7,6 +7,10 @@
     GET  /healthz, /readyz, /metrics           liveness, readiness, Prometheus
     POST /admin/reload                         hot swap of model + vocabulary (bearer token)
 
+With an experiment (``--experiment EXP.toml``) the recommendation endpoints answer with each
+visitor's variant and the feedback endpoints log what the shop saw and bought: see
+:mod:`sessionrec.serving.experiment_api`.
+
 Bad input gets a 422 naming the field (FastAPI's ``detail[].loc``) and changes nothing in the
 state store; unknown sessions and products in paths get a 404. Shop-page calls never get a
 5xx: see the fallbacks of :mod:`sessionrec.serving.middleware`. Interactive docs at ``/docs``.
@@ -30,7 +34,9 @@ from typing import Annotated
 
 import torch
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query
-from fastapi.responses import Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -42,6 +48,7 @@ from pydantic import (
 )
 
 from sessionrec.errors import SessionRecError
+from sessionrec.experiments.config import ExperimentConfig
 from sessionrec.serving.bundle import Bundle, load_bundle
 from sessionrec.serving.metrics import Metrics
 from sessionrec.serving.middleware import Answer, Middleware
@@ -54,13 +61,25 @@ MAX_ID_LENGTH = 128
 MAX_INT_ID = 2**53 - 1  # JSON numbers beyond this lose digits in many clients: send text
 
 
+def check_text(value: str) -> str:
+    """Text that every store and event log keeps as given: no NUL character, no lone UTF-16
+    surrogate (JSON can spell both; neither is text of any shop)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (a lone surrogate escape was sent)") from None
+    return value
+
+
 def _check_id(value):
     """A shop id: a JSON string of 1..128 characters or an integer up to 2^53 - 1 in size
     (``5.0`` counts as 5, as in JSON Schema; never a bool)."""
     if isinstance(value, str):
         if not 1 <= len(value) <= MAX_ID_LENGTH:
             raise ValueError(f"must have 1 to {MAX_ID_LENGTH} characters, got {len(value)}")
-        return value
+        return check_text(value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # JSON Schema counts 5.0 as an integer
     if isinstance(value, int) and not isinstance(value, bool):
@@ -71,9 +90,11 @@ def _check_id(value):
     raise ValueError(f"must be a string or an integer, got {type(value).__name__}")
 
 
+NO_NUL = "^[^\\u0000]*$"  # JSON Schema pattern of check_text (lone surrogates aside)
+
 AnyId = Annotated[int | str, PlainValidator(_check_id), WithJsonSchema({"anyOf": [
     {"type": "integer", "minimum": -MAX_INT_ID, "maximum": MAX_INT_ID},
-    {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH}]})]
+    {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": NO_NUL}]})]
 
 
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
@@ -114,6 +135,9 @@ class EventBody(BaseModel):
 
     session_id: AnyId = Field(description="the shop's session id (text or number)")
     user_id: AnyId | None = Field(None, description="logged-in user, if any")
+    device_id: AnyId | None = Field(
+        None, description="the visitor's device (experiments: links anonymous visits to the "
+                          "device's last logged-in user; ignored otherwise)")
     product_id: AnyId = Field(description="the shop's ProductId that was clicked")
     timestamp: Timestamp | None = Field(
         None, description="when the click happened: RFC 3339 date-time with offset or unix "
@@ -128,6 +152,19 @@ def _event_model(max_k: int) -> type[EventBody]:
     k = (int | None, Field(None, ge=1, le=max_k,
                            description="recommendations wanted (default: server's)"))
     return create_model("Event", __base__=EventBody, __doc__=EventBody.__doc__, k=k)
+
+
+class AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII characters escaped: a 422 echoes the bad input, which may hold a
+    lone surrogate (``"\\ud800"`` is valid JSON) that UTF-8 cannot encode."""
+
+    def render(self, content) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False,
+                          separators=(",", ":")).encode("ascii")
+
+
+async def _invalid_request(request, exc: RequestValidationError) -> Response:
+    return AsciiJSONResponse(status_code=422, content={"detail": jsonable_encoder(exc.errors())})
 
 
 class MeasureRequests:
@@ -280,44 +317,64 @@ async def _every(seconds: float, fn) -> None:
 
 
 def create_app(settings: ServeSettings, bundle: Bundle | None = None,
-               store: StateStore | None = None) -> FastAPI:
-    """The app; ``bundle`` / ``store`` are loaded / opened from ``settings`` when not given."""
+               store: StateStore | None = None, *, experiment: ExperimentConfig | None = None,
+               variants: dict[str, Bundle] | None = None, event_log=None) -> FastAPI:
+    """The app; ``bundle`` / ``store`` are loaded / opened from ``settings`` when not given.
+
+    With an experiment (``settings.experiment``, or ``experiment`` given) the variants' bundles
+    and the event log are loaded / opened likewise unless given (``variants``: name -> bundle;
+    ``event_log``: an ``EventLog`` or ``AsyncEventLog``, left open at shutdown).
+    """
     state: dict = {}
     metrics = Metrics()
+    experimenting = bool(settings.experiment) or experiment is not None
+
+    def open_state_store() -> StateStore:
+        return store or open_store(settings.store, settings.session_ttl_s, settings.user_ttl_s,
+                                   settings.max_sessions, settings.max_users,
+                                   settings.store_timeout_s, settings.redis_prefix)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         torch.set_num_threads(settings.torch_threads)
-        loaded = bundle or await asyncio.to_thread(
-            load_bundle, settings.model, settings.vocab or None, settings.fallback or None,
-            settings.blocked())
-        opened = store or open_store(settings.store, settings.session_ttl_s, settings.user_ttl_s,
-                                     settings.max_sessions, settings.max_users,
-                                     settings.store_timeout_s, settings.redis_prefix)
-        mw = Middleware(loaded, opened, settings, metrics)
-        channel = ReloadChannel(mw)
+        if experimenting:
+            from sessionrec.serving.experiment import start_router
+
+            router = await start_router(settings, metrics, open_state_store, experiment,
+                                        variants, event_log)
+            mw, reloader = router.control, router
+            serving = f"experiment {router.config.name} ({', '.join(router.variants)})"
+        else:
+            loaded = bundle or await asyncio.to_thread(
+                load_bundle, settings.model, settings.vocab or None, settings.fallback or None,
+                settings.blocked())
+            mw = reloader = Middleware(loaded, open_state_store(), settings, metrics)
+            serving = loaded.tag
+        opened = reloader.store
+        channel = ReloadChannel(reloader)
         await channel.start()
-        state.update(mw=mw, channel=channel)
-        tasks = [asyncio.create_task(_every(settings.sweep_interval_s, mw.sweep))]
+        state.update(mw=mw, channel=channel, reloader=reloader)
+        tasks = [asyncio.create_task(_every(settings.sweep_interval_s, reloader.sweep))]
         if channel.client is not None:
             tasks.append(asyncio.create_task(_every(settings.reload_poll_s, channel.poll)))
         # Everything loaded so far lives as long as the process: keep it out of the garbage
         # collector's full passes, which otherwise stall requests for ~100 ms now and then.
         gc.collect()
         gc.freeze()
-        log.info("serving %s with store %s", loaded.tag, opened.describe())
+        log.info("serving %s with store %s", serving, opened.describe())
         try:
             yield
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await mw.close()
+            await reloader.close()
 
     app = FastAPI(title="sessionrec", version="1", lifespan=lifespan,
                   description=__doc__.split("\n\n")[0])
     app.state.metrics = metrics
     app.state.parts = state
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     k_param = _k(settings)
 
     def mw() -> Middleware:
@@ -325,10 +382,20 @@ def create_app(settings: ServeSettings, bundle: Bundle | None = None,
 
     app.add_middleware(MeasureRequests, metrics=metrics)
     Event = _event_model(settings.max_k)
+    if experimenting:
+        from sessionrec.serving.experiment_api import add_experiment_routes
 
+        add_experiment_routes(app, Event, k_param, lambda: state["reloader"])
+    else:
+        _add_recommendation_routes(app, Event, k_param, mw)
+    _add_common_routes(app, settings, metrics, state, k_param, mw)
+    return app
+
+
+def _add_recommendation_routes(app: FastAPI, event_model: type, k_param, mw) -> None:
     @app.post("/v1/events", response_model=Recommendations, tags=["recommendations"],
               responses={400: {"description": "the body is not parseable JSON (e.g. not UTF-8)"}})
-    async def post_event(event: Event) -> dict:  # type: ignore[valid-type]
+    async def post_event(event: event_model) -> dict:  # type: ignore[valid-type]
         """Apply a click to its session and return the products to show next."""
         answer = await mw().event(str(event.session_id), event.product_id,
                                   _text(event.user_id), event.timestamp, event.k,
@@ -348,12 +415,15 @@ def create_app(settings: ServeSettings, bundle: Bundle | None = None,
                                      "ended or expired)")
         return {**_answer(view.answer), "session_id": session_id, "events": view.n_events}
 
+
+def _add_common_routes(app: FastAPI, settings: ServeSettings, metrics: Metrics, state: dict,
+                       k_param, mw) -> None:
     @app.post("/v1/sessions/{session_id}/end", response_model=Ended, tags=["sessions"])
     async def end_session(
             session_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)]) -> dict:
         """End a session now; with a user-state model its user's state advances."""
         try:
-            ended = await mw().end_session(session_id)
+            ended = await state["reloader"].end_session(session_id)
         except StoreUnavailable as err:
             raise HTTPException(503, f"state store unavailable: {err}") from None
         return {"session_id": session_id, "ended": ended}
@@ -413,14 +483,13 @@ def create_app(settings: ServeSettings, bundle: Bundle | None = None,
                                 headers={"WWW-Authenticate": "Bearer"})
         request = request or ReloadRequest()
         try:
-            loaded = await mw().reload(request.model, request.vocab, request.fallback)
+            loaded = await state["reloader"].reload(request.model, request.vocab,
+                                                    request.fallback)
         except (SessionRecError, OSError, ValueError) as err:
             raise HTTPException(400, f"reload failed, still serving the previous model: "
                                      f"{err}") from None
         await state["channel"].announce(request)
         return loaded.info()
-
-    return app
 
 
 def create_app_from_env() -> FastAPI:

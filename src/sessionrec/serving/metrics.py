@@ -47,6 +47,14 @@ class Metrics:
         self.batch_size = Histogram("sessionrec_step_batch_size", "Model steps per batch",
                                     buckets=BATCH_BUCKETS, registry=r)
         self.reloads = Counter("sessionrec_reloads", "Model reloads", ["result"], registry=r)
+        self._experiment: ExperimentMetrics | None = None
+
+    def experiment(self) -> ExperimentMetrics:
+        """The experiment's counters, registered on first use (once per app, however often
+        the app starts)."""
+        if self._experiment is None:
+            self._experiment = ExperimentMetrics(self.registry)
+        return self._experiment
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text (all workers' samples in multi-process mode) and its type."""
@@ -57,3 +65,27 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class ExperimentMetrics:
+    """Counters of an online experiment, in the app's registry (only with ``--experiment``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.assignments = Counter("sessionrec_experiment_assignments",
+                                   "Units assigned (first assignment row logged)", ["variant"],
+                                   registry=r)
+        self.recommendations = Counter("sessionrec_experiment_recommendations",
+                                       "Answers of the experiment per assigned variant",
+                                       ["variant"], registry=r)
+        self.variant_fallbacks = Counter("sessionrec_experiment_variant_fallbacks",
+                                         "Answers where the variant's model failed and control "
+                                         "answered", ["variant"], registry=r)
+        self.feedback = Counter("sessionrec_feedback", "Feedback requests accepted",
+                                ["kind", "result"], registry=r)
+        self.orphans = Counter("sessionrec_feedback_orphans",
+                               "Feedback on an unknown or expired recommendation_id",
+                               ["kind", "why"], registry=r)
+        self.log_errors = Counter("sessionrec_event_log_errors",
+                                  "Event log writes or reads that failed or timed out", ["op"],
+                                  registry=r)

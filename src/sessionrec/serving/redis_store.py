@@ -6,6 +6,7 @@ Layout (``prefix`` defaults to ``sessionrec:``)::
                                    (+ a grace period for tracked sessions, see below)
     {prefix}u:{user_id}      hash  v = version, d = packed UserRecord; TTL user_ttl_s
     {prefix}idle             sorted set of tracked session keys, score = last write (unix s)
+    {prefix}d:{device_id}    string: the last user logged in on the device; TTL user_ttl_s
     {prefix}reload           string: the last /admin/reload request (JSON), see the app
 
 A write runs one Lua script (atomic on the server): compare the stored version with the
@@ -15,12 +16,16 @@ Tracked sessions (those whose user state they will advance) live ``grace_s`` lon
 idle timeout, so that :meth:`RedisStore.take_expired` can hand them out before Redis drops them;
 the take scripts delete what they return, so only one worker ever folds a session.
 
+An experiment's variants each get a namespace (:meth:`RedisStore.namespace`): the same keys
+under ``{prefix}{name}:``, on the same connection pool; device links stay under ``{prefix}``.
+
 Every Redis or connection error becomes :class:`StoreUnavailable`; the client reconnects by
 itself on the next call once the server is back.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import redis.asyncio as aioredis
@@ -92,6 +97,15 @@ class RedisStore(StateStore):
         self._take = self._redis.register_script(_TAKE)
         self._take_expired = self._redis.register_script(_TAKE_EXPIRED)
         self._idle_key = f"{prefix}idle"
+        self._link_prefix = prefix
+        self._owns_client = True
+
+    def namespace(self, name: str) -> RedisStore:
+        view = copy.copy(self)
+        view.prefix = f"{self.prefix}{name}:"
+        view._idle_key = f"{view.prefix}idle"
+        view._owns_client = False  # the pool is closed by the store that opened it
+        return view
 
     def session_key(self, session_id: str) -> str:
         return f"{self.prefix}s:{session_id}"
@@ -148,11 +162,21 @@ class RedisStore(StateStore):
             args=[str(expected), record.pack(), int(self.user_ttl_s * 1000), "-"]))
         return int(version) or None
 
+    async def get_link(self, device_id: str) -> str | None:
+        user = await self._call("read link",
+                                self._redis.get(f"{self._link_prefix}d:{device_id}"))
+        return None if user is None else user.decode("utf-8")
+
+    async def put_link(self, device_id: str, user_id: str) -> None:
+        await self._call("write link", self._redis.set(
+            f"{self._link_prefix}d:{device_id}", user_id, px=int(self.user_ttl_s * 1000)))
+
     async def ping(self) -> None:
         await self._call("ping", self._redis.ping())
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        if self._owns_client:
+            await self._redis.aclose()
 
     def describe(self) -> str:
         return f"redis {self.url} (prefix {self.prefix!r})"

@@ -3,7 +3,9 @@
 Several workers only make sense with a shared state store (Redis): with the in-process store
 each worker would keep its own sessions and a session's clicks would land in different ones.
 Workers get their settings through ``SESSIONREC_*`` variables and aggregate their metrics in
-a ``PROMETHEUS_MULTIPROC_DIR`` created for the run.
+a ``PROMETHEUS_MULTIPROC_DIR`` created for the run. With an experiment the config, every
+variant's model and the event log are checked before serving, so a config that does not
+validate is refused at start-up with the reason.
 """
 
 from __future__ import annotations
@@ -29,13 +31,16 @@ def run_server(settings: ServeSettings, host: str = "127.0.0.1", port: int = 800
     if workers > 1 and settings.store == "memory":
         raise ConfigError("--workers > 1 needs a shared state store (--store redis://HOST:PORT): "
                           "with the in-process store every worker keeps its own sessions")
-    bundle = load_bundle(settings.model, settings.vocab or None, settings.fallback or None,
-                         settings.blocked())
+    if settings.experiment:
+        app = _experiment_app(settings)
+    else:
+        app = create_app(settings, bundle=load_bundle(
+            settings.model, settings.vocab or None, settings.fallback or None,
+            settings.blocked()))
     if workers == 1:
-        uvicorn.run(create_app(settings, bundle=bundle), host=host, port=port,
-                    log_level=log_level, access_log=False)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
         return
-    del bundle  # each worker loads its own copy
+    del app  # each worker loads its own copy
     metrics_dir = tempfile.mkdtemp(prefix="sessionrec-metrics-")
     os.environ.update(settings.to_env())
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
@@ -44,3 +49,16 @@ def run_server(settings: ServeSettings, host: str = "127.0.0.1", port: int = 800
                     port=port, workers=workers, log_level=log_level, access_log=False)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _experiment_app(settings: ServeSettings):
+    """The app of an experiment, its config, models and event log checked first."""
+    from sessionrec.experiments.config import load_experiment
+    from sessionrec.experiments.eventlog import open_event_log
+    from sessionrec.serving.app import create_app
+    from sessionrec.serving.variants import load_variant_bundles
+
+    config = load_experiment(settings.experiment)
+    bundles = load_variant_bundles(config, settings)
+    open_event_log(settings.event_log_url(settings.experiment)).close()  # reachable, writable
+    return create_app(settings, experiment=config, variants=bundles)

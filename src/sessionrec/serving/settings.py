@@ -20,7 +20,7 @@ ENV_PREFIX = "SESSIONREC_"
 
 @dataclass(frozen=True)
 class ServeSettings:
-    model: str  # run directory or model directory
+    model: str = ""  # run directory or model directory (not needed with an experiment)
     vocab: str = ""  # items.parquet or prepared directory ("": found from the run)
     fallback: str = ""  # item-to-item run for fallbacks ("": RUN_DIR/../cooc, or popularity)
     blocked_file: str = ""  # ProductIds never recommended, one per line
@@ -44,6 +44,9 @@ class ServeSettings:
     max_batch: int = 64  # model steps computed together
     compute_thread: bool = False  # model steps on a thread of their own (default: event loop)
     torch_threads: int = 1  # per worker
+    experiment: str = ""  # experiment TOML: serve its variants (A/B/n test) instead of model
+    event_log: str = ""  # sqlite:///path.db | postgresql://... ("": events.db beside the TOML)
+    event_log_timeout_s: float = 2.0  # longest wait for an event log write or lookup
 
     def __post_init__(self) -> None:
         checks = {
@@ -56,14 +59,21 @@ class ServeSettings:
             "sweep_interval_s": self.sweep_interval_s > 0,
             "reload_poll_s": self.reload_poll_s > 0, "max_batch": self.max_batch >= 1,
             "torch_threads": self.torch_threads >= 1,
+            "event_log_timeout_s": self.event_log_timeout_s > 0,
         }
         for name, ok in checks.items():
             if not ok:
                 raise ConfigError(f"serve setting {name} = {getattr(self, name)!r} is out of "
                                   f"range (SESSIONREC_{name.upper()})")
-        if not self.model:
+        if not self.model and not self.experiment:
             raise ConfigError("serve setting model is empty: give --model RUN_DIR "
-                              "(or SESSIONREC_MODEL)")
+                              "(or SESSIONREC_MODEL), or --experiment EXP.toml")
+
+    def event_log_url(self, experiment_file: str | Path) -> str:
+        """``event_log``, else an SQLite file ``events.db`` beside the experiment's TOML."""
+        if self.event_log:
+            return self.event_log
+        return f"sqlite:///{Path(experiment_file).parent / 'events.db'}"
 
     def blocked(self) -> list[str]:
         """The ProductIds of ``blocked_file`` (empty lines and ``#`` comments skipped)."""
@@ -85,9 +95,9 @@ class ServeSettings:
             if var in environ:
                 values[f.name] = _parse(environ[var], f.type, var)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if "model" not in values:
+        if "model" not in values and not values.get("experiment"):
             raise ConfigError("serve setting model is missing: give --model RUN_DIR "
-                              "(or SESSIONREC_MODEL)")
+                              "(or SESSIONREC_MODEL), or --experiment EXP.toml")
         return cls(**values)
 
     def to_env(self) -> dict[str, str]:

@@ -87,6 +87,19 @@ class StateStore(ABC):
         """Compare-and-set of a user record, as :meth:`put_session`."""
 
     @abstractmethod
+    async def get_link(self, device_id: str) -> str | None:
+        """The last user who logged in on ``device_id`` (LastLoggedInUserId), if known."""
+
+    @abstractmethod
+    async def put_link(self, device_id: str, user_id: str) -> None:
+        """Remember ``user_id`` as the last user of ``device_id`` (kept ``user_ttl_s``)."""
+
+    @abstractmethod
+    def namespace(self, name: str) -> StateStore:
+        """A store of the same kind and bounds whose sessions and users are separate from this
+        one's (an experiment's variants never share a session state); links stay shared."""
+
+    @abstractmethod
     async def ping(self) -> None:
         """Raise :class:`StoreUnavailable` when the store cannot be reached."""
 
@@ -122,6 +135,8 @@ class MemoryStore(StateStore):
         self._sessions: OrderedDict[str, tuple[int, SessionRecord, bool]] = OrderedDict()
         self._users: OrderedDict[str, tuple[int, UserRecord]] = OrderedDict()
         self._evicted: list[tuple[str, SessionRecord]] = []
+        # device id -> (user id, written at); bounded like users. Shared with namespaces.
+        self._links: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     def _live(self, updated_at: float, ttl: float, now: float) -> bool:
         return updated_at + ttl >= now
@@ -185,6 +200,27 @@ class MemoryStore(StateStore):
         while len(self._users) > self.max_users:
             self._users.popitem(last=False)
         return expected + 1
+
+    async def get_link(self, device_id: str) -> str | None:
+        entry = self._links.get(device_id)
+        if entry is None:
+            return None
+        if not self._live(entry[1], self.user_ttl_s, self.clock()):
+            del self._links[device_id]
+            return None
+        return entry[0]
+
+    async def put_link(self, device_id: str, user_id: str) -> None:
+        self._links[device_id] = (user_id, self.clock())
+        self._links.move_to_end(device_id)
+        while len(self._links) > self.max_users:
+            self._links.popitem(last=False)
+
+    def namespace(self, name: str) -> MemoryStore:
+        store = MemoryStore(self.session_ttl_s, self.user_ttl_s, self.max_sessions,
+                            self.max_users, self.clock)
+        store._links = self._links
+        return store
 
     async def ping(self) -> None:
         return None

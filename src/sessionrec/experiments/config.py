@@ -1,0 +1,329 @@
+"""The experiment config (TOML): which models share the traffic, how, and for how long.
+
+::
+
+    [experiment]
+    name = "thesis-2026"            # [A-Za-z0-9_.-]+
+    salt = "any-text"               # part of the assignment hash
+    unit = "user"                   # "user" (device/session id for anonymous visitors) | "session"
+    start = "2026-01-01T00:00:00Z"  # optional; outside [start, end) no assignment -> control
+    end = "2026-02-01T00:00:00Z"    # optional
+    attribution_window_days = 14
+    holdout = 0.0                   # share of units that get no recommendation at all
+    control = "control"             # the control variant (must exist)
+    recommendation_ttl_days = 30    # feedback on older recommendation_ids is an orphan
+    fallback = "runs/cooc"          # optional: the cooc run that serves baseline variants
+
+    [variants.control]
+    model = "often-bought-together" # a baseline name, or a run/model directory
+    weight = 0.5
+    [variants.gru4rec]
+    model = "runs/gru4rec"
+    weight = 0.5
+
+Paths are relative to the TOML file's folder. Baselines: ``often-bought-together`` (alias
+``cooc``) and ``popular`` (alias ``pop``); both are served from a co-occurrence run, the
+experiment's ``fallback`` or else the sibling ``RUN_DIR/../cooc`` of a model variant's run.
+:func:`load_experiment` refuses a config that does not validate with a :class:`ConfigError`
+naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from sessionrec.errors import ConfigError, SessionRecError
+
+NAME = re.compile(r"[A-Za-z0-9_.-]+")
+UNITS = ("user", "session")
+HOLDOUT = "holdout"  # the pseudo-variant of held-out units
+BASELINES = {"often-bought-together": "cooc", "cooc": "cooc", "popular": "pop", "pop": "pop"}
+WEIGHT_TOLERANCE = 1e-9
+EXPERIMENT_KEYS = {"name", "salt", "unit", "start", "end", "attribution_window_days", "holdout",
+                   "control", "recommendation_ttl_days", "fallback"}
+VARIANT_KEYS = {"model", "weight"}
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """One arm: ``model`` as written (a baseline name or a directory), its traffic weight and,
+    for a directory, the resolved path."""
+
+    name: str
+    model: str
+    weight: float
+    path: Path | None = None
+
+    @property
+    def baseline(self) -> str | None:
+        """``"cooc"`` or ``"pop"`` for a baseline variant, else None."""
+        return BASELINES.get(self.model)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str
+    salt: str
+    unit: str
+    start: datetime | None
+    end: datetime | None
+    attribution_window_days: float
+    holdout: float
+    control: str
+    recommendation_ttl_days: float
+    variants: tuple[VariantSpec, ...]
+    fallback: Path | None = None  # the cooc run serving baseline variants (resolved)
+    source: Path | None = field(default=None, compare=False)  # the TOML file
+
+    def weights(self) -> dict[str, float]:
+        """Variant name -> share of the non-holdout traffic, in file order."""
+        return {v.name: v.weight for v in self.variants}
+
+    def variant_names(self) -> list[str]:
+        return [v.name for v in self.variants]
+
+    def variant(self, name: str) -> VariantSpec:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise KeyError(name)
+
+    def active(self, when: datetime) -> bool:
+        """Whether ``when`` (aware) lies in ``[start, end)``."""
+        return ((self.start is None or when >= self.start)
+                and (self.end is None or when < self.end))
+
+
+class _Where:
+    """Error messages that name the file and the key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"experiment config {self.path}: {key}: {message}")
+
+
+def _number(table: dict, key: str, where: _Where, default: float, prefix: str) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise where.error(f"{prefix}{key}", f"expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise where.error(f"{prefix}{key}", f"must be finite, got {value!r}")
+    return float(value)
+
+
+def _text(table: dict, key: str, where: _Where, default: str | None = None) -> str:
+    value = table.get(key, default)
+    if value is None:
+        raise where.error(f"experiment.{key}", "is missing")
+    if not isinstance(value, str):
+        raise where.error(f"experiment.{key}", f"expected a string, got {value!r}")
+    return value
+
+
+def _moment(table: dict, key: str, where: _Where) -> datetime | None:
+    """A TOML offset date-time, a date (midnight UTC) or an RFC 3339 string with offset."""
+    value = table.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = (datetime.fromisoformat(value) if "T" in value.upper() or " " in value
+                     else date.fromisoformat(value))
+        except ValueError:
+            raise where.error(f"experiment.{key}", f"{value!r} is not a date-time; write e.g. "
+                                                   '"2026-01-01T00:00:00Z"') from None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise where.error(f"experiment.{key}", f"{value.isoformat()} has no UTC offset; "
+                                                   "add one, e.g. 2026-01-01T00:00:00Z")
+        return value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    raise where.error(f"experiment.{key}", f"expected a date-time, got {value!r}")
+
+
+def _check_keys(table: dict, allowed: set[str], where: _Where, prefix: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise where.error(f"{prefix}{unknown[0]}", f"unknown key (allowed: "
+                                                   f"{', '.join(sorted(allowed))})")
+
+
+def _parse_toml(path: Path, where: _Where) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"experiment config {path} does not exist") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise _reword_toml_error(text, err, where) from None
+
+
+def _reword_toml_error(text: str, err: tomllib.TOMLDecodeError, where: _Where) -> ConfigError:
+    """TOML's own wording for a repeated table or key names neither the variant nor the key."""
+    headers: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        m = re.fullmatch(r"\s*\[\s*variants\s*\.\s*\"?([^\]\"]+?)\"?\s*\]\s*(#.*)?", line)
+        if m:
+            name = m.group(1).strip()
+            if name in headers:
+                return where.error(f"variants.{name}", f"duplicate variant name {name!r} "
+                                                       f"(lines {headers[name]} and {number})")
+            headers[name] = number
+    m = re.search(r"at line (\d+)", str(err))
+    if m and "overwrite" in str(err):
+        lines = text.splitlines()[:int(m.group(1))]
+        key = lines[-1].split("=", 1)[0].strip()
+        tables = [t.group(1).strip() for t in (re.fullmatch(r"\s*\[([^\]]+)\].*", line)
+                                               for line in lines) if t]
+        if tables:
+            key = f"{tables[-1]}.{key}"
+        return where.error(key, f"set twice (line {m.group(1)}): each variant and key may "
+                                "appear only once")
+    return ConfigError(f"experiment config {where.path}: not valid TOML: {err}")
+
+
+def _variant(name: str, table: object, base: Path, where: _Where) -> VariantSpec:
+    prefix = f"variants.{name}."
+    if not NAME.fullmatch(name) or name == HOLDOUT:
+        raise where.error(f"variants.{name}", f"variant names use [A-Za-z0-9_.-] and are not "
+                                              f"{HOLDOUT!r}")
+    if not isinstance(table, dict):
+        raise where.error(f"variants.{name}", "expected a table with model and weight")
+    _check_keys(table, VARIANT_KEYS, where, prefix)
+    model = table.get("model")
+    if not isinstance(model, str) or not model:
+        raise where.error(f"{prefix}model", f"expected a baseline name "
+                                            f"({', '.join(BASELINES)}) or a run directory, got "
+                                            f"{model!r}")
+    if "weight" not in table:
+        raise where.error(f"{prefix}weight", "is missing")
+    weight = _number(table, "weight", where, 0.0, prefix)
+    if weight < 0:
+        raise where.error(f"{prefix}weight", f"must not be negative, got {weight!r}")
+    path = None if model in BASELINES else (base / model)
+    return VariantSpec(name, model, weight, path)
+
+
+def _check_model(spec: VariantSpec, where: _Where) -> Path | None:
+    """The variant's run directory (for its sibling ``../cooc``), or None."""
+    from sessionrec.serving.bundle import model_directory
+
+    if spec.path is None:
+        return None
+    if not spec.path.exists():
+        raise where.error(f"variants.{spec.name}.model", f"{spec.model!r}: no such directory "
+                                                         f"{spec.path}; give a run directory "
+                                                         "relative to this file or one of the "
+                                                         f"baselines {', '.join(BASELINES)}")
+    try:
+        _, run_dir = model_directory(spec.path)
+    except SessionRecError as err:
+        raise where.error(f"variants.{spec.name}.model",
+                          str(err).removeprefix("model: ")) from None
+    return run_dir
+
+
+def _baseline_source(variants: tuple[VariantSpec, ...], fallback: Path | None,
+                     where: _Where) -> Path | None:
+    """The cooc run that serves the baseline variants (checked), or None without baselines."""
+    from sessionrec.serving.bundle import model_directory
+
+    baselines = [v for v in variants if v.baseline]
+    if fallback is not None:
+        try:
+            model_directory(fallback)
+        except SessionRecError as err:
+            raise where.error("experiment.fallback", str(err).removeprefix("model: ")) from None
+        return fallback
+    if not baselines:
+        return None
+    for v in variants:
+        run_dir = _check_model(v, where)
+        if run_dir is not None and (run_dir.parent / "cooc").is_dir():
+            return run_dir.parent / "cooc"
+    raise where.error(
+        f"variants.{baselines[0].name}.model",
+        f"the baseline {baselines[0].model!r} is served from a co-occurrence run and none was "
+        "found: set fallback = \"runs/cooc\" in [experiment] (a `sessionrec train` run of the "
+        "cooc model, relative to this file), or put a cooc run beside a model variant's run "
+        "(RUN_DIR/../cooc)")
+
+
+def load_experiment(path: str | Path, check_models: bool = True) -> ExperimentConfig:
+    """Read and validate an experiment config.
+
+    ``check_models``: also check that every model directory holds a saved model and that the
+    baseline variants have a cooc run to be served from (what ``sessionrec serve`` needs;
+    reading the config for a report does not). Raises :class:`ConfigError`.
+    """
+    path = Path(path)
+    where = _Where(path)
+    data = _parse_toml(path, where)
+    _check_keys(data, {"experiment", "variants"}, where, "")
+    exp = data.get("experiment")
+    if not isinstance(exp, dict):
+        raise where.error("experiment", "the [experiment] table is missing")
+    _check_keys(exp, EXPERIMENT_KEYS, where, "experiment.")
+    base = path.parent
+    name = _text(exp, "name", where)
+    if not NAME.fullmatch(name):
+        raise where.error("experiment.name", f"{name!r}: use letters, digits and _ . - only")
+    salt = _text(exp, "salt", where)
+    if not salt:
+        raise where.error("experiment.salt", "must not be empty")
+    unit = _text(exp, "unit", where, "user")
+    if unit not in UNITS:
+        raise where.error("experiment.unit", f"{unit!r} is not one of {', '.join(UNITS)}")
+    start, end = _moment(exp, "start", where), _moment(exp, "end", where)
+    if start is not None and end is not None and end <= start:
+        raise where.error("experiment.end", f"{end.isoformat()} is not after start "
+                                            f"{start.isoformat()}")
+    window = _number(exp, "attribution_window_days", where, 14.0, "experiment.")
+    ttl = _number(exp, "recommendation_ttl_days", where, 30.0, "experiment.")
+    for key, value in (("attribution_window_days", window), ("recommendation_ttl_days", ttl)):
+        if value <= 0:
+            raise where.error(f"experiment.{key}", f"must be positive, got {value!r}")
+    holdout = _number(exp, "holdout", where, 0.0, "experiment.")
+    if not 0 <= holdout < 1:
+        raise where.error("experiment.holdout", f"must lie in [0, 1), got {holdout!r}")
+    raw_variants = data.get("variants")
+    if not isinstance(raw_variants, dict) or not raw_variants:
+        raise where.error("variants", "no variants: add [variants.NAME] tables with model and "
+                                      "weight")
+    variants = tuple(_variant(str(n), t, base, where) for n, t in raw_variants.items())
+    folded: dict[str, str] = {}
+    for v in variants:
+        if v.name.lower() in folded:
+            raise where.error(f"variants.{v.name}", f"duplicate variant name: {v.name!r} and "
+                                                    f"{folded[v.name.lower()]!r} differ only "
+                                                    "in case")
+        folded[v.name.lower()] = v.name
+    total = sum(v.weight for v in variants)
+    if abs(total - 1.0) > WEIGHT_TOLERANCE:
+        listed = ", ".join(f"{v.name}={v.weight:g}" for v in variants)
+        raise where.error("variants.*.weight", f"weights must sum to 1, got {total:.12g} "
+                                               f"({listed})")
+    control = _text(exp, "control", where, "control")
+    if control not in {v.name for v in variants}:
+        raise where.error("experiment.control", f"{control!r} is not among the variants "
+                                                f"({', '.join(v.name for v in variants)})")
+    raw_fallback = exp.get("fallback")
+    if raw_fallback is not None and (not isinstance(raw_fallback, str) or not raw_fallback):
+        raise where.error("experiment.fallback", f"expected a cooc run directory, got "
+                                                 f"{raw_fallback!r}")
+    fallback = None if raw_fallback is None else base / raw_fallback
+    if check_models:
+        for v in variants:
+            _check_model(v, where)
+        fallback = _baseline_source(variants, fallback, where)
+    return ExperimentConfig(name, salt, unit, start, end, window, holdout, control, ttl,
+                            variants, fallback, path)
