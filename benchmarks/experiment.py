@@ -19,7 +19,7 @@ queueing) and at concurrency 8 (under load, where queueing dominates the tail). 
 runs on the same cores as the server. Results go to docs/benchmarks.md (section
 "experiment").
 
-    python benchmarks/experiment.py                      # about 4 minutes
+    python benchmarks/experiment.py                      # about a minute (+ the build)
     python benchmarks/experiment.py --visitors 150       # shorter
 """
 

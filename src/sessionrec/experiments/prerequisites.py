@@ -99,7 +99,7 @@ def run_study(config: Path, prepared: Path, out: Path, seeds, overrides,
               say: Callable[[str], None] = log.info) -> None:
     """``sessionrec study`` (a child process) on ``prepared`` into ``out``."""
     command = [sys.executable, "-m", "sessionrec.cli", "study", "--config", str(config),
-               "--data", str(prepared), "--out", str(out)]
+               "--data", str(prepared.resolve()), "--out", str(out)]
     if seeds:
         command += ["--seeds", *(str(s) for s in seeds)]
     for text in overrides:

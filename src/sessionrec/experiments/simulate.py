@@ -199,14 +199,14 @@ class Player:
         self.slots = slots
         self.clicks = clicks
         self.clock = clock
-        self.slots_in_flight = asyncio.Semaphore(in_flight)
+        self.in_flight = asyncio.Semaphore(in_flight)
         self.tally = tally
         self.on_step = on_step
 
     async def post(self, path: str, body: dict, *, idempotent: bool) -> dict | None:
         """POST ``body``; retries transport errors (and 5xx for idempotent feedback)."""
         for attempt in range(RETRIES + 1):
-            async with self.slots_in_flight:
+            async with self.in_flight:
                 t0 = time.perf_counter()
                 try:
                     r = await self.client.post(path, json=body)
