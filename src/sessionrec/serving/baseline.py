@@ -27,8 +27,13 @@ import scipy.sparse as sp
 import torch
 
 from sessionrec.errors import SessionRecError
-from sessionrec.models.base import SessionRecommender
-from sessionrec.serving.bundle import Bundle, file_key, find_vocab, model_directory
+from sessionrec.serving.bundle import (
+    Bundle,
+    file_key,
+    find_vocab,
+    load_item_to_item,
+    model_directory,
+)
 from sessionrec.serving.fallback import Fallback
 from sessionrec.serving.step import ModelStep
 
@@ -80,15 +85,8 @@ def load_baseline_bundle(kind: str, cooc_run: str | Path, vocab: str | Path | No
         raise SessionRecError(f"unknown baseline {kind!r}; use cooc or pop")
     model_dir, run_dir = model_directory(cooc_run)
     found = find_vocab(model_dir, run_dir, vocab)
-    fb = SessionRecommender.load(model_dir, vocab=found.fingerprint)
-    matrix = getattr(fb, "matrix_", None)
-    if matrix is None:
-        raise SessionRecError(f"baseline {kind}: the {fb.name!r} model in {model_dir} is not an "
-                              "item-to-item model (no matrix_); give a cooc run")
-    if fb.n_items_ != len(found):
-        raise SessionRecError(f"baseline {kind}: {model_dir} has {fb.n_items_} items, the "
-                              f"vocabulary {len(found)}")
-    matrix = matrix.tocsr().astype(np.float64)
+    fb, matrix = load_item_to_item(model_dir, found, f"baseline {kind}")
+    matrix = matrix.astype(np.float64)
     model = ItemToItemState(kind, fb.popularity_.double(), matrix if kind == "cooc" else None)
     blocked_idx = np.asarray([i for i in (found.index_of(b) for b in blocked or []) if i >= 0],
                              dtype=np.int64)

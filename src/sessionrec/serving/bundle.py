@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from sessionrec.errors import DataError, SessionRecError
 from sessionrec.models.base import CONFIG_FILE, WEIGHTS_FILE, SessionRecommender
@@ -150,17 +151,27 @@ def load_fallback(path: Path | None, run_dir: Path | None, vocab: Vocabulary,
     for candidate in candidates:
         if path is None and not candidate.is_dir():
             continue
-        fb_dir, _ = model_directory(candidate)
-        fb = SessionRecommender.load(fb_dir, vocab=vocab.fingerprint)
-        matrix = getattr(fb, "matrix_", None)
-        if matrix is None:
-            raise SessionRecError(f"fallback: the {fb.name!r} model in {fb_dir} is not an "
-                                  "item-to-item model (no matrix_); use a cooc run")
-        if fb.n_items_ != len(vocab):
-            raise SessionRecError(f"fallback: {fb_dir} has {fb.n_items_} items, the vocabulary "
-                                  f"{len(vocab)}")
-        return Fallback(popularity, matrix.tocsr(), blocked, name=fb.name)
+        fb, matrix = load_item_to_item(model_directory(candidate)[0], vocab, "fallback")
+        return Fallback(popularity, matrix, blocked, name=fb.name)
     return Fallback(popularity, None, blocked)
+
+
+def load_item_to_item(model_dir: Path, vocab: Vocabulary, role: str,
+                      ) -> tuple[SessionRecommender, sp.csr_matrix]:
+    """An item-to-item model (e.g. ``cooc``) on ``vocab`` and its item x item CSR matrix.
+
+    ``role`` names what it is loaded for in errors (a model without ``matrix_`` or with
+    another item count is refused).
+    """
+    model = SessionRecommender.load(model_dir, vocab=vocab.fingerprint)
+    matrix = getattr(model, "matrix_", None)
+    if matrix is None:
+        raise SessionRecError(f"{role}: the {model.name!r} model in {model_dir} is not an "
+                              "item-to-item model (no matrix_); use a cooc run")
+    if model.n_items_ != len(vocab):
+        raise SessionRecError(f"{role}: {model_dir} has {model.n_items_} items, the vocabulary "
+                              f"{len(vocab)}")
+    return model, matrix.tocsr()
 
 
 def load_bundle(model: str | Path, vocab: str | Path | None = None,
