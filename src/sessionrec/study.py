@@ -218,23 +218,29 @@ def _per_prediction(path: Path, metric: str) -> tuple[np.ndarray, np.ndarray, np
             metric_values(metric, ranks["rank"].to_numpy()))
 
 
-def seed_mean_values(out: Path, variant: str, seeds: tuple[int, ...],
-                     metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-prediction ``metric`` averaged over seeds: (target events, sessions, values)."""
+def seed_values(out: Path, variant: str, seeds: tuple[int, ...],
+                metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-prediction ``metric`` of every seed: (target events, sessions, values [seeds, n])."""
     target = session = None
-    total = None
+    rows = []
     for seed in seeds:
         t, s, v = _per_prediction(run_dir(out, variant, seed), metric)
         if target is None:
-            target, session, total = t, s, v.copy()
+            target, session = t, s
         elif not np.array_equal(t, target):
             raise DataError(f"study: {variant} seed {seed} was evaluated on other predictions "
-                            "than seed {seeds[0]}; the runs do not share one test split",
+                            f"than seed {seeds[0]}; the runs do not share one test split",
                             path=str(run_dir(out, variant, seed)))
-        else:
-            total += v
-    assert target is not None and session is not None and total is not None
-    return target, session, total / len(seeds)
+        rows.append(v)
+    assert target is not None and session is not None
+    return target, session, np.stack(rows)
+
+
+def seed_mean_values(out: Path, variant: str, seeds: tuple[int, ...],
+                     metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-prediction ``metric`` averaged over seeds: (target events, sessions, values)."""
+    target, session, values = seed_values(out, variant, seeds, metric)
+    return target, session, values.mean(axis=0)
 
 
 def comparisons(cfg: StudyConfig) -> list[tuple[str, str]]:
@@ -249,17 +255,13 @@ def comparisons(cfg: StudyConfig) -> list[tuple[str, str]]:
 
 def compare(out: Path, cfg: StudyConfig, a: str, b: str, metric: str) -> dict[str, Any]:
     """Paired cluster bootstrap of ``a - b`` on seed-averaged per-prediction ``metric``."""
-    ta, sa, va = seed_mean_values(out, a, cfg.study.seeds, metric)
-    tb, _, vb = seed_mean_values(out, b, cfg.study.seeds, metric)
+    ta, sa, va = seed_values(out, a, cfg.study.seeds, metric)
+    tb, _, vb = seed_values(out, b, cfg.study.seeds, metric)
     if not np.array_equal(ta, tb):
         raise DataError(f"study: {a} and {b} were evaluated on different predictions")
-    ci = paired_bootstrap(va, vb, n_boot=cfg.study.n_boot, seed=0, cluster=sa).to_dict()
-    per_seed = []
-    for seed in cfg.study.seeds:
-        x = _per_prediction(run_dir(out, a, seed), metric)[2].mean()
-        y = _per_prediction(run_dir(out, b, seed), metric)[2].mean()
-        per_seed.append(float(x - y))
-    ci["per_seed"] = per_seed
+    ci = paired_bootstrap(va.mean(axis=0), vb.mean(axis=0), n_boot=cfg.study.n_boot, seed=0,
+                          cluster=sa).to_dict()
+    ci["per_seed"] = [float(x) for x in va.mean(axis=1) - vb.mean(axis=1)]
     ci["verdict"] = ("higher" if ci["low"] > 0 else "lower" if ci["high"] < 0
                      else "no significant difference")
     return ci
