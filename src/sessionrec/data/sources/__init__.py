@@ -4,6 +4,7 @@ from sessionrec.data.sources import (  # noqa: F401
     amazon,
     bytedance,
     diginetica,
+    diginetica_srgnn,
     galaxus,
     otto,
     rees46,
