@@ -63,8 +63,10 @@ def default_input(source) -> Path:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from sessionrec.data.prepare import prepare
+    from sessionrec.data.sources.events import parse_maps
 
-    source, cfg = load_prepare_config(args.source, args.config, args.set, args.preset)
+    source, cfg = load_prepare_config(args.source, args.config,
+                                      [*parse_maps(args.map), *args.set], args.preset)
     path = Path(args.input) if args.input else default_input(source)
     t0 = time.perf_counter()
     manifest = prepare(source, path, Path(args.out), cfg, overwrite=args.overwrite)
@@ -382,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="TOML file with a PrepareConfig")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. filter.min_item_support=10")
+    p.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
+                   help="--source events: the log's column for a field, e.g. item_id=product")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.set_defaults(func=cmd_prepare)
 

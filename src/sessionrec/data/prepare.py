@@ -31,6 +31,7 @@ from sessionrec.data.io import atomic_directory
 from sessionrec.data.schema import METADATA_COLUMNS, canonical_order, validate_schema
 from sessionrec.data.sessionize import changes, sessionize
 from sessionrec.data.sources.base import Source
+from sessionrec.data.sources.events import SourceConfig, bind
 from sessionrec.data.split import (
     SPLIT_NAMES,
     TRAIN,
@@ -94,6 +95,7 @@ class PrepareConfig:
     filter: FilterConfig = field(default_factory=FilterConfig)
     subsample: SubsampleConfig = field(default_factory=SubsampleConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    source: SourceConfig = field(default_factory=SourceConfig)  # --source events only
     partitions: int = 8  # user partitions of the aggregated sessions; 0 skips writing them
 
     def __post_init__(self) -> None:
@@ -252,6 +254,7 @@ def prepare(source: Source, input_path: Path, out_dir: Path, cfg: PrepareConfig,
             *, overwrite: bool = False) -> dict[str, Any]:
     """Run every step and write ``out_dir``; returns the manifest."""
     clock = Clock()
+    source = bind(source, cfg.source, Path(input_path))
     res = resolve(cfg, source)
     counts: dict[str, int] = {}
     with atomic_directory(Path(out_dir), overwrite=overwrite) as tmp:

@@ -5,6 +5,7 @@ from sessionrec.data.sources import (  # noqa: F401
     bytedance,
     diginetica,
     diginetica_srgnn,
+    events,
     galaxus,
     otto,
     rees46,
