@@ -253,7 +253,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         model=args.model, vocab=args.vocab, fallback=args.fallback, store=args.store,
         blocked_file=args.blocked, admin_token=args.admin_token,
         session_ttl_s=args.session_ttl, user_ttl_s=args.user_ttl, experiment=args.experiment,
-        event_log=args.event_log)
+        event_log=args.event_log, archive=args.archive)
     what = settings.model
     if settings.experiment:
         url = settings.event_log_url(settings.experiment)
@@ -452,6 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--event-log", default=None, metavar="URL",
                    help="experiment event log: sqlite:///events.db (default: events.db beside "
                         "EXP.toml) or postgresql://user@host:port/db (or SESSIONREC_EVENT_LOG)")
+    p.add_argument("--archive", default=None, metavar="URL",
+                   help="archive every event before answering: sqlite:///archive.db or "
+                        "postgresql://... (or SESSIONREC_ARCHIVE; default: off)")
     p.add_argument("--vocab", default=None,
                    help="items.parquet or prepared data directory (default: found from the run)")
     p.add_argument("--fallback", default=None,
@@ -509,6 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
     from sessionrec.experiments.commands import add_parser as add_experiment_parser
 
     add_experiment_parser(sub)
+    from sessionrec.archive.commands import add_parser as add_archive_parser
+
+    add_archive_parser(sub)
     return parser
 
 

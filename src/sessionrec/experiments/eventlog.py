@@ -212,8 +212,11 @@ def frame_from_rows(rows: Sequence[Sequence], *, json_lists: bool) -> pl.DataFra
 class EventLog(ABC):
     """An append-only experiment event log (see the module docstring); a context manager.
 
-    Subclasses implement :meth:`_insert` and the read methods; thread-safe.
+    Subclasses implement :meth:`_insert` and the read methods; thread-safe. ``validate``
+    checks events before any write (the event archive's logs check their own kind of event).
     """
+
+    validate = staticmethod(validate_events)
 
     def append(self, events: Iterable[Event]) -> int:
         """Validate, then durably write ``events`` in one transaction; returns how many were
@@ -224,7 +227,7 @@ class EventLog(ABC):
         """Like :meth:`append`, but returns for each event whether it was new (the first of
         several equal keys in one call counts as new)."""
         events = list(events)
-        validate_events(events)
+        self.validate(events)
         if not events:
             return []
         return self._insert(events, to_micros(datetime.now(UTC)))

@@ -22,7 +22,6 @@ from sessionrec.experiments.eventlog import (
     EventLog,
     EventLogError,
     to_micros,
-    validate_events,
 )
 
 logger = logging.getLogger(__name__)
@@ -57,7 +56,7 @@ class AsyncEventLog:
     async def append_each(self, events: Iterable[Event]) -> list[bool]:
         """For each event whether it was new, once they are durable."""
         events = list(events)
-        validate_events(events)
+        self.log.validate(events)
         if not events:
             return []
         loop = asyncio.get_running_loop()

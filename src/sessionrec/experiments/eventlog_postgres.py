@@ -103,10 +103,16 @@ class PostgresEventLog(EventLog):
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._closed = False
-        self._run("creating table experiment_events", _create_table)
+        self._run(f"creating table {self.table}", self._create_table)
+
+    table = "experiment_events"
 
     def __repr__(self) -> str:
-        return f"PostgresEventLog({self.where!r})"
+        return f"{type(self).__name__}({self.where!r})"
+
+    @staticmethod
+    def _create_table(conn: psycopg.Connection) -> None:
+        _create_table(conn)
 
     # -- connections ------------------------------------------------------------------------
     def _redact(self, err: BaseException) -> str:
@@ -119,7 +125,7 @@ class PostgresEventLog(EventLog):
         try:
             return psycopg.connect(self._url, autocommit=True,
                                    connect_timeout=max(1, round(self.connect_timeout_s)),
-                                   application_name="sessionrec-eventlog")
+                                   application_name=f"sessionrec-{self.table}")
         except psycopg.Error as err:
             raise EventLogUnavailable(f"event log: cannot connect to {self.where}: "
                                       f"{self._redact(err)}") from None

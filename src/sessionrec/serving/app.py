@@ -33,7 +33,7 @@ from datetime import datetime
 from typing import Annotated
 
 import torch
-from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -318,16 +318,20 @@ async def _every(seconds: float, fn) -> None:
 
 def create_app(settings: ServeSettings, bundle: Bundle | None = None,
                store: StateStore | None = None, *, experiment: ExperimentConfig | None = None,
-               variants: dict[str, Bundle] | None = None, event_log=None) -> FastAPI:
+               variants: dict[str, Bundle] | None = None, event_log=None,
+               archive=None) -> FastAPI:
     """The app; ``bundle`` / ``store`` are loaded / opened from ``settings`` when not given.
 
     With an experiment (``settings.experiment``, or ``experiment`` given) the variants' bundles
     and the event log are loaded / opened likewise unless given (``variants``: name -> bundle;
-    ``event_log``: an ``EventLog`` or ``AsyncEventLog``, left open at shutdown).
+    ``event_log``: an ``EventLog`` or ``AsyncEventLog``, left open at shutdown). With an
+    archive (``settings.archive``, or ``archive`` given: an archive log, left open) every
+    event is archived before its answer (:mod:`sessionrec.serving.archiving`).
     """
-    state: dict = {}
+    state: dict = {"archive": None}
     metrics = Metrics()
     experimenting = bool(settings.experiment) or experiment is not None
+    archiving = bool(settings.archive) or archive is not None
 
     def open_state_store() -> StateStore:
         return store or open_store(settings.store, settings.session_ttl_s, settings.user_ttl_s,
@@ -337,6 +341,11 @@ def create_app(settings: ServeSettings, bundle: Bundle | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         torch.set_num_threads(settings.torch_threads)
+        if archiving:
+            from sessionrec.serving.archiving import open_archiver
+
+            state["archive"] = await asyncio.to_thread(
+                open_archiver, settings.archive, metrics, settings.event_log_timeout_s, archive)
         if experimenting:
             from sessionrec.serving.experiment import start_router
 
@@ -369,6 +378,8 @@ def create_app(settings: ServeSettings, bundle: Bundle | None = None,
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await reloader.close()
+            if state["archive"] is not None:
+                await state["archive"].close()
 
     app = FastAPI(title="sessionrec", version="1", lifespan=lifespan,
                   description=__doc__.split("\n\n")[0])
@@ -382,24 +393,52 @@ def create_app(settings: ServeSettings, bundle: Bundle | None = None,
 
     app.add_middleware(MeasureRequests, metrics=metrics)
     Event = _event_model(settings.max_k)
+
+    def archiver():
+        return state["archive"]
+
     if experimenting:
         from sessionrec.serving.experiment_api import add_experiment_routes
 
-        add_experiment_routes(app, Event, k_param, lambda: state["reloader"])
+        add_experiment_routes(app, Event, k_param, lambda: state["reloader"], archiver)
     else:
-        _add_recommendation_routes(app, Event, k_param, mw)
+        _add_recommendation_routes(app, Event, k_param, mw, archiver)
+    if archiving:
+        from sessionrec.serving.archive_api import add_archive_routes
+
+        add_archive_routes(app, archiver)
     _add_common_routes(app, settings, metrics, state, k_param, mw)
     return app
 
 
-def _add_recommendation_routes(app: FastAPI, event_model: type, k_param, mw) -> None:
+async def answered_and_archived(answer, archiver, event, request: Request,
+                                response: Response):
+    """Await ``answer`` while the view of ``event`` is archived (with an archive); sets
+    the ``Sessionrec-Archived`` header of ``response``."""
+    current = archiver()
+    if current is None:
+        return await answer
+    from sessionrec.serving.archiving import ARCHIVED_HEADER, view_event
+
+    row = view_event(str(event.session_id), event.product_id, _text(event.user_id),
+                     _text(event.device_id), event.timestamp,
+                     request.headers.get("user-agent"))
+    got, archived = await asyncio.gather(answer, current.record([row]))
+    response.headers[ARCHIVED_HEADER] = "true" if archived else "false"
+    return got
+
+
+def _add_recommendation_routes(app: FastAPI, event_model: type, k_param, mw,
+                               archiver) -> None:
     @app.post("/v1/events", response_model=Recommendations, tags=["recommendations"],
               responses={400: {"description": "the body is not parseable JSON (e.g. not UTF-8)"}})
-    async def post_event(event: event_model) -> dict:  # type: ignore[valid-type]
+    async def post_event(event: event_model, request: Request,  # type: ignore[valid-type]
+                         response: Response) -> dict:
         """Apply a click to its session and return the products to show next."""
-        answer = await mw().event(str(event.session_id), event.product_id,
-                                  _text(event.user_id), event.timestamp, event.k,
-                                  event.exclude_seen)
+        answer = await answered_and_archived(
+            mw().event(str(event.session_id), event.product_id, _text(event.user_id),
+                       event.timestamp, event.k, event.exclude_seen),
+            archiver, event, request, response)
         return _answer(answer)
 
     @app.get("/v1/sessions/{session_id}/recommendations", response_model=SessionRecommendations,

@@ -19,7 +19,7 @@ FastAPI reads the handlers' annotations at run time: no ``from __future__ import
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Query
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -33,8 +33,10 @@ from sessionrec.serving.app import (
     Timestamp,
     _answer,
     _text,
+    answered_and_archived,
     check_text,
 )
+from sessionrec.serving.archiving import now_or, text
 from sessionrec.serving.experiment import ExperimentRouter, Routed
 
 MAX_PRODUCTS = 1000
@@ -152,17 +154,38 @@ LOG_DOWN = {400: {"description": "the body is not parseable JSON (e.g. not UTF-8
                                  "with the same idempotency_key"}}
 
 
+def _archive_row(kind: str, key: str, body, request: Request):
+    """The archive row of a feedback report (see :mod:`sessionrec.serving.archiving`)."""
+    from sessionrec.archive.record import ArchiveEvent
+
+    products = getattr(body, "product_ids", None) or [body.product_id]
+    return ArchiveEvent(
+        kind=kind, idempotency_key=f"{kind}:{key}", product_ids=tuple(str(p) for p in products),
+        session_id=text(getattr(body, "session_id", None)),
+        user_id=text(getattr(body, "user_id", None)),
+        device_id=text(getattr(body, "device_id", None)),
+        prices=None if getattr(body, "prices", None) is None else tuple(body.prices),
+        order_id=text(getattr(body, "order_id", None)),
+        recommendation_id=getattr(body, "recommendation_id", None),
+        user_agent=request.headers.get("user-agent"), ts=now_or(body.timestamp))
+
+
 def add_experiment_routes(app: FastAPI, event_model: type, k_param: Callable,
-                          router: Callable[[], ExperimentRouter]) -> None:
-    """Register the experiment's endpoints; ``router()`` returns the running router."""
+                          router: Callable[[], ExperimentRouter],
+                          archiver: Callable = lambda: None) -> None:
+    """Register the experiment's endpoints; ``router()`` returns the running router,
+    ``archiver()`` the archive's :class:`~sessionrec.serving.archiving.Archiver` or None."""
 
     @app.post("/v1/events", response_model=ExperimentRecommendations, tags=["recommendations"],
               responses={400: {"description": "the body is not parseable JSON"}})
-    async def post_event(event: event_model) -> dict:  # type: ignore[valid-type]
+    async def post_event(event: event_model, request: Request,  # type: ignore[valid-type]
+                         response: Response) -> dict:
         """Apply a click to its session and return what the visitor's variant shows next."""
-        routed = await router().event(str(event.session_id), event.product_id,
-                                      _text(event.user_id), _text(event.device_id),
-                                      event.timestamp, event.k, event.exclude_seen)
+        routed = await answered_and_archived(
+            router().event(str(event.session_id), event.product_id, _text(event.user_id),
+                           _text(event.device_id), event.timestamp, event.k,
+                           event.exclude_seen),
+            archiver, event, request, response)
         return _routed(routed)
 
     @app.get("/v1/sessions/{session_id}/recommendations",
@@ -185,33 +208,37 @@ def add_experiment_routes(app: FastAPI, event_model: type, k_param: Callable,
                                      "ended or expired)")
         return {**_routed(routed), "session_id": session_id, "events": routed.n_events}
 
-    async def accepted(report) -> dict:
+    async def accepted(report, kind: str = "", body=None, request: Request | None = None,
+                       ) -> dict:
         try:
             result = await report
         except feedback.EventLogDown as err:
             raise HTTPException(503, f"{err}; nothing was recorded, retry with the same "
                                      "idempotency_key", headers={"Retry-After": "1"}) from None
+        current = archiver()
+        if current is not None and body is not None:
+            await current.record([_archive_row(kind, body.idempotency_key, body, request)])
         return {"accepted": True, "duplicate": result.duplicate, "orphan": result.orphan}
 
     @app.post("/v1/feedback/impressions", status_code=202, response_model=FeedbackAccepted,
               tags=["feedback"], responses=LOG_DOWN)
-    async def impressions(body: Impressions) -> dict:
+    async def impressions(body: Impressions, request: Request) -> dict:
         """Report the products of a recommendation that entered the viewport."""
         return await accepted(feedback.impression(
             router(), body.idempotency_key, body.recommendation_id, body.product_ids,
-            body.timestamp))
+            body.timestamp), "impression", body, request)
 
     @app.post("/v1/feedback/clicks", status_code=202, response_model=FeedbackAccepted,
               tags=["feedback"], responses=LOG_DOWN)
-    async def clicks(body: Click) -> dict:
+    async def clicks(body: Click, request: Request) -> dict:
         """Report a click on a recommended product."""
         return await accepted(feedback.click(
             router(), body.idempotency_key, body.recommendation_id, body.product_id,
-            body.timestamp))
+            body.timestamp), "click", body, request)
 
     @app.post("/v1/feedback/purchases", status_code=202, response_model=FeedbackAccepted,
               tags=["feedback"], responses=LOG_DOWN)
-    async def purchases(body: Purchase) -> dict:
+    async def purchases(body: Purchase, request: Request) -> dict:
         """Report an order (credited to the buyer's variant by the analysis)."""
         if body.user_id is None and body.session_id is None and body.device_id is None:
             raise _invalid("user_id", "give at least one of user_id, session_id, device_id",
@@ -223,7 +250,7 @@ def add_experiment_routes(app: FastAPI, event_model: type, k_param: Callable,
         return await accepted(feedback.purchase(
             router(), body.idempotency_key, str(body.order_id), body.product_ids, body.prices,
             _text(body.user_id), _text(body.session_id), _text(body.device_id),
-            body.timestamp))
+            body.timestamp), "purchase", body, request)
 
     @app.get("/v1/experiment", response_model=ExperimentSummary, tags=["operations"])
     async def experiment() -> dict:

@@ -47,6 +47,7 @@ class ServeSettings:
     experiment: str = ""  # experiment TOML: serve its variants (A/B/n test) instead of model
     event_log: str = ""  # sqlite:///path.db | postgresql://... ("": events.db beside the TOML)
     event_log_timeout_s: float = 2.0  # longest wait for an event log write or lookup
+    archive: str = ""  # event archive: sqlite:///archive.db | postgresql://... ("": off)
 
     def __post_init__(self) -> None:
         checks = {

@@ -1,0 +1,1 @@
+"""The event archive: every event the API receives, append-only, for retraining (seed 000)."""
