@@ -31,6 +31,8 @@ def test_simulation_config_loads_and_builds_what_it_serves(path: Path) -> None:
     served = {v.path.resolve() for v in experiment.variants if v.path is not None}
     if experiment.fallback is not None:
         served.add(experiment.fallback.resolve())
+    if experiment.orders is not None:
+        served.add(experiment.orders.resolve())
     if cfg.build.study:  # the study's runs: OUT/runs/<variant>/seed<S>
         study_runs = (base / cfg.build.study["out"] / "runs").resolve()
         served = {p for p in served if study_runs not in p.parents}

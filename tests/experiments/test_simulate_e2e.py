@@ -32,6 +32,7 @@ name = "tiny"
 salt = "test"
 unit = "user"
 control = "control"
+orders = "runs/obt"
 
 [variants.control]
 model = "often-bought-together"
@@ -59,9 +60,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SimulationCon
             source="galaxus", synth=SynthSpec(events=6_000, events_per_shard=500, seed=0),
             prepare={"split": {"method": "time", "test_days": 4.0, "valid": False},
                      "filter": {"min_user_sessions": 2}},
-            runs={"runs/cooc": {"model": "cooc"},
+            runs={"runs/cooc": {"model": "cooc"}, "runs/obt": {"model": "obt"},
                   "runs/gru4rec": {"model": "gru4rec", "params": GRU}}))
     prerequisites.build(cfg, base, say=lambda _: None)
+    assert (base / "data" / "orders.parquet").is_file()  # written for the obt run
     return base, cfg
 
 

@@ -62,8 +62,25 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_orders(args: argparse.Namespace) -> int:
+    from sessionrec.data.orders import write_orders
+
+    meta = write_orders(args.data, args.raw)
+    print(f"{meta['orders']:,} orders ({meta['lines']:,} lines; "
+          f"{meta['unknown_product_lines']:,} lines of unknown products dropped) written to "
+          f"{args.data}/orders.parquet; train 'often bought together' on them with: "
+          f"sessionrec train --set data.prepared={args.data} --set model.name=obt --set "
+          f"model.params.orders={args.data}/orders.parquet --out RUN_DIR")
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Add ``archive`` and its subcommands to the top-level subparsers."""
+    """Add ``archive`` (and ``orders``) to the top-level subparsers."""
+    o = sub.add_parser("orders", help="write a prepared directory's orders (products bought "
+                                      "together) for the obt model")
+    o.add_argument("--data", required=True, help="prepared data directory")
+    o.add_argument("--raw", default=None, help="its raw data (default: from its manifest)")
+    o.set_defaults(func=cmd_orders)
     p = sub.add_parser("archive", help="the event archive of the API (serve --archive)")
     group = p.add_subparsers(dest="archive_command", required=True)
     e = group.add_parser("export", help="write the archive as Galaxus-format raw data")

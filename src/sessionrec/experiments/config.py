@@ -13,6 +13,8 @@
     control = "control"             # the control variant (must exist)
     recommendation_ttl_days = 30    # feedback on older recommendation_ids is an orphan
     fallback = "runs/cooc"          # optional: the cooc run that serves baseline variants
+    orders = "runs/obt"             # optional: an obt run (often bought together counted
+                                    # over orders); often-bought-together is served from it
 
     [variants.control]
     model = "often-bought-together" # a baseline name, or a run/model directory
@@ -24,6 +26,9 @@
 Paths are relative to the TOML file's folder. Baselines: ``often-bought-together`` (alias
 ``cooc``) and ``popular`` (alias ``pop``); both are served from a co-occurrence run, the
 experiment's ``fallback`` or else the sibling ``RUN_DIR/../cooc`` of a model variant's run.
+When orders exist (an ``obt`` run: ``sessionrec orders`` + ``train model.name=obt``), ``orders``
+names it and ``often-bought-together`` counts products bought in the same order (seed 000's
+production baseline) instead of products viewed in the same session.
 :func:`load_experiment` refuses a config that does not validate with a :class:`ConfigError`
 naming the file and the key.
 """
@@ -45,7 +50,7 @@ HOLDOUT = "holdout"  # the pseudo-variant of held-out units
 BASELINES = {"often-bought-together": "cooc", "cooc": "cooc", "popular": "pop", "pop": "pop"}
 WEIGHT_TOLERANCE = 1e-9
 EXPERIMENT_KEYS = {"name", "salt", "unit", "start", "end", "attribution_window_days", "holdout",
-                   "control", "recommendation_ttl_days", "fallback"}
+                   "control", "recommendation_ttl_days", "fallback", "orders"}
 VARIANT_KEYS = {"model", "weight"}
 
 
@@ -79,6 +84,7 @@ class ExperimentConfig:
     variants: tuple[VariantSpec, ...]
     fallback: Path | None = None  # the cooc run serving baseline variants (resolved)
     source: Path | None = field(default=None, compare=False)  # the TOML file
+    orders: Path | None = None  # the obt run serving often-bought-together (resolved)
 
     def weights(self) -> dict[str, float]:
         """Variant name -> share of the non-holdout traffic, in file order."""
@@ -321,9 +327,34 @@ def load_experiment(path: str | Path, check_models: bool = True) -> ExperimentCo
         raise where.error("experiment.fallback", f"expected a cooc run directory, got "
                                                  f"{raw_fallback!r}")
     fallback = None if raw_fallback is None else base / raw_fallback
+    raw_orders = exp.get("orders")
+    if raw_orders is not None and (not isinstance(raw_orders, str) or not raw_orders):
+        raise where.error("experiment.orders", f"expected an obt run directory, got "
+                                               f"{raw_orders!r}")
+    orders = None if raw_orders is None else base / raw_orders
     if check_models:
         for v in variants:
             _check_model(v, where)
         fallback = _baseline_source(variants, fallback, where)
+        if orders is not None:
+            _check_orders_run(orders, where)
     return ExperimentConfig(name, salt, unit, start, end, window, holdout, control, ttl,
-                            variants, fallback, path)
+                            variants, fallback, path, orders)
+
+
+def _check_orders_run(orders: Path, where: _Where) -> None:
+    """The ``orders`` run must hold a saved ``obt`` model."""
+    from sessionrec.models.base import CONFIG_FILE
+    from sessionrec.serving.bundle import model_directory
+
+    try:
+        model_dir, _ = model_directory(orders)
+    except SessionRecError as err:
+        raise where.error("experiment.orders", str(err).removeprefix("model: ")) from None
+    import json
+
+    saved = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8")) \
+        if (model_dir / CONFIG_FILE).is_file() else {}
+    if saved.get("name", "obt") != "obt":
+        raise where.error("experiment.orders", f"{orders} holds a {saved.get('name')!r} model, "
+                                               "not obt (often bought together over orders)")

@@ -56,11 +56,25 @@ def build(cfg: SimulationConfig, base: Path, say: Callable[[str], None] = log.in
         run_dir = base / name
         if (run_dir / "model").is_dir():
             continue
-        train_run(run_dir, prepared, spec["model"], spec.get("params", {}),
+        params = dict(spec.get("params", {}))
+        if spec["model"] == "obt" and "orders" not in params:
+            params["orders"] = str(orders_of(prepared, raw, say))
+        train_run(run_dir, prepared, spec["model"], params,
                   int(spec.get("seed", 0)), cfg.dataset or b.source, say)
     if b.study and not (base / b.study["out"] / "study.json").is_file():
         run_study(base / b.study["config"], prepared, base / b.study["out"],
                   b.study.get("seeds", ()), b.study.get("set", ()), say)
+
+
+def orders_of(prepared: Path, raw: Path, say: Callable[[str], None] = log.info) -> Path:
+    """``prepared/orders.parquet`` (written from ``raw``'s purchases when missing)."""
+    from sessionrec.data.orders import ORDERS_FILE, write_orders
+
+    path = prepared / ORDERS_FILE
+    if not path.is_file():
+        meta = write_orders(prepared, raw)
+        say(f"wrote {meta['orders']:,} orders ({meta['lines']:,} lines) into {path}")
+    return path
 
 
 def raw_path(cfg: SimulationConfig, base: Path, given: str | None = None) -> Path:
@@ -125,6 +139,8 @@ def check_trained_on(experiment: ExperimentConfig, prepared: Path) -> None:
     dirs = {v.name: v.path for v in experiment.variants if v.path is not None}
     if any(v.baseline for v in experiment.variants) and experiment.fallback is not None:
         dirs["(baseline cooc run)"] = experiment.fallback
+    if experiment.orders is not None:
+        dirs["(often-bought-together orders run)"] = experiment.orders
     for name, path in dirs.items():
         model_dir, _ = model_directory(path)
         found = saved_vocab(model_dir)

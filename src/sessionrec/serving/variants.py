@@ -1,7 +1,9 @@
 """Loading the served model of each variant of an experiment.
 
 A variant names a run (or model) directory, served like ``sessionrec serve --model`` serves it,
-or a baseline, served from the experiment's cooc run (:mod:`sessionrec.serving.baseline`).
+or a baseline, served from the experiment's cooc run (:mod:`sessionrec.serving.baseline`);
+``often-bought-together`` is served from the experiment's ``orders`` run (an ``obt`` model:
+products in the same order) when it has one.
 The fallback recommender of a model variant is ``--fallback`` if given, else the experiment's
 ``fallback`` run, else the run's sibling ``../cooc``, else the model's popularity.
 """
@@ -20,6 +22,8 @@ def load_variant_bundle(config: ExperimentConfig, spec: VariantSpec,
     """The loaded bundle of one variant; errors name the experiment file and the variant."""
     blocked = settings.blocked() if blocked is None else blocked
     try:
+        if spec.baseline == "cooc" and config.orders is not None:
+            return load_baseline_bundle("cooc", config.orders, settings.vocab or None, blocked)
         if spec.baseline:
             if config.fallback is None:
                 raise SessionRecError(
