@@ -134,6 +134,8 @@ def build_model(cfg: ModelConfig, items: pl.DataFrame | None = None) -> SessionR
         model = cls(**cfg.params)
     except TypeError as err:
         raise ConfigError(f"model {cfg.name!r}: {err}") from err
+    if items is not None and hasattr(model, "set_item_table"):
+        model.set_item_table(items)  # item metadata (p2v: Meta-Prod2Vec tokens)
     if cfg.item_vectors:
         if not hasattr(model, "set_pretrained_items"):
             raise ConfigError(f"model {cfg.name!r} takes no pre-trained item vectors "

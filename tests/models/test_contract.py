@@ -71,6 +71,9 @@ MODEL_FACTORIES: list[ModelFactory] = [
                      "dropout_p_hidden": 0.2, "dropout_p_embed": 0.1},
                     {"loss": "bpr", "optimizer": "adam", "n_sample": 0, "momentum": 0.1},
                     {"loss": "top1", "logq": 1.0})),
+    *(functools.partial(get_model_class("p2v"), dim=8, epochs=2, **extra)
+      for extra in ({}, {"pop_weight": 0.3, "last_n": 2, "decay": 0.5},
+                    {"exclude_viewed": True, "min_dwell": 30.0, "lambda_meta": 0.0})),
     *(functools.partial(get_model_class("hgru4rec"), **{
         "layers": [8], "user_layers": [6], "batch_size": 3, "n_sample": 4, "n_epochs": 2,
         "progress": False, **extra})

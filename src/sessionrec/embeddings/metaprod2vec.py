@@ -27,11 +27,13 @@ positions of a session makes no ``I|I`` pair. ``lambda_meta = 0`` is plain prod2
 pairs are generated at all).
 
 **Negatives** are drawn per kind of context: an item context gets item negatives from the item
-unigram distribution to the power 0.75; a token context gets tokens *of the same field*
-(brand against other brands) from that field's unigram^0.75, where a token's count is the
-number of training events whose item carries it. Contrasting a brand with product types would
-teach nothing. Pairs are put in groups of ``group_size`` pairs with contexts of one kind, and
-the pairs of a group share their ``negatives`` draws (every pair still meets ``negatives``
+unigram distribution to the power 0.75 (with ``negatives_from="category"``, seed 004: from the
+items of the context item's own product type only, so that the model must tell apart products
+of one category rather than a dress from a drill); a token context gets tokens *of the same
+field* (brand against other brands) from that field's unigram^0.75, where a token's count is
+the number of training events whose item carries it. Contrasting a brand with product types
+would teach nothing. Pairs are put in groups of ``group_size`` pairs with contexts of one kind,
+and the pairs of a group share their ``negatives`` draws (every pair still meets ``negatives``
 negatives; the scores are one small matrix product per group instead of a gather per pair).
 
 **Training** is vectorised: pairs are generated with NumPy over session offset arrays (one step
@@ -86,6 +88,9 @@ class MetaProd2VecConfig:
     group_size: int = 256  # pairs with contexts of one kind that share one draw of negatives
     chunk_pairs: int = 2_000_000  # pairs generated and shuffled together
     seed: int = 0
+    # Item negatives: "unigram" (unigram^0.75 over all items) or "category" (unigram^0.75 over
+    # the items of the positive context's product type, seed 004; needs the ``type`` field).
+    negatives_from: str = "unigram"
     # torch threads; 0 keeps torch's default. One is the default: a step is many small
     # memory-bound operations, and two threads on a shared 2-core machine were far slower.
     threads: int = 1
@@ -102,6 +107,9 @@ class MetaProd2VecConfig:
                                   f"{getattr(self, name)!r}")
         if not (self.lambda_meta >= 0 and math.isfinite(self.lambda_meta)):
             raise ConfigError(f"metaprod2vec.lambda_meta must be >= 0, got {self.lambda_meta}")
+        if self.negatives_from not in ("unigram", "category"):
+            raise ConfigError(f"metaprod2vec.negatives_from must be 'unigram' or 'category', "
+                              f"got {self.negatives_from!r}")
         bad = [t for t in self.terms if t not in META_TERMS]
         if bad:
             raise ConfigError(f"metaprod2vec.terms: unknown term(s) {bad}; choose from "
@@ -195,18 +203,21 @@ class NegativeSampler:
     """Draws negatives of one kind (items, or the tokens of one field) by unigram^power."""
 
     def __init__(self, counts: np.ndarray, kind: np.ndarray, power: float = 0.75) -> None:
-        """``counts`` [V] occurrences of each id; ``kind`` [V] kind codes, ids grouped by kind."""
+        """``counts`` [V] occurrences of each id; ``kind`` [V] the kind code of each id."""
         kind = np.asarray(kind, dtype=np.int64)
-        if len(kind) and np.any(np.diff(kind) < 0):
-            raise ValueError("ids must be grouped by kind")
+        order = np.argsort(kind, kind="stable")  # ids grouped by kind
+        self.ids = torch.from_numpy(order)
         self.n_kinds = int(kind.max()) + 1 if len(kind) else 0
         self.kind = torch.from_numpy(kind)
-        weights = np.asarray(counts, dtype=np.float64) ** power
+        kind = kind[order]
+        weights = np.asarray(counts, dtype=np.float64)[order] ** power
         cdf = np.zeros(len(counts), dtype=np.float64)
         first = np.searchsorted(kind, np.arange(self.n_kinds))
         last = np.searchsorted(kind, np.arange(self.n_kinds), side="right") - 1
         for k in range(self.n_kinds):
             w = weights[first[k] : last[k] + 1]
+            if not len(w):
+                continue
             w = w if w.sum() > 0 else np.ones_like(w)
             c = np.cumsum(w) / w.sum()
             c[-1] = 1.0
@@ -217,9 +228,9 @@ class NegativeSampler:
     def sample(self, kinds: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
         """int64 [len(kinds), n]: ``n`` ids of kind ``kinds[g]`` for every row ``g``."""
         u = torch.rand((len(kinds), n), generator=gen, dtype=torch.float64) + kinds[:, None]
-        ids = torch.searchsorted(self.cdf, u, right=True)
-        return torch.minimum(torch.maximum(ids, self.first[kinds][:, None]),
-                             self.last[kinds][:, None])
+        pos = torch.searchsorted(self.cdf, u, right=True)
+        return self.ids[torch.minimum(torch.maximum(pos, self.first[kinds][:, None]),
+                                      self.last[kinds][:, None])]
 
 
 def negative_groups(kinds: torch.Tensor, n_kinds: int, group_size: int
@@ -306,6 +317,27 @@ def _sgns_step(w_in: _RowAdagrad, w_out: _RowAdagrad, centre: torch.Tensor,
     return float(loss)
 
 
+def item_kinds(tokens: MetadataTokens | None, n_items: int, cfg: MetaProd2VecConfig
+               ) -> np.ndarray:
+    """The negative-sampling kind of every item: 0, or with ``negatives_from="category"`` one
+    kind per product type (``type`` token; items without a type share the unknown one)."""
+    if cfg.negatives_from != "category":
+        return np.zeros(n_items, np.int64)
+    if tokens is None or "type" not in tokens.fields:
+        raise ConfigError("metaprod2vec.negatives_from='category' needs the item category "
+                          "(the 'type' metadata field); this data has fields "
+                          f"{list(tokens.fields) if tokens is not None else 'none'}")
+    col = tokens.item_tokens[:, tokens.fields.index("type")]
+    return np.unique(col, return_inverse=True)[1].astype(np.int64).reshape(-1)
+
+
+def negative_kinds(item_kind: np.ndarray, tokens: MetadataTokens) -> np.ndarray:
+    """The kind of every id (negatives are drawn within the context's kind): the items' kinds,
+    then one kind per metadata field for the tokens."""
+    n_item_kinds = int(item_kind.max()) + 1 if len(item_kind) else 1
+    return np.concatenate([item_kind, tokens.field_of_token + n_item_kinds])
+
+
 def unigram_counts(train: Sessions, tokens: MetadataTokens) -> np.ndarray:
     """Occurrences of every id of the joint space in the training events."""
     item = np.bincount(train.items, minlength=train.n_items).astype(np.float64)
@@ -320,6 +352,7 @@ def train(sessions: Sessions, tokens: MetadataTokens | None = None,
     """Fit Meta-Prod2Vec (prod2vec when ``tokens`` is None or ``lambda_meta`` is 0)."""
     cfg = config or MetaProd2VecConfig()
     n_items = sessions.n_items
+    item_kind = item_kinds(tokens, n_items, cfg)
     if tokens is None or cfg.lambda_meta == 0:
         tokens = MetadataTokens.empty(n_items)
     if tokens.n_items != n_items:
@@ -330,19 +363,19 @@ def train(sessions: Sessions, tokens: MetadataTokens | None = None,
     terms = cfg.terms if tokens.fields else ()
     # Adagrad steps of rarely-updated rows produce subnormal floats, which are very slow.
     with torch_threads(cfg.threads), flush_denormal():
-        return _train(sessions, tokens, cfg, terms)
+        return _train(sessions, tokens, cfg, terms, item_kind)
 
 
 def _train(sessions: Sessions, tokens: MetadataTokens, cfg: MetaProd2VecConfig,
-           terms: tuple[str, ...]) -> MetaProd2Vec:
+           terms: tuple[str, ...], item_kind: np.ndarray) -> MetaProd2Vec:
     n_items, dim = sessions.n_items, cfg.dim
     vocab = n_items + tokens.n_tokens
     gen = torch.Generator().manual_seed(cfg.seed)
     w_in = torch.empty(vocab, dim).uniform_(-0.5 / dim, 0.5 / dim, generator=gen)
     w_out = torch.zeros(vocab, dim)
     opt_in, opt_out = _RowAdagrad(w_in, cfg.lr), _RowAdagrad(w_out, cfg.lr)
-    kind = np.concatenate([np.zeros(n_items, np.int64), tokens.field_of_token + 1])
-    sampler = NegativeSampler(unigram_counts(sessions, tokens), kind)
+    sampler = NegativeSampler(unigram_counts(sessions, tokens),
+                              negative_kinds(item_kind, tokens))
     weights = torch.tensor([1.0] + [cfg.lambda_meta] * len(META_TERMS))
     n_fields = len(tokens.fields)
     per_event = 2 * cfg.window * (1 + n_fields * len(terms)) + n_fields

@@ -186,9 +186,12 @@ def load_bundle(model: str | Path, vocab: str | Path | None = None,
     # Blocked products the model does not know can never be recommended anyway.
     blocked_idx = np.asarray([i for i in (found.index_of(b) for b in blocked or []) if i >= 0],
                              dtype=np.int64)
+    if hasattr(recommender, "use_index"):  # p2v: ANN index beside the weights (fingerprinted)
+        recommender.use_index(model_dir / WEIGHTS_FILE)
     step = ModelStep(recommender, blocked_idx)
     emb = item_embeddings(recommender)
-    similar = SimilarItems(emb, step.blocked) if emb is not None else None
+    similar = (SimilarItems(emb, step.blocked, getattr(recommender, "ann", None))
+               if emb is not None else None)
     fb = load_fallback(None if fallback is None else Path(fallback), run_dir, found,
                        recommender, blocked_idx)
     users_file = Path(found.path).parent / USERS_FILE

@@ -102,9 +102,19 @@ class ModelStep:
             s = torch.from_numpy(np.ascontiguousarray(states, dtype=np.float32))
             it = torch.from_numpy(np.asarray(items, dtype=np.int64))
             new = self.model.advance(s, it) if bool((it >= 0).any()) else s
+            if hasattr(self.model, "topk_from_state"):  # p2v: an ANN index, no full scores
+                values, indices = self.model.topk_from_state(new, k, self._banned(len(new),
+                                                                                  exclude))
+                return new.numpy().astype(np.float32, copy=False), indices, values
             scores = self.model.scores_from_state(new)
             values, indices = self._topk(scores, k, exclude)
             return new.numpy().astype(np.float32, copy=False), indices, values
+
+    def _banned(self, n: int, exclude: Sequence[np.ndarray] | None) -> list[np.ndarray]:
+        """Items never recommended to each of ``n`` rows: the blocked ones and ``exclude``."""
+        blocked = self.blocked.numpy()
+        return [np.concatenate([blocked, np.asarray(exclude[r] if exclude is not None else [],
+                                                    dtype=np.int64)]) for r in range(n)]
 
     def _topk(self, scores: torch.Tensor, k: int, exclude: Sequence[np.ndarray] | None,
               ) -> tuple[np.ndarray, np.ndarray]:
@@ -131,15 +141,23 @@ def item_embeddings(model) -> torch.Tensor | None:
 
 
 class SimilarItems:
-    """Cosine similarity between item embeddings: "similar products"."""
+    """Cosine similarity between item embeddings: "similar products" (exact, or through the
+    model's ANN index when it has one, e.g. a large p2v catalogue)."""
 
-    def __init__(self, embeddings: torch.Tensor, blocked: torch.Tensor) -> None:
+    def __init__(self, embeddings: torch.Tensor, blocked: torch.Tensor, ann=None) -> None:
         e = embeddings.detach().float()
         self.unit = e / e.norm(dim=1, keepdim=True).clamp_min(1e-12)
         self.blocked = blocked
+        self.ann = ann
 
     def topk(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` items most similar to ``item`` (never itself or a blocked item)."""
+        if self.ann is not None:
+            banned = {item, *self.blocked.tolist()}
+            rows, sims = self.ann.search(self.unit[item].numpy()[None, :],
+                                         min(int(k) + len(banned), len(self.unit)))
+            keep = [j for j, r in enumerate(rows[0]) if r >= 0 and r not in banned][: int(k)]
+            return rows[0][keep], sims[0][keep]
         with torch.inference_mode():
             sims = self.unit @ self.unit[item]
             sims[item] = float("-inf")
