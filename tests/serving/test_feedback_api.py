@@ -210,6 +210,8 @@ def test_an_event_log_outage_is_503_for_feedback_but_recommendations_are_served(
                                                  "recommendation_id": rid})
     assert r.status_code == 503 and r.headers["retry-after"] == "1"
     assert "retry with the same idempotency_key" in r.json()["detail"]
+    assert "the outcome is unknown" in r.json()["detail"]  # it may have been written late
+    assert "nothing was recorded" not in r.json()["detail"]
     r = client.post("/v1/feedback/purchases", json=GOOD["purchases"])
     assert r.status_code == 503
     r = client.post("/v1/events", json={"session_id": "s2", "user_id": "x", "product_id": 100})

@@ -34,11 +34,12 @@ from typing import Annotated
 
 import torch
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -50,6 +51,8 @@ from pydantic import (
 from sessionrec.errors import SessionRecError
 from sessionrec.experiments.config import ExperimentConfig
 from sessionrec.serving.bundle import Bundle, load_bundle
+from sessionrec.serving.health import cause
+from sessionrec.serving.limits import StrictJSONRoute, invalid_request
 from sessionrec.serving.metrics import Metrics
 from sessionrec.serving.middleware import Answer, Middleware
 from sessionrec.serving.settings import ServeSettings
@@ -90,7 +93,23 @@ def _check_id(value):
     raise ValueError(f"must be a string or an integer, got {type(value).__name__}")
 
 
+def _not_bool(value):
+    """JSON ``true`` is not the integer 1 (pydantic's lax mode would take it as one)."""
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, got a boolean")
+    return value
+
+
+def count(**bounds) -> type:
+    """An integer field within ``bounds`` (``ge``, ``le``) that refuses booleans."""
+    return Annotated[int, Field(**bounds), BeforeValidator(_not_bool)]  # type: ignore[return-value]
+
+
 NO_NUL = "^[^\\u0000]*$"  # JSON Schema pattern of check_text (lone surrogates aside)
+
+# Every text id of a path, a query or a body: the JSON Schema of the spec and the validation
+# come from this one definition (the pattern refuses NUL; check_text also lone surrogates).
+TEXT_ID = {"min_length": 1, "max_length": MAX_ID_LENGTH, "pattern": NO_NUL}
 
 AnyId = Annotated[int | str, PlainValidator(_check_id), WithJsonSchema({"anyOf": [
     {"type": "integer", "minimum": -MAX_INT_ID, "maximum": MAX_INT_ID},
@@ -142,29 +161,17 @@ class EventBody(BaseModel):
     timestamp: Timestamp | None = Field(
         None, description="when the click happened: RFC 3339 date-time with offset or unix "
                           "seconds (default: now)")
-    k: int | None = Field(None, ge=1, description="recommendations wanted (default: server's)")
+    k: count(ge=1) | None = Field(  # type: ignore[valid-type]
+        None, description="recommendations wanted (default: server's)")
     exclude_seen: StrictBool | None = Field(
         None, description="never recommend the session's own products (default: server's)")
 
 
 def _event_model(max_k: int) -> type[EventBody]:
     """``EventBody`` as ``Event``, with the server's upper bound on ``k`` (in the schema)."""
-    k = (int | None, Field(None, ge=1, le=max_k,
+    k = (count(ge=1, le=max_k) | None, Field(None,
                            description="recommendations wanted (default: server's)"))
     return create_model("Event", __base__=EventBody, __doc__=EventBody.__doc__, k=k)
-
-
-class AsciiJSONResponse(JSONResponse):
-    """JSON with non-ASCII characters escaped: a 422 echoes the bad input, which may hold a
-    lone surrogate (``"\\ud800"`` is valid JSON) that UTF-8 cannot encode."""
-
-    def render(self, content) -> bytes:
-        return json.dumps(content, ensure_ascii=True, allow_nan=False,
-                          separators=(",", ":")).encode("ascii")
-
-
-async def _invalid_request(request, exc: RequestValidationError) -> Response:
-    return AsciiJSONResponse(status_code=422, content={"detail": jsonable_encoder(exc.errors())})
 
 
 class MeasureRequests:
@@ -225,10 +232,10 @@ class ReloadRequest(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    """The served model, without file-system paths (those are behind the admin token)."""
+
     model: str
     tag: str
-    model_dir: str
-    vocab: str
     vocab_fingerprint: str
     n_items: int
     state_size: int
@@ -236,10 +243,17 @@ class ModelInfo(BaseModel):
     fallback: str
     blocked_items: int
     loaded_at: float
+    degraded: str | None = Field(None, description="why the model stopped answering (its "
+                                                   "requests go to the fallback), else null")
+
+
+class AdminModelInfo(ModelInfo):
+    model_dir: str
+    vocab: str
 
 
 class Ready(BaseModel):
-    ready: bool
+    ready: bool = Field(description="false (HTTP 503) while a served model is degraded")
     model: ModelInfo
     store: str = Field(description="'ok', or why the state store is unavailable")
 
@@ -382,10 +396,11 @@ def create_app(settings: ServeSettings, bundle: Bundle | None = None,
                 await state["archive"].close()
 
     app = FastAPI(title="sessionrec", version="1", lifespan=lifespan,
-                  description=__doc__.split("\n\n")[0])
+                  description=__doc__.split("\n\n")[0], max_body_size=settings.max_body_bytes)
+    app.router.route_class = StrictJSONRoute  # NaN, Infinity, 1e400: 422, not a float
     app.state.metrics = metrics
     app.state.parts = state
-    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     k_param = _k(settings)
 
     def mw() -> Middleware:
@@ -444,7 +459,7 @@ def _add_recommendation_routes(app: FastAPI, event_model: type, k_param, mw,
     @app.get("/v1/sessions/{session_id}/recommendations", response_model=SessionRecommendations,
              tags=["recommendations"], responses={404: {"description": "no such live session"}})
     async def session_recommendations(
-            session_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
+            session_id: Annotated[str, Path(**TEXT_ID), AfterValidator(check_text)],
             k: Annotated[int | None, Depends(k_param)] = None,
             exclude_seen: Annotated[bool | None, Query()] = None) -> dict:
         """Recommendations for a live session from its stored state (no new click)."""
@@ -470,7 +485,7 @@ def _add_common_routes(app: FastAPI, settings: ServeSettings, metrics: Metrics, 
     @app.get("/v1/products/{product_id}/similar", response_model=SimilarProducts,
              tags=["recommendations"], responses={404: {"description": "unknown product"}})
     async def similar(
-            product_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
+            product_id: Annotated[str, Path(**TEXT_ID), AfterValidator(check_text)],
             k: Annotated[int | None, Depends(k_param)] = None) -> dict:
         """Products closest to this one in the model's item embedding space (cosine)."""
         current = mw()
@@ -486,17 +501,20 @@ def _add_common_routes(app: FastAPI, settings: ServeSettings, metrics: Metrics, 
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", response_model=Ready, tags=["operations"])
-    async def readyz() -> dict:
-        """Readiness: the model is loaded; the store's health is reported (the app still
-        answers from the fallback while the store is down)."""
+    @app.get("/readyz", response_model=Ready, tags=["operations"],
+             responses={503: {"model": Ready, "description": "a served model is degraded"}})
+    async def readyz() -> Response | dict:
+        """Readiness: the model is loaded and answers (finite scores); the store's health is
+        reported (the app still answers from the fallback while the store is down)."""
         current = mw()
         try:
             await current.store.ping()
             store_state = "ok"
         except StoreUnavailable as err:
             store_state = f"unavailable: {err}"
-        return {"ready": True, "model": current.bundle.info(), "store": store_state}
+        body = {"ready": _degraded(state["reloader"]) is None,
+                "model": current.bundle.info(paths=False), "store": store_state}
+        return body if body["ready"] else JSONResponse(body, status_code=503)
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
     async def metrics_endpoint() -> Response:
@@ -504,31 +522,60 @@ def _add_common_routes(app: FastAPI, settings: ServeSettings, metrics: Metrics, 
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    @app.post("/admin/reload", response_model=ModelInfo, tags=["operations"],
-              responses={400: {"description": "the model could not be loaded; the old one "
-                                              "keeps serving"},
-                         401: {"description": "missing or wrong bearer token"},
-                         403: {"description": "admin endpoints disabled (no token set)"}})
-    async def reload(request: ReloadRequest | None = None,
-                     authorization: Annotated[str | None, Header()] = None) -> dict:
-        """Load a model (default: the configured paths, re-read) and swap it in atomically."""
+    admin = _admin_check(settings)
+
+    @app.get("/admin/model", response_model=AdminModelInfo, tags=["operations"],
+             responses=ADMIN_ERRORS)
+    async def admin_model(_: Annotated[None, Depends(admin)]) -> dict:
+        """The served model with its file-system paths (model directory, vocabulary)."""
+        return mw().bundle.info()
+
+    @app.post("/admin/reload", response_model=AdminModelInfo, tags=["operations"],
+              responses={400: {"description": "the model could not be loaded or is unhealthy "
+                                              "(the reason is given); the old one keeps "
+                                              "serving"}, **ADMIN_ERRORS})
+    async def reload(_: Annotated[None, Depends(admin)],
+                     request: ReloadRequest | None = None) -> dict:
+        """Load a model (default: the configured paths, re-read), check its health and swap
+        it in atomically."""
+        request = request or ReloadRequest()
+        try:
+            loaded = await state["reloader"].reload(request.model, request.vocab,
+                                                    request.fallback)
+        except Exception as err:  # whatever broke, the old model keeps serving
+            reason = str(err) if isinstance(err, SessionRecError) else cause(err)
+            raise HTTPException(400, f"reload failed, still serving the previous model: "
+                                     f"{reason}") from None
+        await state["channel"].announce(request)
+        return loaded.info()
+
+
+ADMIN_ERRORS = {401: {"description": "missing or wrong bearer token"},
+                403: {"description": "admin endpoints disabled (no token set)"}}
+
+
+def _admin_check(settings: ServeSettings):
+    """A dependency that lets only requests with the admin bearer token through."""
+    def check(authorization: Annotated[str | None, Header()] = None) -> None:
         if not settings.admin_token:
             raise HTTPException(403, "admin endpoints are disabled: set SESSIONREC_ADMIN_TOKEN "
-                                     "(or --admin-token)")
+                                     "or --admin-token-file")
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
                 token.encode(), settings.admin_token.encode()):
             raise HTTPException(401, "authorization: expected 'Bearer <admin token>'",
                                 headers={"WWW-Authenticate": "Bearer"})
-        request = request or ReloadRequest()
-        try:
-            loaded = await state["reloader"].reload(request.model, request.vocab,
-                                                    request.fallback)
-        except (SessionRecError, OSError, ValueError) as err:
-            raise HTTPException(400, f"reload failed, still serving the previous model: "
-                                     f"{err}") from None
-        await state["channel"].announce(request)
-        return loaded.info()
+
+    return check
+
+
+def _degraded(reloader) -> str | None:
+    """Why a served model (the model, or any variant of an experiment) is degraded."""
+    parts = getattr(reloader, "variants", None)
+    for current in (parts.values() if parts else [reloader]):
+        if current.bundle.degraded is not None:
+            return current.bundle.degraded
+    return None
 
 
 def create_app_from_env() -> FastAPI:

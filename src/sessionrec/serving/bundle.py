@@ -14,6 +14,11 @@ as ``fallback``, else a sibling run ``RUN_DIR/../cooc`` on the same vocabulary, 
 served model's own popularity. A model that learned user states (HGRU4Rec) also gets the
 training users' indices from ``users.parquet`` beside the vocabulary: a user the state store
 does not know yet starts from the state the model learned for them.
+
+Every load ends with the health check of :mod:`sessionrec.serving.health` (finite weights, a
+scoring smoke test); any failure, whatever its cause (a truncated or pickled weights file, a
+parameter ``model.json`` does not know, a vocabulary path that is no vocabulary), is raised as
+a :class:`SessionRecError` naming the directory and the cause.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import scipy.sparse as sp
 from sessionrec.errors import DataError, SessionRecError
 from sessionrec.models.base import CONFIG_FILE, WEIGHTS_FILE, SessionRecommender
 from sessionrec.serving.fallback import Fallback
+from sessionrec.serving.health import ModelLoadError, cause, check_model
 from sessionrec.serving.step import ModelStep, SimilarItems, item_embeddings
 from sessionrec.serving.vocab import ITEMS_FILE, USERS_FILE, Vocabulary, read_users
 
@@ -49,6 +55,7 @@ class Bundle:
     blocked_ids: list = field(default_factory=list)
     users: dict[str, int] = field(default_factory=dict)  # training users' indices
     loaded_at: float = field(default_factory=time.time)
+    degraded: str | None = None  # why the model stopped answering (set live; never cleared)
 
     def user_index(self, user_id: str) -> int:
         """The training index of a user (for models that learned user states), else -1."""
@@ -63,13 +70,17 @@ class Bundle:
         """``name@key``: which model produced an answer."""
         return f"{self.model.name}@{self.model_key.hex()}"
 
-    def info(self) -> dict:
-        return {"model": self.model.name, "tag": self.tag, "model_dir": str(self.model_dir),
-                "vocab": self.vocab.path, "vocab_fingerprint": self.vocab.fingerprint,
-                "n_items": len(self.vocab), "state_size": self.step.state_size,
-                "user_state_size": self.step.user_state_size, "fallback": self.fallback.name,
-                "blocked_items": len(self.blocked_ids), "known_users": len(self.users),
-                "loaded_at": self.loaded_at}
+    def info(self, paths: bool = True) -> dict:
+        """What is served; ``paths=False`` leaves out the file-system paths (public view)."""
+        out = {"model": self.model.name, "tag": self.tag, "vocab_fingerprint":
+               self.vocab.fingerprint, "n_items": len(self.vocab),
+               "state_size": self.step.state_size,
+               "user_state_size": self.step.user_state_size, "fallback": self.fallback.name,
+               "blocked_items": len(self.blocked_ids), "known_users": len(self.users),
+               "loaded_at": self.loaded_at, "degraded": self.degraded}
+        if paths:
+            out.update(model_dir=str(self.model_dir), vocab=self.vocab.path)
+        return out
 
 
 def model_directory(path: str | Path) -> tuple[Path, Path | None]:
@@ -176,7 +187,22 @@ def load_item_to_item(model_dir: Path, vocab: Vocabulary, role: str,
 
 def load_bundle(model: str | Path, vocab: str | Path | None = None,
                 fallback: str | Path | None = None, blocked: list | None = None) -> Bundle:
-    """Load a served model (see the module docstring); ``blocked``: ProductIds never shown."""
+    """Load a served model (see the module docstring); ``blocked``: ProductIds never shown.
+
+    Raises :class:`SessionRecError` for every failure (:class:`ModelLoadError` wrapping an
+    unexpected one, :class:`~sessionrec.serving.health.ModelUnhealthy` from the health check).
+    """
+    try:
+        return _load_bundle(model, vocab, fallback, blocked)
+    except SessionRecError:
+        raise
+    except Exception as err:
+        raise ModelLoadError(f"cannot load the model {model} (vocab {vocab or 'from the run'}, "
+                             f"fallback {fallback or 'default'}): {cause(err)}") from err
+
+
+def _load_bundle(model: str | Path, vocab: str | Path | None, fallback: str | Path | None,
+                 blocked: list | None) -> Bundle:
     model_dir, run_dir = model_directory(model)
     found = find_vocab(model_dir, run_dir, vocab)
     recommender = SessionRecommender.load(model_dir, vocab=found.fingerprint)
@@ -189,6 +215,7 @@ def load_bundle(model: str | Path, vocab: str | Path | None = None,
     if hasattr(recommender, "use_index"):  # p2v: ANN index beside the weights (fingerprinted)
         recommender.use_index(model_dir / WEIGHTS_FILE)
     step = ModelStep(recommender, blocked_idx)
+    check_model(step, recommender.popularity_.numpy(), str(model_dir))
     emb = item_embeddings(recommender)
     similar = (SimilarItems(emb, step.blocked, getattr(recommender, "ann", None))
                if emb is not None else None)

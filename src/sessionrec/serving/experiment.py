@@ -276,7 +276,9 @@ class ExperimentRouter:
             "holdout": cfg.holdout, "control": cfg.control,
             "attribution_window_days": cfg.attribution_window_days,
             "recommendation_ttl_days": cfg.recommendation_ttl_days,
-            "variants": [{"name": v.name, "model": v.model, "weight": v.weight,
+            # the model's name, never its path (paths are for admins: GET /admin/model)
+            "variants": [{"name": v.name, "model": v.model if v.path is None
+                          else self.variants[v.name].bundle.name, "weight": v.weight,
                           "traffic_share": v.weight * (1.0 - cfg.holdout),
                           "serving": self.variants[v.name].bundle.tag}
                          for v in cfg.variants],

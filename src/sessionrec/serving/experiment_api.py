@@ -10,8 +10,8 @@
     GET  /v1/experiment                      the experiment's config, for operators
 
 Feedback is answered ``202 {"accepted": true, "duplicate": bool, "orphan": bool}`` once it is
-durable, ``503`` while the event log is down (retry with the same key), ``422`` naming the
-field for a malformed body. See :mod:`sessionrec.serving.feedback`.
+durable, ``503`` while the event log is down or slow (the outcome is unknown: retry with the
+same key), ``422`` naming the field for a malformed body. See :mod:`sessionrec.serving.feedback`.
 
 FastAPI reads the handlers' annotations at run time: no ``from __future__ import annotations``.
 """
@@ -21,17 +21,17 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from sessionrec.serving import feedback
 from sessionrec.serving.app import (
-    MAX_ID_LENGTH,
-    NO_NUL,
+    TEXT_ID,
     AnyId,
     Recommendations,
     SessionRecommendations,
     Timestamp,
     _answer,
+    _not_bool,
     _text,
     answered_and_archived,
     check_text,
@@ -42,13 +42,14 @@ from sessionrec.serving.experiment import ExperimentRouter, Routed
 MAX_PRODUCTS = 1000
 
 Key = Annotated[str, AfterValidator(check_text), Field(
-    min_length=1, max_length=MAX_ID_LENGTH, json_schema_extra={"pattern": NO_NUL},
-    description="the shop's unique key of this report: a retry with the same key is never "
-                "counted twice")]
+    **TEXT_ID, description="the shop's unique key of this report: a retry with the same key "
+                           "is never counted twice")]
 RecommendationId = Annotated[str, AfterValidator(check_text), Field(
-    min_length=1, max_length=MAX_ID_LENGTH, json_schema_extra={"pattern": NO_NUL},
-    description="the recommendation_id of /v1/events")]
-Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    **TEXT_ID, description="the recommendation_id of /v1/events")]
+Price = Annotated[float, BeforeValidator(_not_bool), Field(gt=0, allow_inf_nan=False)]
+# Not expressible in JSON Schema: stated in the spec as text and as an extension keyword
+# (x-same-length-as), checked by the handler with the same words.
+PRICES_RULE = "one price (> 0) per product: exactly as many prices as product_ids"
 When = Annotated[Timestamp | None, Field(
     description="when it happened: RFC 3339 date-time with offset or unix seconds "
                 "(default: now); out-of-order times are taken as given")]
@@ -104,7 +105,8 @@ class Purchase(BaseModel):
     session_id: AnyId | None = None
     device_id: AnyId | None = None
     product_ids: list[AnyId] = Field(min_length=1, max_length=MAX_PRODUCTS)
-    prices: list[Price] | None = Field(None, description="one price (> 0) per product")
+    prices: list[Price] | None = Field(None, description=PRICES_RULE, json_schema_extra={
+        "x-same-length-as": "product_ids"})
     timestamp: When = None
 
 
@@ -150,8 +152,8 @@ def _invalid(field: str, message: str, value) -> RequestValidationError:
 
 
 LOG_DOWN = {400: {"description": "the body is not parseable JSON (e.g. not UTF-8)"},
-            503: {"description": "the event log is unavailable: nothing was recorded; retry "
-                                 "with the same idempotency_key"}}
+            503: {"description": "the event log failed or was slow: the outcome is unknown; "
+                                 "retry with the same idempotency_key (never counted twice)"}}
 
 
 def _archive_row(kind: str, key: str, body, request: Request):
@@ -192,13 +194,12 @@ def add_experiment_routes(app: FastAPI, event_model: type, k_param: Callable,
              response_model=ExperimentSessionRecommendations, tags=["recommendations"],
              responses={404: {"description": "no such live session"}})
     async def session_recommendations(
-            session_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH),
-                                  AfterValidator(check_text)],
+            session_id: Annotated[str, Path(**TEXT_ID), AfterValidator(check_text)],
             k: Annotated[int | None, Depends(k_param)] = None,
             exclude_seen: Annotated[bool | None, Query()] = None,
-            user_id: Annotated[str | None, Query(min_length=1, max_length=MAX_ID_LENGTH),
+            user_id: Annotated[str | None, Query(**TEXT_ID),
                                AfterValidator(_check_optional)] = None,
-            device_id: Annotated[str | None, Query(min_length=1, max_length=MAX_ID_LENGTH),
+            device_id: Annotated[str | None, Query(**TEXT_ID),
                                  AfterValidator(_check_optional)] = None) -> dict:
         """Recommendations for a live session from its variant's stored state (no click)."""
         routed = await router().recommendations(session_id, user_id, device_id, k,
@@ -213,8 +214,10 @@ def add_experiment_routes(app: FastAPI, event_model: type, k_param: Callable,
         try:
             result = await report
         except feedback.EventLogDown as err:
-            raise HTTPException(503, f"{err}; nothing was recorded, retry with the same "
-                                     "idempotency_key", headers={"Retry-After": "1"}) from None
+            raise HTTPException(503, f"{err}; the outcome is unknown (the event may still be "
+                                     "recorded), retry with the same idempotency_key: a "
+                                     "recorded event is never counted twice",
+                                headers={"Retry-After": "1"}) from None
         current = archiver()
         if current is not None and body is not None:
             await current.record([_archive_row(kind, body.idempotency_key, body, request)])
@@ -244,9 +247,8 @@ def add_experiment_routes(app: FastAPI, event_model: type, k_param: Callable,
             raise _invalid("user_id", "give at least one of user_id, session_id, device_id",
                            None)
         if body.prices is not None and len(body.prices) != len(body.product_ids):
-            raise _invalid("prices", f"must have one price per product: "
-                                     f"{len(body.product_ids)} products, {len(body.prices)} "
-                                     "prices", body.prices)
+            raise _invalid("prices", f"{PRICES_RULE}: {len(body.product_ids)} products, "
+                                     f"{len(body.prices)} prices", None)
         return await accepted(feedback.purchase(
             router(), body.idempotency_key, str(body.order_id), body.product_ids, body.prices,
             _text(body.user_id), _text(body.session_id), _text(body.device_id),

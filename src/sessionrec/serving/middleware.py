@@ -16,7 +16,9 @@ from which the user's next session starts.
 It never fails a shop page: an unknown product leaves the state as it is and is answered by
 the fallback recommender (co-occurrence with the session's last known product, then
 popularity); so is every request while the state store is unreachable (retried after
-``store_retry_s``), or when the model step itself fails. Answers say so with ``fallback``.
+``store_retry_s``), or when the model step itself fails or answers with non-finite numbers
+(a degraded model, see :mod:`sessionrec.serving.health`: the session keeps its previous
+state and ``/readyz`` reports not ready). Answers say so with ``fallback``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np
 
 from sessionrec.serving.batcher import StepBatcher
 from sessionrec.serving.bundle import Bundle, load_bundle
+from sessionrec.serving.health import answer_problem
 from sessionrec.serving.metrics import Metrics
 from sessionrec.serving.records import SessionRecord, UserRecord
 from sessionrec.serving.settings import ServeSettings
@@ -136,6 +139,21 @@ class Middleware:
             return seen.astype(np.int64)
         return np.append(seen, item).astype(np.int64)
 
+    def _degraded(self, bundle: Bundle, result, k: int, exclude: np.ndarray,
+                  session_id: str) -> bool:
+        """Whether a step's result shows a degraded model (then marked on the bundle)."""
+        blocked = bundle.step.blocked.numpy()
+        allowed = bundle.step.n_items - len(blocked) - len(np.setdiff1d(exclude, blocked))
+        problem = answer_problem(result.state, len(result.items), k, allowed)
+        if problem is None:
+            return False
+        if bundle.degraded is None:
+            log.error("model %s is degraded (session %r: %s): answering from the fallback, "
+                      "/readyz reports not ready until a healthy model is loaded", bundle.tag,
+                      session_id, problem)
+        bundle.degraded = problem
+        return True
+
     # -- events -------------------------------------------------------------------------------
     async def event(self, session_id: str, product_id: str | int, user_id: str | None = None,
                     timestamp: float | None = None, k: int | None = None,
@@ -185,9 +203,11 @@ class Middleware:
             user_state = await self._start_user_session(bundle, session_id, user_id, now)
         else:
             seen = record.seen
+        exclude = self._exclude(seen, item, exclude_seen)
         result = await self.batcher.submit(
-            step, None if record is None else record.state, user_state, item, k,
-            self._exclude(seen, item, exclude_seen))
+            step, None if record is None else record.state, user_state, item, k, exclude)
+        if self._degraded(bundle, result, k, exclude, session_id):
+            return self._fallback(bundle, item, k, "model_unhealthy", exclude)
         owner = record.user_id if record is not None and record.user_id else user_id
         seen = np.append(seen, np.int32(item))[-self.settings.max_seen:] if (
             self.settings.max_seen) else seen[:0]
@@ -327,9 +347,13 @@ class Middleware:
         self._store_ok()
         if record is None:
             return None
+        exclude = self._exclude(record.seen, -1, exclude_seen)
         try:
-            result = await self.batcher.submit(bundle.step, record.state, None, -1, k,
-                                               self._exclude(record.seen, -1, exclude_seen))
+            result = await self.batcher.submit(bundle.step, record.state, None, -1, k, exclude)
+            if self._degraded(bundle, result, k, exclude, session_id):
+                answer = self._fallback(bundle, record.last_item, k, "model_unhealthy",
+                                        exclude)
+                return SessionView(answer, record.n_events, record.user_id)
         except Exception:
             log.exception("model scoring failed for session %r", session_id)
             exclude = record.seen if exclude_seen else None

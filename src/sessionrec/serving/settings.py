@@ -38,7 +38,9 @@ class ServeSettings:
     max_k: int = 100
     exclude_seen: bool = True  # never recommend the session's own items
     max_seen: int = 100  # seen items kept per session (for the filter and the fallback)
-    admin_token: str = ""  # bearer token of /admin/*; "" disables them
+    admin_token: str = ""  # bearer token of /admin/*; "" disables them (never put on argv)
+    admin_token_file: str = ""  # or: a file holding it (read at start; workers get the path)
+    max_body_bytes: int = 262_144  # larger request bodies get a 413 before they are parsed
     sweep_interval_s: float = 10.0  # how often ended sessions are collected
     reload_poll_s: float = 1.0  # Redis store: how often workers look for a reload
     max_batch: int = 64  # model steps computed together
@@ -61,6 +63,7 @@ class ServeSettings:
             "reload_poll_s": self.reload_poll_s > 0, "max_batch": self.max_batch >= 1,
             "torch_threads": self.torch_threads >= 1,
             "event_log_timeout_s": self.event_log_timeout_s > 0,
+            "max_body_bytes": self.max_body_bytes >= 1024,
         }
         for name, ok in checks.items():
             if not ok:
