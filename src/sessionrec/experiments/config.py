@@ -23,7 +23,9 @@
     model = "runs/gru4rec"
     weight = 0.5
 
-Paths are relative to the TOML file's folder. Baselines: ``often-bought-together`` (alias
+An outside recommender called over HTTP is a variant with ``model = "external"`` (its keys:
+:mod:`sessionrec.experiments.external`); control answers whenever it fails. Paths are
+relative to the TOML file's folder. Baselines: ``often-bought-together`` (alias
 ``cooc``) and ``popular`` (alias ``pop``); both are served from a co-occurrence run, the
 experiment's ``fallback`` or else the sibling ``RUN_DIR/../cooc`` of a model variant's run.
 When orders exist (an ``obt`` run: ``sessionrec orders`` + ``train model.name=obt``), ``orders``
@@ -43,6 +45,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from sessionrec.errors import ConfigError, SessionRecError
+from sessionrec.experiments.external import (
+    EXTERNAL,
+    EXTERNAL_KEYS,
+    ExternalSpec,
+    check_no_external_keys,
+    parse_external,
+)
 
 NAME = re.compile(r"[A-Za-z0-9_.-]+")
 UNITS = ("user", "session")
@@ -56,13 +65,14 @@ VARIANT_KEYS = {"model", "weight"}
 
 @dataclass(frozen=True)
 class VariantSpec:
-    """One arm: ``model`` as written (a baseline name or a directory), its traffic weight and,
-    for a directory, the resolved path."""
+    """One arm: ``model`` as written (a baseline name, a directory or ``"external"``), its
+    traffic weight, for a directory the resolved path, for an external service its spec."""
 
     name: str
     model: str
     weight: float
     path: Path | None = None
+    external: ExternalSpec | None = None
 
     @property
     def baseline(self) -> str | None:
@@ -204,7 +214,7 @@ def _variant(name: str, table: object, base: Path, where: _Where) -> VariantSpec
                                               f"{HOLDOUT!r}")
     if not isinstance(table, dict):
         raise where.error(f"variants.{name}", "expected a table with model and weight")
-    _check_keys(table, VARIANT_KEYS, where, prefix)
+    _check_keys(table, VARIANT_KEYS | EXTERNAL_KEYS, where, prefix)
     model = table.get("model")
     if not isinstance(model, str) or not model:
         raise where.error(f"{prefix}model", f"expected a baseline name "
@@ -215,6 +225,12 @@ def _variant(name: str, table: object, base: Path, where: _Where) -> VariantSpec
     weight = _number(table, "weight", where, 0.0, prefix)
     if weight < 0:
         raise where.error(f"{prefix}weight", f"must not be negative, got {weight!r}")
+    def error(key: str, message: str) -> ConfigError:
+        return where.error(f"{prefix}{key}", message)
+
+    if model == EXTERNAL:
+        return VariantSpec(name, model, weight, None, parse_external(table, error))
+    check_no_external_keys(table, error)
     path = None if model in BASELINES else (base / model)
     return VariantSpec(name, model, weight, path)
 
@@ -322,6 +338,10 @@ def load_experiment(path: str | Path, check_models: bool = True) -> ExperimentCo
     if control not in {v.name for v in variants}:
         raise where.error("experiment.control", f"{control!r} is not among the variants "
                                                 f"({', '.join(v.name for v in variants)})")
+    if next(v for v in variants if v.name == control).external is not None:
+        raise where.error("experiment.control", f"{control!r} is an external variant; control "
+                                                "must be served here (it answers when the "
+                                                "external service fails)")
     raw_fallback = exp.get("fallback")
     if raw_fallback is not None and (not isinstance(raw_fallback, str) or not raw_fallback):
         raise where.error("experiment.fallback", f"expected a cooc run directory, got "

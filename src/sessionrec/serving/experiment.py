@@ -8,7 +8,11 @@ is answered by the variant of its unit (:mod:`sessionrec.experiments.assignment`
   answers and nothing is logged (no ``recommendation_id``);
 * a ``holdout`` unit gets an empty list;
 * otherwise the variant answers; when its model raises, control answers that request
-  (``fallback``, ``reason: variant_model_error``), logged and counted, never a 5xx.
+  (``fallback``, ``reason: variant_model_error``), logged and counted, never a 5xx;
+* an ``external`` variant asks its outside service (:mod:`sessionrec.serving.external`) with
+  the session's products; on any failure control's ranking answers (``fallback``,
+  ``reason: external_<why>``: timeout, unreachable, http_503, not_json, bad_response, empty,
+  circuit_open). Its state store namespace keeps the session as control would.
 
 Each answer with a ``recommendation_id`` is logged as a ``recommendation`` row (durably,
 before the answer leaves), with the unit's ``assignment`` row the first time this worker sees
@@ -33,6 +37,7 @@ from sessionrec.experiments.config import ExperimentConfig
 from sessionrec.experiments.eventlog import Event
 from sessionrec.experiments.eventlog_async import AsyncEventLog
 from sessionrec.serving.bundle import Bundle
+from sessionrec.serving.external import ExternalFailed, ExternalRecommender
 from sessionrec.serving.metrics import Metrics
 from sessionrec.serving.middleware import Answer, Middleware
 from sessionrec.serving.settings import ServeSettings
@@ -98,6 +103,8 @@ class ExperimentRouter:
                              settings, metrics, clock=clock)
             for name in config.variant_names()}
         self.control = self.variants[config.control]
+        self.external = {v.name: ExternalRecommender(v.external) for v in config.variants
+                         if v.external is not None}
         self._seen_units = _LRU(MAX_SEEN_UNITS)
         self._recent = _LRU(MAX_RECENT)
         self._reload_lock = asyncio.Lock()
@@ -165,8 +172,40 @@ class ExperimentRouter:
                       user_id=user_id, session_id=session_id, ts=when)]
 
     # -- recommendations ----------------------------------------------------------------------
+    async def _session_products(self, mw: Middleware, session_id: str,
+                                product_id: str | int | None) -> list:
+        """The session's products, oldest first (known ones from its state, then the clicked
+        product if the model does not know it)."""
+        products: list = []
+        try:
+            got = await mw.store.get_session(session_id)
+        except StoreUnavailable:
+            got = None
+        if got is not None and got.record is not None:
+            products = list(mw.bundle.vocab.products(got.record.seen.tolist()))
+        if product_id is not None and mw.bundle.vocab.index_of(product_id) < 0:
+            products.append(product_id)
+        return products
+
+    async def _external(self, variant: str, mw: Middleware, answer: Answer, session_id: str,
+                        user_id: str | None, product_id, k: int | None) -> tuple[Answer, bool]:
+        """The outside service's answer, or control's (``answer``) with the reason."""
+        products = await self._session_products(mw, session_id, product_id)
+        try:
+            ids = await self.external[variant].recommend(
+                session_id, user_id, products, k or self.settings.default_k)
+        except ExternalFailed as err:
+            self.xm.variant_fallbacks.labels(variant).inc()
+            log.info("experiment %s: external variant %r failed (%s); control answered",
+                     self.config.name, variant, err)
+            return Answer(answer.products, answer.model, True, f"external_{err.reason}",
+                          answer.scores), True
+        return Answer(ids, f"external:{variant}", False), False
+
     async def _route(self, session_id: str, user_id: str | None, device_id: str | None,
-                     when: datetime, answer_of: Callable[[Middleware], object]) -> Routed | None:
+                     when: datetime, answer_of: Callable[[Middleware], object],
+                     k: int | None = None, product_id: str | int | None = None
+                     ) -> Routed | None:
         """Answer with the unit's variant (``answer_of(middleware)`` -> Answer or a view)."""
         cfg = self.config
         if not cfg.active(when):
@@ -184,7 +223,10 @@ class ExperimentRouter:
             return None
         answer, n_events = (got.answer, got.n_events) if hasattr(got, "n_events") else (got, 0)
         fell_back = False
-        if answer.reason == "model_error" and variant != cfg.control:
+        if variant in self.external:
+            answer, fell_back = await self._external(variant, self.variants[variant], answer,
+                                                     session_id, user_id, product_id, k)
+        elif answer.reason == "model_error" and variant != cfg.control:
             got = await answer_of(self.control)
             control = got.answer if hasattr(got, "n_events") else got
             if control is not None:  # (None: control has no live session of that id)
@@ -220,7 +262,7 @@ class ExperimentRouter:
             return await mw.event(session_id, product_id, user_id, timestamp, k, exclude_seen)
 
         routed = await self._route(session_id, user_id, device_id,
-                                   moment(timestamp, self.clock), answer_of)
+                                   moment(timestamp, self.clock), answer_of, k, product_id)
         assert routed is not None  # event() always answers
         return routed
 
@@ -232,7 +274,7 @@ class ExperimentRouter:
             return await mw.recommendations(session_id, k, exclude_seen)
 
         return await self._route(session_id, user_id, device_id, moment(None, self.clock),
-                                 answer_of)
+                                 answer_of, k)
 
     # -- sessions, reload, lifecycle ----------------------------------------------------------
     async def end_session(self, session_id: str) -> bool:
@@ -280,11 +322,14 @@ class ExperimentRouter:
             "variants": [{"name": v.name, "model": v.model if v.path is None
                           else self.variants[v.name].bundle.name, "weight": v.weight,
                           "traffic_share": v.weight * (1.0 - cfg.holdout),
-                          "serving": self.variants[v.name].bundle.tag}
+                          "serving": (f"external {v.external.url}" if v.external
+                                      else self.variants[v.name].bundle.tag)}
                          for v in cfg.variants],
         }
 
     async def close(self) -> None:
+        for client in self.external.values():
+            await client.close()
         for mw in self.variants.values():
             await mw.close()
         await self.store.close()

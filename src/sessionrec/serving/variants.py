@@ -19,8 +19,12 @@ from sessionrec.serving.settings import ServeSettings
 
 def load_variant_bundle(config: ExperimentConfig, spec: VariantSpec,
                         settings: ServeSettings, blocked: list | None = None) -> Bundle:
-    """The loaded bundle of one variant; errors name the experiment file and the variant."""
+    """The loaded bundle of one variant; errors name the experiment file and the variant.
+    An external variant gets control's bundle: it keeps the session's state (the products
+    sent to the service) and answers when the service fails."""
     blocked = settings.blocked() if blocked is None else blocked
+    if spec.external is not None:
+        return load_variant_bundle(config, config.variant(config.control), settings, blocked)
     try:
         if spec.baseline == "cooc" and config.orders is not None:
             return load_baseline_bundle("cooc", config.orders, settings.vocab or None, blocked)
@@ -42,6 +46,9 @@ def load_variant_bundle(config: ExperimentConfig, spec: VariantSpec,
 
 
 def load_variant_bundles(config: ExperimentConfig, settings: ServeSettings) -> dict[str, Bundle]:
-    """Variant name -> bundle, in file order."""
+    """Variant name -> bundle, in file order (external variants share control's bundle)."""
     blocked = settings.blocked()
-    return {v.name: load_variant_bundle(config, v, settings, blocked) for v in config.variants}
+    served = {v.name: load_variant_bundle(config, v, settings, blocked)
+              for v in config.variants if v.external is None}
+    return {v.name: served[config.control if v.external is not None else v.name]
+            for v in config.variants}
