@@ -249,9 +249,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from sessionrec.serving.server import run_server
     from sessionrec.serving.settings import ServeSettings
 
+    if args.admin_token is not None:
+        raise SessionRecError("--admin-token is no longer accepted: a token on the command "
+                              "line is visible to every user in the process list (ps). Set "
+                              "SESSIONREC_ADMIN_TOKEN, or pass --admin-token-file FILE")
     settings = ServeSettings.from_env(
         model=args.model, vocab=args.vocab, fallback=args.fallback, store=args.store,
-        blocked_file=args.blocked, admin_token=args.admin_token,
+        blocked_file=args.blocked, admin_token_file=args.admin_token_file,
         session_ttl_s=args.session_ttl, user_ttl_s=args.user_ttl, experiment=args.experiment,
         event_log=args.event_log, archive=args.archive)
     what = settings.model
@@ -466,8 +470,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--blocked", default=None, metavar="FILE",
                    help="ProductIds never to recommend, one per line")
-    p.add_argument("--admin-token", default=None,
-                   help="bearer token of POST /admin/reload (or SESSIONREC_ADMIN_TOKEN)")
+    p.add_argument("--admin-token-file", default=None, metavar="FILE",
+                   help="file holding the bearer token of /admin/* (or set "
+                        "SESSIONREC_ADMIN_TOKEN); never the token itself on the command line")
+    p.add_argument("--admin-token", default=None, help=argparse.SUPPRESS)  # refused: see ps
     p.add_argument("--session-ttl", type=float, default=None, metavar="SECONDS",
                    help="a session ends after this long without events (default 1800)")
     p.add_argument("--user-ttl", type=float, default=None, metavar="SECONDS",

@@ -82,3 +82,23 @@ def test_serve_answers_over_http(runs_root):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_the_admin_token_comes_from_a_file_or_the_environment(tmp_path, runs_root, capsys):
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    s = ServeSettings.from_env({"SESSIONREC_MODEL": "m",
+                                "SESSIONREC_ADMIN_TOKEN_FILE": str(token)})
+    assert s.admin_token == "s3cret" and "s3cret" not in repr(s)
+    env = s.to_env()  # what workers get: the file's path, never the token
+    assert "SESSIONREC_ADMIN_TOKEN" not in env and "s3cret" not in str(env)
+    assert ServeSettings.from_env(env) == s
+    assert ServeSettings.from_env({"SESSIONREC_MODEL": "m", "SESSIONREC_ADMIN_TOKEN": "t"}
+                                  ).admin_token == "t"
+    token.write_text("\n")
+    with pytest.raises(ConfigError, match="admin_token_file: .* is empty"):
+        ServeSettings(model="m", admin_token_file=str(token))
+    with pytest.raises(ConfigError, match="both"):
+        ServeSettings(model="m", admin_token="a", admin_token_file=str(token))
+    code = main(["serve", "--model", str(runs_root / "runs" / "gru4rec"), "--admin-token", "t"])
+    assert code == 2 and "process list" in capsys.readouterr().err

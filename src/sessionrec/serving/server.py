@@ -44,6 +44,14 @@ def run_server(settings: ServeSettings, host: str = "127.0.0.1", port: int = 800
     metrics_dir = tempfile.mkdtemp(prefix="sessionrec-metrics-")
     os.environ.update(settings.to_env())
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    if (settings.admin_token and not settings.admin_token_file
+            and os.environ.get("SESSIONREC_ADMIN_TOKEN") != settings.admin_token):
+        # given in code, not in the environment: hand it to the workers in a private file
+        token_file = os.path.join(metrics_dir, "admin-token")
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(settings.admin_token)
+        os.environ["SESSIONREC_ADMIN_TOKEN_FILE"] = token_file
     try:
         uvicorn.run("sessionrec.serving.app:create_app_from_env", factory=True, host=host,
                     port=port, workers=workers, log_level=log_level, access_log=False)

@@ -3,6 +3,10 @@
 Every field ``name`` can be set as ``SESSIONREC_<NAME>`` (``SESSIONREC_STORE=redis://...``,
 ``SESSIONREC_SESSION_TTL_S=900``); that is how ``sessionrec serve --workers N`` hands them to
 its worker processes. A wrong value raises :class:`ConfigError` naming the variable.
+
+The admin token never travels on a command line or in the environment handed to workers:
+give it as ``SESSIONREC_ADMIN_TOKEN`` or in a file (``admin_token_file``, read when the
+settings are made; workers get the file's path, not the token).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sessionrec.errors import ConfigError
@@ -38,7 +42,7 @@ class ServeSettings:
     max_k: int = 100
     exclude_seen: bool = True  # never recommend the session's own items
     max_seen: int = 100  # seen items kept per session (for the filter and the fallback)
-    admin_token: str = ""  # bearer token of /admin/*; "" disables them (never put on argv)
+    admin_token: str = field(default="", repr=False)  # bearer token of /admin/*; "": off
     admin_token_file: str = ""  # or: a file holding it (read at start; workers get the path)
     max_body_bytes: int = 262_144  # larger request bodies get a 413 before they are parsed
     sweep_interval_s: float = 10.0  # how often ended sessions are collected
@@ -69,6 +73,12 @@ class ServeSettings:
             if not ok:
                 raise ConfigError(f"serve setting {name} = {getattr(self, name)!r} is out of "
                                   f"range (SESSIONREC_{name.upper()})")
+        if self.admin_token_file:
+            if self.admin_token:
+                raise ConfigError("serve settings admin_token and admin_token_file are both "
+                                  "set: give the token one way (SESSIONREC_ADMIN_TOKEN or "
+                                  "--admin-token-file)")
+            object.__setattr__(self, "admin_token", read_token(self.admin_token_file))
         if not self.model and not self.experiment:
             raise ConfigError("serve setting model is empty: give --model RUN_DIR "
                               "(or SESSIONREC_MODEL), or --experiment EXP.toml")
@@ -105,9 +115,22 @@ class ServeSettings:
         return cls(**values)
 
     def to_env(self) -> dict[str, str]:
-        """The ``SESSIONREC_*`` variables that reproduce these settings."""
+        """The ``SESSIONREC_*`` variables that reproduce these settings, the admin token
+        left out (it stays where it was given: the environment, or its file)."""
         return {ENV_PREFIX + f.name.upper(): str(getattr(self, f.name))
-                for f in dataclasses.fields(self)}
+                for f in dataclasses.fields(self) if f.name != "admin_token"}
+
+
+def read_token(path: str | Path) -> str:
+    """The admin token in a file (surrounding whitespace and a final newline dropped)."""
+    path = Path(path)
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"serve setting admin_token_file: cannot read {path}: {err}") from None
+    if not token:
+        raise ConfigError(f"serve setting admin_token_file: {path} is empty")
+    return token
 
 
 def _parse(raw: str, tp: str, var: str):
