@@ -96,7 +96,7 @@ def test_the_admin_token_comes_from_a_file_or_the_environment(tmp_path, runs_roo
     assert ServeSettings.from_env({"SESSIONREC_MODEL": "m", "SESSIONREC_ADMIN_TOKEN": "t"}
                                   ).admin_token == "t"
     token.write_text("\n")
-    with pytest.raises(ConfigError, match="admin_token_file: .* is empty"):
+    with pytest.raises(ConfigError, match=r"admin_token_file: .* is empty"):
         ServeSettings(model="m", admin_token_file=str(token))
     with pytest.raises(ConfigError, match="both"):
         ServeSettings(model="m", admin_token="a", admin_token_file=str(token))
