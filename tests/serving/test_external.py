@@ -162,3 +162,18 @@ def test_external_keys_on_a_model_variant_and_an_external_control_are_refused(tm
     path.write_text(path.read_text().replace("[experiment]", '[experiment]\ncontrol = "outside"'))
     with pytest.raises(ConfigError, match="is an external variant"):
         load_experiment(path)
+
+
+def test_the_stand_in_outside_service(runs_root, monkeypatch):
+    from sessionrec.experiments.outside import outside_app
+
+    monkeypatch.setenv("OUTSIDE_TEST_KEY", "k1")
+    app = outside_app(runs_root / "runs" / "cooc", "OUTSIDE_TEST_KEY")
+    with TestClient(app) as client:
+        body = {"session": "s", "history": [100, "unknown"], "n": 3}
+        assert client.post("/recommend", json=body).status_code == 401
+        got = client.post("/recommend", json=body, headers={"X-Api-Key": "k1"}).json()
+        ids = [x["id"] for x in got["items"]]
+        assert len(ids) == 3 and 100 not in ids  # the session's own product is not repeated
+        # the cooc run's neighbours of 100 (item 0) come first: the walks go 0 -> 1 -> 2
+        assert ids[0] in (101, 111)
