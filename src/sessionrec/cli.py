@@ -312,6 +312,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 # -- embed / similar -------------------------------------------------------------------------
 def cmd_embed(args: argparse.Namespace) -> int:
+    from sessionrec.embeddings.ann import EXACT_BELOW, index_for_store
     from sessionrec.embeddings.metaprod2vec import MetaProd2VecConfig, to_store, train_prepared
     from sessionrec.embeddings.store import write_store
 
@@ -321,9 +322,21 @@ def cmd_embed(args: argparse.Namespace) -> int:
     cfg = MetaProd2VecConfig(dim=args.dim, window=args.window, epochs=args.epochs,
                              negatives=args.negatives, lambda_meta=args.lambda_meta,
                              price_classes=args.price_classes, lr=args.lr, seed=args.seed,
-                             threads=args.threads)
-    model, items = train_prepared(Path(args.data), cfg)
+                             threads=args.threads, negatives_from=args.negatives_from)
+    model, items = train_prepared(Path(args.data), cfg, min_dwell=args.min_dwell)
     store = to_store(model, items, source=str(args.data))
+    if args.catalog:
+        from sessionrec.embeddings.coldstart import add_cold_start, read_catalog
+
+        store, info = add_cold_start(store, model.tokens, model.token_vectors().numpy(), items,
+                                     read_catalog(Path(args.catalog)),
+                                     method=args.cold_start_method,
+                                     n_price_classes=args.price_classes)
+        unknown = ", ".join(f"{f} {n}" for f, n in info["unknown"].items())
+        print(f"cold start ({args.cold_start_method}): {info['added']:,} catalogue products "
+              f"without views placed from their metadata; {info['no_usable_token']:,} without "
+              f"any known token left out; values never seen in training (-> unknown token): "
+              f"{unknown}")
     write_store(out, store, overwrite=args.overwrite)
     pairs = sum(h["pairs"] for h in model.history)
     seconds = sum(h["seconds"] for h in model.history)
@@ -333,28 +346,44 @@ def cmd_embed(args: argparse.Namespace) -> int:
           f"({pairs / max(seconds, 1e-9):,.0f} pairs/s); final loss "
           f"{model.history[-1]['loss'] if model.history else float('nan'):.4f}")
     print(f"wrote {out}")
+    if len(store) >= EXACT_BELOW or args.index:
+        ann = index_for_store(out, store.vectors, store.product_ids, rebuild=True)
+        print(f"wrote the ANN index {out.name}.ann.npz (efSearch {ann.ef_search}, recall@10 "
+              f"{ann.meta['calibration_recall']:.3f} vs exact)")
+    if args.plots is not None:
+        from sessionrec.embeddings.plots import write_plots
+
+        plots = write_plots(store, Path(args.plots) if args.plots else
+                            out.with_name(out.stem + "-plots"), seed=args.seed)
+        print("wrote " + ", ".join(str(p) for p in plots))
     return 0
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
+    from sessionrec.embeddings.ann import EXACT_BELOW, index_for_store
     from sessionrec.embeddings.similar import similar_products
     from sessionrec.embeddings.store import read_store
 
     store = read_store(Path(args.store))
-    table = similar_products(store, args.product, k=args.k)
+    ann = None
+    if not args.exact and (len(store) >= EXACT_BELOW or args.rebuild_index):
+        ann = index_for_store(Path(args.store), store.vectors, store.product_ids,
+                              rebuild=args.rebuild_index)
+    table = similar_products(store, args.product, k=args.k, ann=ann)
     for query, part in table.group_by("query", maintain_order=True):
         about = ""
         if store.metadata is not None:
             row = store.metadata.row(int(store.index_of([query[0]])[0]))
             about = " [" + ", ".join(str(v) for v in row) + "]"
         print(f"products similar to {query[0]}{about} ({store.meta.get('method', '?')}, "
-              "cosine):")
+              f"cosine, {'ANN' if ann is not None else 'exact'}):")
         cols = [c for c in ("rank", "product_id", "cosine", "brand", "category", "price")
                 if c in part.columns]
-        for row in part.select(cols).iter_rows(named=True):
+        for row in part.iter_rows(named=True):
             extra = "  ".join(str(row[c]) for c in cols[3:])
+            cold = "  cold_start" if row.get("cold_start") else ""
             print(f"  {row['rank']:>3}  {row['product_id']!s:<20} {row['cosine']:.4f}  {extra}"
-                  .rstrip())
+                  f"{cold}".rstrip())
     return 0
 
 
@@ -507,12 +536,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--negatives-from", choices=("unigram", "category"), default="unigram",
+                   help="item negatives: unigram^0.75 over all items, or over the context "
+                        "item's own category")
+    p.add_argument("--min-dwell", type=float, default=0.0, metavar="SECONDS",
+                   help="drop clicks followed by a quick bounce (dwell below SECONDS)")
+    p.add_argument("--catalog", help="product catalogue (Parquet/CSV: product_id, brand, "
+                                     "category, price): products without views are placed "
+                                     "from their metadata (cold_start)")
+    p.add_argument("--cold-start-method", choices=("average", "learned"), default="average")
+    p.add_argument("--index", action="store_true",
+                   help=f"build the ANN index beside the store even below {20_000:,} products")
+    p.add_argument("--plots", nargs="?", const="", default=None, metavar="DIR",
+                   help="write PCA pictures (by category and brand) and a neighbours picture "
+                        "(default DIR: <out stem>-plots)")
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("similar", help="most similar products by cosine of their embeddings")
     p.add_argument("--store", required=True, help="embedding store (sessionrec embed --out)")
     p.add_argument("--product", required=True, nargs="+", help="ProductId(s) to query")
     p.add_argument("-k", type=int, default=10, help="neighbours per product")
+    p.add_argument("--exact", action="store_true", help="exact search even for a large store")
+    p.add_argument("--rebuild-index", action="store_true",
+                   help="(re)build the ANN index beside the store and use it")
     p.set_defaults(func=cmd_similar)
 
     from sessionrec.experiments.commands import add_parser as add_experiment_parser

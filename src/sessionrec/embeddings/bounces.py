@@ -42,13 +42,18 @@ def drop_quick_bounces(sessions: Sessions, min_dwell: float) -> tuple[Sessions, 
         raise DataError("the sessions have no timestamps (all equal): dwell times cannot be "
                         "measured", column="ts", hint="set min_dwell to 0 for this data")
     keep = dwell_times(sessions) >= min_dwell
-    lengths = np.bincount(sessions.session_of_event()[keep], minlength=sessions.n_sessions)
-    alive = lengths > 0
-    offsets = np.zeros(int(alive.sum()) + 1, dtype=np.int64)
-    np.cumsum(lengths[alive], out=offsets[1:])
-    out = Sessions(sessions.items[keep], offsets, sessions.ts[keep], sessions.users[alive],
-                   sessions.session_ids[alive], sessions.n_items, sessions.vocab)
+    out = keep_events(sessions, keep)
     dropped = int((~keep).sum())
     log.info("quick-bounce filter (dwell < %s s): dropped %s of %s clicks", min_dwell,
              f"{dropped:,}", f"{sessions.n_events:,}")
     return out, dropped
+
+
+def keep_events(sessions: Sessions, keep: np.ndarray) -> Sessions:
+    """The events where ``keep`` (bool [n_events]) is true, in order; empty sessions go."""
+    lengths = np.bincount(sessions.session_of_event()[keep], minlength=sessions.n_sessions)
+    alive = lengths > 0
+    offsets = np.zeros(int(alive.sum()) + 1, dtype=np.int64)
+    np.cumsum(lengths[alive], out=offsets[1:])
+    return Sessions(sessions.items[keep], offsets, sessions.ts[keep], sessions.users[alive],
+                    sessions.session_ids[alive], sessions.n_items, sessions.vocab)

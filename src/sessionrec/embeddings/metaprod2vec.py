@@ -435,9 +435,12 @@ def _chunk_bounds(offsets: np.ndarray, chunk_events: int) -> np.ndarray:
 
 
 # -- prepared data ---------------------------------------------------------------------------
-def train_prepared(data_dir: Path, config: MetaProd2VecConfig | None = None
-                   ) -> tuple[MetaProd2Vec, pl.DataFrame]:
-    """Train on the TRAIN split of a prepared directory; returns the model and items table."""
+def train_prepared(data_dir: Path, config: MetaProd2VecConfig | None = None,
+                   min_dwell: float = 0.0) -> tuple[MetaProd2Vec, pl.DataFrame]:
+    """Train on the TRAIN split of a prepared directory; returns the model and items table.
+
+    ``min_dwell`` > 0 first drops the clicks followed by a quick bounce (seconds; see
+    :mod:`sessionrec.embeddings.bounces`)."""
     data_dir = Path(data_dir)
     cfg = config or MetaProd2VecConfig()
     for name in ("train.parquet", "items.parquet"):
@@ -456,6 +459,10 @@ def train_prepared(data_dir: Path, config: MetaProd2VecConfig | None = None
         sessions = Sessions.from_frame(train_file.select(wanted).collect(), items.height)
     except DataError as err:
         raise DataError(str(err), path=str(data_dir / "train.parquet")) from err
+    if min_dwell > 0:
+        from sessionrec.embeddings.bounces import drop_quick_bounces
+
+        sessions, _ = drop_quick_bounces(sessions, min_dwell)
     tokens = item_metadata_tokens(items, n_price_classes=cfg.price_classes, fields=cfg.fields)
     if cfg.lambda_meta > 0 and not tokens.fields:
         log.warning("%s has no item metadata (brand, category, price): training plain "

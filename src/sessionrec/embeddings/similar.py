@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from sessionrec.embeddings.ann import AnnIndex
 from sessionrec.embeddings.store import EmbeddingStore
 from sessionrec.errors import ConfigError, DataError
 
@@ -51,6 +52,22 @@ def cosine_knn(vectors: torch.Tensor | np.ndarray, queries: torch.Tensor | np.nd
     return torch.cat(rows_out), torch.cat(sims_out)
 
 
+def ann_knn(ann: AnnIndex, vectors: np.ndarray, rows: np.ndarray, k: int
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Approximate top-``k`` neighbours of the stored ``rows`` (never the row itself)."""
+    found, sims = ann.search(np.asarray(vectors)[rows], k + 1)
+    out_r = np.full((len(rows), k), -1, dtype=np.int64)
+    out_s = np.full((len(rows), k), -np.inf, dtype=np.float32)
+    for i, r in enumerate(rows):
+        keep = (found[i] >= 0) & (found[i] != r)
+        got = found[i][keep][:k]
+        out_r[i, : len(got)], out_s[i, : len(got)] = got, sims[i][keep][:k]
+    if (out_r < 0).any():
+        raise DataError("the ANN index found fewer neighbours than asked; rebuild it "
+                        "(`sessionrec similar --rebuild-index`) or use --exact")
+    return torch.from_numpy(out_r), torch.from_numpy(out_s)
+
+
 def _sort_by_score_then_row(idx: torch.Tensor, top: torch.Tensor
                             ) -> tuple[torch.Tensor, torch.Tensor]:
     """Reorder each row by decreasing score, equal scores by increasing index."""
@@ -61,9 +78,11 @@ def _sort_by_score_then_row(idx: torch.Tensor, top: torch.Tensor
 
 
 def similar_products(store: EmbeddingStore, product_ids: list | pl.Series, k: int = 10,
-                     *, batch_size: int = 1024) -> pl.DataFrame:
+                     *, batch_size: int = 1024, ann: AnnIndex | None = None) -> pl.DataFrame:
     """The ``k`` most similar products of each id: ``query``, ``rank`` (1 = best),
-    ``product_id``, ``cosine`` and the store's metadata columns, if any."""
+    ``product_id``, ``cosine`` and the store's metadata columns, if any (``cold_start`` marks
+    products placed from their metadata only). With ``ann`` (an index of the store's vectors)
+    the neighbours are approximate."""
     query = pl.Series("query", product_ids)
     if store.product_ids.dtype.is_integer() and query.dtype == pl.String:
         parsed = query.cast(pl.Int64, strict=False)
@@ -77,8 +96,13 @@ def similar_products(store: EmbeddingStore, product_ids: list | pl.Series, k: in
         absent = query.filter(pl.Series(rows < 0))
         raise DataError(f"{len(absent)} product id(s) are not in the embedding store "
                         f"(e.g. {', '.join(str(x) for x in absent.head(5))})",
-                        column="product_id", hint="only products seen in training have vectors")
-    nn_rows, sims = cosine_knn(store.vectors, rows, k, batch_size=batch_size)
+                        column="product_id",
+                        hint="only products seen in training, or placed from their metadata "
+                             "with `sessionrec embed --catalog`, have vectors")
+    if ann is None:
+        nn_rows, sims = cosine_knn(store.vectors, rows, k, batch_size=batch_size)
+    else:
+        nn_rows, sims = ann_knn(ann, store.vectors, rows, min(k, len(store) - 1))
     kk = nn_rows.shape[1]
     flat = nn_rows.reshape(-1).numpy()
     out = pl.DataFrame({

@@ -5,6 +5,7 @@ The store is one Parquet file::
     product_id   Int64 or String   the shop's id (items.parquet ``item_id``), unique
     vector       Array(Float32, dim)
     brand, category, price          optional item metadata, for reading the neighbours
+    cold_start   Boolean            optional: the vector came from metadata only (no views)
 
 plus a JSON document in the Parquet key-value metadata under ``sessionrec.embeddings``:
 ``{"format": 1, "dim": 64, "method": "metaprod2vec", "params": {...}, ...}``. Keying by
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 META_KEY = "sessionrec.embeddings"
 FORMAT = 1
 METADATA_COLUMNS = ("brand", "category", "price")
+# columns kept beside the vectors: item metadata, and whether a vector came from metadata only
+STORED_COLUMNS = (*METADATA_COLUMNS, "cold_start")
 MissingPolicy = Literal["error", "random", "zero"]
 
 
@@ -109,7 +112,7 @@ def write_store(path: Path, store: EmbeddingStore, *, overwrite: bool = False) -
     })
     if store.metadata is not None:
         df = df.hstack(store.metadata.select(
-            [c for c in METADATA_COLUMNS if c in store.metadata.columns]))
+            [c for c in STORED_COLUMNS if c in store.metadata.columns]))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -148,7 +151,7 @@ def read_store(path: Path) -> EmbeddingStore:
     vectors = df["vector"].cast(pl.Array(pl.Float32, dtype.size)).to_numpy()
     vectors = np.array(vectors.reshape(len(df), dtype.size), dtype=np.float32)  # writable
     meta = {k: v for k, v in meta.items() if k not in ("format", "dim")}
-    extra = [c for c in METADATA_COLUMNS if c in df.columns]
+    extra = [c for c in STORED_COLUMNS if c in df.columns]
     try:
         return EmbeddingStore(df["product_id"], vectors, meta,
                               df.select(extra) if extra else None)
