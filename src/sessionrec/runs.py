@@ -7,6 +7,9 @@ A run directory holds everything needed to trace a number in the docs back to it
       metrics.json     dataset, model, protocol, ties, n_predictions, metrics, train timing
       ranks.parquet    per-prediction rank, target event and test session (for paired tests)
       model/           the fitted model (model.json + weights.pt)
+
+These four are written together (:mod:`sessionrec.rundir`): readers see a whole run, the old
+one until the new one is complete.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from sessionrec.evaluation import (
     write_results,
 )
 from sessionrec.models.base import SessionRecommender, get_model_class
+from sessionrec.rundir import staged_run
 
 log = logging.getLogger(__name__)
 
@@ -179,16 +183,18 @@ def fit_evaluate(model: SessionRecommender, splits: Splits,
 
 def write_run(run_dir: Path, cfg: RunConfig, model: SessionRecommender, splits: Splits,
               result: EvalResult, timing: dict[str, Any]) -> dict[str, Any]:
-    """Write config.toml, metrics.json, ranks.parquet and the model into ``run_dir``."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.toml").write_text(dump_toml(to_dict(cfg)), encoding="utf-8")
-    model.save(run_dir / "model")
-    pl.DataFrame({"target_event": result.target_events, "session": result.sessions,
-                  "position": result.positions, "rank": result.ranks}).write_parquet(
-        run_dir / RANKS_FILE)
+    """Write config.toml, metrics.json, ranks.parquet and the model into ``run_dir``, as one
+    unit (:func:`sessionrec.rundir.staged_run`): a kill at any moment leaves the previous
+    outputs or all of the new ones, never a mix."""
     payload = {"dataset": splits.name, "model": model.name, "params": model.get_params(),
                **result.to_dict(), "train": timing}
-    write_results(run_dir, payload)
+    with staged_run(run_dir) as stage:
+        (stage / "config.toml").write_text(dump_toml(to_dict(cfg)), encoding="utf-8")
+        model.save(stage / "model")
+        pl.DataFrame({"target_event": result.target_events, "session": result.sessions,
+                      "position": result.positions, "rank": result.ranks}).write_parquet(
+            stage / RANKS_FILE)
+        write_results(stage, payload)
     return payload
 
 
