@@ -44,7 +44,7 @@ def test_post_event(client, store):
     r = client.post("/v1/events", json={"session_id": "s", "product_id": 10})
     assert r.status_code == 200
     assert r.json() == {"Predictions": [12, 11, 13], "model": TAG, "fallback": False,
-                        "reason": None}
+                        "reason": None, "state_reset": False}
     r = client.post("/v1/events", json={"session_id": "s", "product_id": "11", "k": 1,
                                         "user_id": 7, "timestamp": "2024-03-01T08:00:00Z"})
     assert r.json()["Predictions"] == [12]
@@ -60,7 +60,7 @@ def test_unknown_product_and_store_outage_answer_from_the_fallback(client, store
     r = client.post("/v1/events", json={"session_id": "s", "product_id": "new-product", "k": 2})
     assert r.status_code == 200
     assert r.json() == {"Predictions": [11, 13], "model": "fallback:cooc", "fallback": True,
-                        "reason": "unknown_product"}
+                        "reason": "unknown_product", "state_reset": False}
     store.down = True
     r = client.post("/v1/events", json={"session_id": "s", "product_id": 10, "k": 2})
     assert r.status_code == 200 and r.json()["reason"] == "store_unavailable"
@@ -124,7 +124,7 @@ def test_session_recommendations(client):
     r = client.get("/v1/sessions/s/recommendations", params={"k": 1})
     assert r.status_code == 200
     assert r.json() == {"Predictions": [12], "model": TAG, "fallback": False, "reason": None,
-                        "session_id": "s", "events": 2}
+                        "state_reset": False, "session_id": "s", "events": 2}
     r = client.get("/v1/sessions/s/recommendations", params={"exclude_seen": "false"})
     assert r.json()["Predictions"] == [12, 11, 10, 13]
     r = client.get("/v1/sessions/nope/recommendations")

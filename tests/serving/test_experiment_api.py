@@ -169,8 +169,8 @@ def test_holdout_units_get_nothing_and_only_their_assignment_is_logged(tmp_path,
                                                 "product_id": 100})
             assert r.status_code == 200
             assert r.json() == {"Predictions": [], "model": "holdout", "fallback": False,
-                                "reason": None, "experiment": "t", "variant": HOLDOUT,
-                                "recommendation_id": None}
+                                "reason": None, "state_reset": False, "experiment": "t",
+                                "variant": HOLDOUT, "recommendation_id": None}
         events = frame(url)
         assert events["kind"].to_list() == ["assignment"]
         assert events["variant"].to_list() == [HOLDOUT]
@@ -256,7 +256,7 @@ def test_without_an_experiment_nothing_changes(runs_root):
     with TestClient(app) as client:
         r = client.post("/v1/events", json={"session_id": "s", "product_id": 100,
                                             "device_id": "d"})
-        assert set(r.json()) == {"Predictions", "model", "fallback", "reason"}
+        assert set(r.json()) == {"Predictions", "model", "fallback", "reason", "state_reset"}
         assert client.post("/v1/feedback/clicks", json={}).status_code == 404
         assert client.get("/v1/experiment").status_code == 404
 

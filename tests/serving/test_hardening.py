@@ -161,7 +161,7 @@ def test_a_model_that_degrades_live_is_answered_by_the_fallback_and_not_ready():
         r = client.post("/v1/events", json={"session_id": "s", "product_id": 11, "k": 2})
         # the fallback: co-occurrence row of item 1 (10 x3, 12 x2), 10 is seen: 12, then 13
         assert r.json() == {"Predictions": [12, 13], "model": "fallback:cooc", "fallback": True,
-                            "reason": "model_unhealthy"}
+                            "reason": "model_unhealthy", "state_reset": False}
         assert store._sessions["s"][1] is before  # the NaN state was not written
         r = client.get("/v1/sessions/s/recommendations")
         assert r.json()["fallback"] is True and r.json()["reason"] == "model_unhealthy"

@@ -129,3 +129,48 @@ def test_reload_reaches_every_worker(redis_url, redis_prefix, runs_root):
         event = two.post("/v1/events", json={"session_id": "s", "product_id": 100})
         assert event.status_code == 200 and event.json()["model"] == new
         assert np.all(np.isin(event.json()["Predictions"], range(100, 112)))
+
+
+def test_a_session_lost_with_a_redis_restart_says_state_reset(private_redis):
+    """Redis restarts empty: the live session's next click, on the worker that served it or
+    on another one (after the first has seen the restart), answers ``state_reset: true``;
+    its next clicks and new sessions answer false."""
+    def worker() -> Middleware:
+        return Middleware(make_bundle(TinyRNN()),
+                          RedisStore(private_redis.url, timeout_s=0.2, prefix="t:"),
+                          settings(), Metrics())
+
+    a, b = worker(), worker()
+
+    async def click(mw, session, product=10):
+        for _ in range(100):  # the client reconnects on its own after the restart
+            answer = await mw.event(session, product, k=3)
+            if not answer.fallback:
+                return answer
+            await asyncio.sleep(0.02)
+        raise AssertionError("Redis did not come back")
+
+    async def go():
+        first = [await click(a, "s"), await click(a, "s", 11), await click(a, "t")]
+        private_redis.stop()
+        private_redis.start()  # empty: no persistence
+        again = await click(a, "s", 11)  # same worker: it remembers s
+        after = await click(a, "s", 12)
+        new = await click(a, "fresh")
+        await b.sweep()  # b had seen nothing of t; a published its lost sessions
+        other = await click(b, "t")
+        for mw in (a, b):
+            await mw.close()
+        return first, again, after, new, other
+
+    first, again, after, new, other = run(go())
+    assert [f.state_reset for f in first] == [False, False, False]
+    # started over: state [0, 1] after 11 alone, scores [0, 1.1, 1.2, 0]; 10 is no longer seen
+    # (had s kept its state, 10 and 11 would be excluded: [12, 13])
+    assert again.state_reset and again.products[0] == 12 and sorted(again.products) == [
+        10, 12, 13]
+    assert not after.state_reset and not new.state_reset
+    assert other.state_reset
+    lost = a.metrics.registry.get_sample_value("sessionrec_state_resets_total",
+                                               {"kind": "session_lost"})
+    assert lost == 1

@@ -206,6 +206,10 @@ class Recommendations(BaseModel):
     model: str = Field(description="the model that ranked them (name@key), or fallback:<name>")
     fallback: bool = Field(description="true when the fallback recommender answered")
     reason: str | None = Field(None, description="why the fallback answered")
+    state_reset: bool = Field(False, description="true when the session's earlier clicks "
+                                                 "were lost (the state store restarted empty, "
+                                                 "or a new model cannot use the old state): "
+                                                 "it starts over from this click")
 
 
 class SessionRecommendations(Recommendations):
@@ -260,7 +264,7 @@ class Ready(BaseModel):
 
 def _answer(a: Answer) -> dict:
     return {"Predictions": a.products, "model": a.model, "fallback": a.fallback,
-            "reason": a.reason}
+            "reason": a.reason, "state_reset": a.state_reset}
 
 
 def _k(settings: ServeSettings):

@@ -34,6 +34,7 @@ import numpy as np
 
 from sessionrec.serving.batcher import StepBatcher
 from sessionrec.serving.bundle import Bundle, load_bundle
+from sessionrec.serving.continuity import Continuity
 from sessionrec.serving.health import answer_problem
 from sessionrec.serving.metrics import Metrics
 from sessionrec.serving.records import SessionRecord, UserRecord
@@ -58,6 +59,7 @@ class Answer:
     fallback: bool
     reason: str | None = None  # why the fallback answered
     scores: list[float] | None = None
+    state_reset: bool = False  # the session's state was lost (store emptied, model swapped)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class Middleware:
         self._store_failures = 0  # consecutive store errors
         self._reload_lock = asyncio.Lock()
         self._session_locks: dict[str, list] = {}  # id -> [lock, holders + waiters]
+        self.continuity = Continuity(store, settings.session_ttl_s, clock=clock)
 
     @contextlib.asynccontextmanager
     async def _session_lock(self, session_id: str):
@@ -198,6 +201,8 @@ class Middleware:
             return self._fallback(bundle, record.last_item, k, "unknown_product", exclude)
         step = bundle.step
         user_state = None
+        # version > 0 without a record: a state of another model; no version: new, or lost
+        reset = record is None and (version > 0 or await self.continuity.lost(session_id))
         if record is None:
             seen = np.zeros(0, dtype=np.int32)
             user_state = await self._start_user_session(bundle, session_id, user_id, now)
@@ -220,10 +225,13 @@ class Middleware:
         track = bool(owner) and step.has_user_state
         if await self.store.put_session(session_id, version, new, track) is None:
             return None
+        self.continuity.wrote(session_id)
+        if reset and version == 0:  # a foreign state was counted by _read_session
+            self.metrics.resets.labels("session_lost").inc()
         if record is None and track and user_id:
             await self._set_open_session(bundle, user_id, session_id, now)
         return Answer(bundle.vocab.products(result.items), bundle.tag, False, None,
-                      result.scores.tolist())
+                      result.scores.tolist(), state_reset=reset)
 
     async def _read_session(self, bundle: Bundle, session_id: str,
                             now: float) -> tuple[int, SessionRecord | None]:
@@ -310,6 +318,7 @@ class Middleware:
         await self._update_user(bundle, record.user_id, change)
 
     async def _end(self, bundle: Bundle, session_id: str, how: str) -> bool:
+        self.continuity.ended(session_id)
         record = await self.store.take_session(session_id)
         if record is None:
             return False
@@ -324,8 +333,10 @@ class Middleware:
     async def sweep(self, now: float | None = None, limit: int = 1000) -> int:
         """End the sessions idle for longer than the session TTL; returns how many."""
         bundle = self.bundle
+        await self.continuity.check_epoch()  # a store that lost its contents: tell the others
         taken = await self.store.take_expired(self.clock() if now is None else now, limit)
         for session_id, record in taken:
+            self.continuity.ended(session_id)
             self.metrics.sessions_ended.labels("idle").inc()
             await self._fold(bundle, session_id, record)
         return len(taken)

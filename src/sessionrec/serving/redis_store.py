@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import uuid
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -173,6 +174,25 @@ class RedisStore(StateStore):
 
     async def ping(self) -> None:
         await self._call("ping", self._redis.ping())
+
+    async def epoch(self) -> str:
+        key = f"{self.prefix}epoch"
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(key, uuid.uuid4().hex, nx=True)  # no TTL: gone only with the contents
+        pipe.get(key)
+        _, got = await self._call("read epoch", pipe.execute())
+        return got.decode("ascii") if got else ""
+
+    async def mark_lost(self, session_ids: list[str]) -> None:
+        key = f"{self.prefix}lost"
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.sadd(key, *session_ids)
+        pipe.pexpire(key, int(self.session_ttl_s * 1000))
+        await self._call("mark lost sessions", pipe.execute())
+
+    async def was_lost(self, session_id: str) -> bool:
+        return bool(await self._call("read lost sessions",
+                                     self._redis.sismember(f"{self.prefix}lost", session_id)))
 
     async def close(self) -> None:
         if self._owns_client:

@@ -110,6 +110,20 @@ class StateStore(ABC):
     def describe(self) -> str:
         return self.url
 
+    # -- continuity (see sessionrec.serving.continuity) ----------------------------------------
+    async def epoch(self) -> str:
+        """An id of the store's contents that changes when they are lost (a server restarted
+        empty). The in-process store lives as long as the process: a constant."""
+        return "process"
+
+    async def mark_lost(self, session_ids: list[str]) -> None:
+        """Remember (one session TTL) that these sessions were live when the contents went."""
+        return None
+
+    async def was_lost(self, session_id: str) -> bool:
+        """Whether :meth:`mark_lost` named this session (within the session TTL)."""
+        return False
+
 
 class MemoryStore(StateStore):
     """In-process store: dicts in LRU order, bounded by ``max_sessions`` / ``max_users``.
