@@ -132,12 +132,12 @@ class Prod2VecRecommender(SessionRecommender):
     def scores_from_state(self, states: torch.Tensor) -> torch.Tensor:
         return self.score(self._state_prefixes(states))
 
-    def use_index(self, beside: Path, *, min_items: int = EXACT_BELOW) -> AnnIndex | None:
+    def use_index(self, beside: Path, *, min_items: int | None = None) -> AnnIndex | None:
         """Load (or build and save) the ANN index of the vectors at ``beside.ann.npz``; exact
         search stays for catalogues under ``min_items``."""
         self._check_fitted()
         self.ann = None
-        if self.n_items_ >= min_items:
+        if self.n_items_ >= (EXACT_BELOW if min_items is None else min_items):
             self.ann = index_for_store(Path(beside), self.vectors_.numpy())
         return self.ann
 
