@@ -257,7 +257,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         model=args.model, vocab=args.vocab, fallback=args.fallback, store=args.store,
         blocked_file=args.blocked, admin_token_file=args.admin_token_file,
         session_ttl_s=args.session_ttl, user_ttl_s=args.user_ttl, experiment=args.experiment,
-        event_log=args.event_log, archive=args.archive)
+        event_log=args.event_log, archive=args.archive,
+        ui=False if args.no_ui else None,
+        ui_private=True if args.ui_private else None, ui_compare=args.ui_compare)
     what = settings.model
     if settings.experiment:
         url = settings.event_log_url(settings.experiment)
@@ -507,6 +509,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a session ends after this long without events (default 1800)")
     p.add_argument("--user-ttl", type=float, default=None, metavar="SECONDS",
                    help="user state kept this long after the last session (default 90 days)")
+    p.add_argument("--no-ui", action="store_true",
+                   help="do not serve the web console under /ui (or SESSIONREC_UI=0)")
+    p.add_argument("--ui-private", action="store_true",
+                   help="console pages need the admin token too (or SESSIONREC_UI_PRIVATE=1)")
+    p.add_argument("--ui-compare", default=None, metavar="NAME=RUN_DIR,...",
+                   help="more models shown beside the served one(s) in the console playground "
+                        "(a run directory or often-bought-together / popular)")
     p.add_argument("--log-level", default="warning",
                    choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(func=cmd_serve)

@@ -82,7 +82,8 @@ def _always_valid(tables: KpiTables, params: ExperimentParams, variant: str,
 
 
 def analyse(frame: pl.DataFrame, config: Any, *, alpha: float = 0.05, n_boot: int = 2000,
-            seed: int = 0, holm_family: str = "all", sequential: bool = True) -> dict[str, Any]:
+            seed: int = 0, holm_family: str = "all", sequential: bool = True,
+            tables: KpiTables | None = None) -> dict[str, Any]:
     """Everything the report shows, as one JSON-able dict.
 
     Args:
@@ -91,13 +92,14 @@ def analyse(frame: pl.DataFrame, config: Any, *, alpha: float = 0.05, n_boot: in
         alpha: level of every interval and test; ``n_boot`` unit-bootstrap replicates
             (0: none); ``seed`` of the bootstrap; ``holm_family`` ``"all"`` or ``"kpi"``.
         sequential: add always-valid (mSPRT) p-values from daily cumulative looks.
+        tables: the frame's :func:`compute_kpis` when the caller already has them.
 
     Returns:
         ``{"experiment", "settings", "variants", "daily", "comparisons", "srm", "counts",
         "period"}``; every comparison carries its ``verdict`` sentence.
     """
     params = experiment_params(config)
-    tables = compute_kpis(frame, params)
+    tables = compute_kpis(frame, params) if tables is None else tables
     variants = tables.variants
     has_prices = variants["revenue_per_impression"].drop_nulls().len() > 0
     kpis = ["ctr", "conversion"] + (["revenue_per_impression"] if has_prices else [])

@@ -427,6 +427,10 @@ def create_app(settings: ServeSettings, bundle: Bundle | None = None,
 
         add_archive_routes(app, archiver)
     _add_common_routes(app, settings, metrics, state, k_param, mw)
+    if settings.ui:
+        from sessionrec.console.routes import add_console
+
+        add_console(app, settings, state)
     return app
 
 

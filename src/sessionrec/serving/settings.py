@@ -54,6 +54,9 @@ class ServeSettings:
     event_log: str = ""  # sqlite:///path.db | postgresql://... ("": events.db beside the TOML)
     event_log_timeout_s: float = 2.0  # longest wait for an event log write or lookup
     archive: str = ""  # event archive: sqlite:///archive.db | postgresql://... ("": off)
+    ui: bool = True  # the web console under /ui (sessionrec.console)
+    ui_private: bool = False  # console pages need the admin token too (else only its actions)
+    ui_compare: str = ""  # extra models shown side by side in the console: NAME=RUN_DIR,...
 
     def __post_init__(self) -> None:
         checks = {
@@ -79,6 +82,9 @@ class ServeSettings:
                                   "set: give the token one way (SESSIONREC_ADMIN_TOKEN or "
                                   "--admin-token-file)")
             object.__setattr__(self, "admin_token", read_token(self.admin_token_file))
+        if self.ui_private and not self.admin_token:
+            raise ConfigError("serve setting ui_private needs an admin token (SESSIONREC_ADMIN_"
+                              "TOKEN or --admin-token-file): the console pages ask for it")
         if not self.model and not self.experiment:
             raise ConfigError("serve setting model is empty: give --model RUN_DIR "
                               "(or SESSIONREC_MODEL), or --experiment EXP.toml")
