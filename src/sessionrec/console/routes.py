@@ -11,6 +11,8 @@
     GET|POST /ui/login, POST /ui/logout      keep the admin token in a cookie
 
 Pages are Jinja2 templates (autoescaped); their scripts put data into the page as text only.
+The analysis modules (SciPy) are imported on first use, so the console adds nothing to the
+API's start-up time.
 FastAPI reads the handlers' annotations at run time: no ``from __future__ import annotations``.
 """
 
@@ -23,7 +25,6 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qs, quote
 
-import jinja2
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
@@ -33,10 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sessionrec.console import lanes as lanes_mod
 from sessionrec.console.auth import COOKIE, has_token, may_read
 from sessionrec.console.catalogue import Catalogue
-from sessionrec.console.dashboard import Dashboard
-from sessionrec.console.modelcard import model_card, run_directory
 from sessionrec.errors import SessionRecError
-from sessionrec.experiments.report import _finite
 from sessionrec.serving.app import AnyId, ReloadRequest, _text
 from sessionrec.serving.settings import ServeSettings
 
@@ -53,7 +51,9 @@ class Click(BaseModel):
     k: int = Field(DEFAULT_K, ge=1, le=100)
 
 
-def _env() -> jinja2.Environment:
+def _env():
+    import jinja2
+
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                              autoescape=True)
     env.filters["num"] = lambda x, d=4: "n/a" if x is None else (
@@ -85,9 +85,9 @@ class Console:
         self.settings = settings
         self.state = state
         self.lanes = lanes_mod.Lanes(settings, state, metrics)
-        self.env = _env()
+        self._env = None  # Jinja2, loaded with the first page
         self._catalogue: tuple[str, Catalogue] | None = None
-        self._dashboard: Dashboard | None = None
+        self._dashboard = None  # a console.dashboard.Dashboard once used
 
     def catalogue(self) -> Catalogue:
         path = self.lanes.served()[0].mw.bundle.vocab.path
@@ -95,17 +95,21 @@ class Console:
             self._catalogue = (path, Catalogue.read(path))
         return self._catalogue[1]
 
-    def dashboard(self) -> Dashboard | None:
+    def dashboard(self):  # -> console.dashboard.Dashboard | None
         router = self.lanes.router
         if router is None:
             return None
         if self._dashboard is None or self._dashboard.config is not router.config:
+            from sessionrec.console.dashboard import Dashboard
+
             self._dashboard = Dashboard(router.config, router.events.log)
         return self._dashboard
 
     def page(self, request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
         router = self.lanes.router
-        html = self.env.get_template(name).render(
+        if self._env is None:
+            self._env = _env()
+        html = self._env.get_template(name).render(
             request_path=request.url.path, experiment=router.config.name if router else None,
             admin=has_token(request, self.settings), token_set=bool(self.settings.admin_token),
             **context)
@@ -172,13 +176,15 @@ def add_console(app: FastAPI, settings: ServeSettings, state: dict) -> None:
             return console.page(request, "message.html", 503, title=f"{name}: not loaded",
                                 message=f"The model {lane.source!r} failed to load: "
                                         f"{lane.error}")
+        from sessionrec.console.modelcard import model_card
+
         card = await asyncio.to_thread(model_card, lane.mw.bundle)
         return console.page(request, "model.html", lane=lane.info(), card=card,
                             config_json=json.dumps(card.get("config"), indent=2, default=str))
 
     @router.get("/models/{name}/files/{path:path}", dependencies=[Read])
     async def model_file(name: str, path: str) -> FileResponse:
-        from sessionrec.console.modelcard import plots
+        from sessionrec.console.modelcard import plots, run_directory
 
         lane = await console.lanes.get(name)
         if lane is None or lane.mw is None:
@@ -233,6 +239,8 @@ def add_console(app: FastAPI, settings: ServeSettings, state: dict) -> None:
         dash = console.dashboard()
         if dash is None:
             raise HTTPException(404, "no experiment is running on this server")
+        from sessionrec.experiments.report import _finite
+
         return _finite(await dash.payload())
 
     @router.post("/api/reload", dependencies=[Depends(admin)])
