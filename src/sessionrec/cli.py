@@ -20,13 +20,19 @@ log = logging.getLogger("sessionrec")
 QUICKSTART_DIR = Path("sessionrec-quickstart")
 
 
-def shared_data_dir() -> Path | None:
-    """``../shared/data`` (or ``./shared/data``) if it exists, for default dataset paths."""
+def shared_data_candidates() -> list[Path]:
+    """Where a default dataset folder is looked for: ``shared/data`` here and a few levels up."""
+    out: list[Path] = []
     for base in (Path.cwd(), *Path.cwd().parents[:2]):
         for candidate in (base / "shared" / "data", base.parent / "shared" / "data"):
-            if candidate.is_dir():
-                return candidate
-    return None
+            if candidate not in out:
+                out.append(candidate)
+    return out
+
+
+def shared_data_dir() -> Path | None:
+    """``../shared/data`` (or ``./shared/data``) if it exists, for default dataset paths."""
+    return next((c for c in shared_data_candidates() if c.is_dir()), None)
 
 
 # -- synth -----------------------------------------------------------------------------------
@@ -55,10 +61,19 @@ def load_prepare_config(source_name: str, config: str | None, overrides: Sequenc
 
 
 def default_input(source) -> Path:
-    shared = shared_data_dir()
-    if source.shared_dir is None or shared is None:
-        raise SessionRecError(f"no --input given and no shared data folder for {source.name!r}")
-    return shared / source.shared_dir
+    """The source's folder in ../shared/data; an error naming where it looked otherwise."""
+    if source.shared_dir is None:
+        raise SessionRecError(f"source {source.name!r} has no default data folder: pass "
+                              "--input PATH (a raw file or folder)")
+    looked = [c / source.shared_dir for c in shared_data_candidates()]
+    found = next((p for p in looked if p.exists()), None)
+    if found is None:
+        raise SessionRecError(
+            f"no --input given and no {source.shared_dir}/ folder for source {source.name!r}; "
+            f"looked in {', '.join(str(p) for p in looked)}. Pass --input "
+            f"PATH/{source.shared_dir} (a file or folder in the dataset's own layout), or "
+            "--data DIR for train/tune/study")
+    return found
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -106,10 +121,24 @@ def prepared_data(cfg, run_dir: Path, data_override: str | None) -> Path:
     from sessionrec.data.prepare import PrepareConfig, prepare
     from sessionrec.data.sources import get_source
 
+    if data_override and (Path(data_override) / "manifest.json").is_file():
+        return Path(data_override)  # a prepared directory, whatever the config says
     if cfg.data.prepared and not data_override:
+        if not (Path(cfg.data.prepared) / "manifest.json").is_file():
+            raise SessionRecError(
+                f"data.prepared = {cfg.data.prepared!r} is not a prepared data directory (no "
+                "manifest.json there): make it with sessionrec prepare --out (or sessionrec "
+                "quickstart for sessionrec-quickstart/data), or pass --data DIR")
         return Path(cfg.data.prepared)
     if not cfg.data.source:
-        raise SessionRecError("the config names neither data.prepared nor data.source")
+        if data_override:
+            raise SessionRecError(
+                f"--data {data_override} is not a prepared data directory (no manifest.json) "
+                "and the config names no data.source to prepare it with: prepare it first "
+                "(sessionrec prepare --source NAME --input RAW --out DIR) or set data.source")
+        raise SessionRecError("no data to train on: pass --data PREPARED_DIR, or a --config "
+                              "whose [data] names prepared = DIR or source = NAME (e.g. "
+                              "configs/quickstart/gru4rec.toml)")
     source = get_source(cfg.data.source)
     raw = Path(data_override or cfg.data.path or default_input(source))
     if (raw / "manifest.json").is_file():  # --data points at a prepared directory
@@ -124,6 +153,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from sessionrec.config import load_config
     from sessionrec.runs import CHECKPOINTS, RunConfig, load_splits, run, summary_line
 
+    if args.config is None and not any(s.startswith("model.name=") for s in args.set):
+        from sessionrec.models.base import all_models
+
+        raise SessionRecError(
+            "train needs a model: pass --config FILE (a run config such as "
+            "configs/quickstart/gru4rec.toml or configs/quickstart/vsknn.toml) or --set "
+            f"model.name=NAME with --data DIR (models: {', '.join(sorted(all_models()))})")
     cfg = load_config(RunConfig, args.config, args.set)
     run_dir = Path(args.out)
     if run_dir.exists() and any(run_dir.iterdir()) and not (args.overwrite or args.resume):
@@ -390,6 +426,13 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
 
 # -- parser ----------------------------------------------------------------------------------
+def add_threads(p: argparse.ArgumentParser) -> None:
+    """``--threads`` of a command that trains or scores with torch (see sessionrec.torch_env)."""
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch intra-op threads (default: $SESSIONREC_THREADS, else 1, which "
+                        "is fastest on a busy machine; 0: torch's default, one per core)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from sessionrec import __version__
 
@@ -442,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from RUN_DIR/checkpoints/last.pt")
+    add_threads(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("tune", help="random search of hyper-parameters on the valid split")
@@ -458,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="start again in a non-empty --out")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted search, skipping finished trials")
+    add_threads(p)
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("evaluate", help="fit and compare several models on prepared data")
@@ -471,12 +516,14 @@ def build_parser() -> argparse.ArgumentParser:
                    default="pessimistic")
     p.add_argument("--baseline", default=None, help="model the others are compared with")
     p.add_argument("--dataset", default=None, help="dataset name for the tables")
+    add_threads(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("quickstart", help="the whole flow on a generated sample, no data needed")
     p.add_argument("--out", default=str(QUICKSTART_DIR))
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--seed", type=int, default=0)
+    add_threads(p)
     p.set_defaults(func=cmd_quickstart)
 
     p = sub.add_parser("serve", help="serve live recommendations over HTTP (REST API)")
@@ -528,6 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", help="override study.seeds")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. model.params.n_epochs=5")
+    add_threads(p)
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("embed", help="train Meta-Prod2Vec product embeddings (train split)")
@@ -542,7 +590,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--price-classes", type=int, default=5,
                    help="price quantile buckets within a product type")
     p.add_argument("--lr", type=float, default=0.1, help="row-wise Adagrad step size")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--negatives-from", choices=("unigram", "category"), default="unigram",
@@ -559,6 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", nargs="?", const="", default=None, metavar="DIR",
                    help="write PCA pictures (by category and brand) and a neighbours picture "
                         "(default DIR: <out stem>-plots)")
+    add_threads(p)
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("similar", help="most similar products by cosine of their embeddings")
@@ -585,6 +633,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if hasattr(args, "threads"):
+            from sessionrec.torch_env import resolve_threads, use_threads
+
+            args.threads = resolve_threads(args.threads)
+            use_threads(args.threads)
         return int(args.func(args) or 0)
     except SessionRecError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -56,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-report", action="store_true", help="skip the experiment report")
     p.add_argument("--doc", default=None, metavar="FILE",
                    help="also write this run's section into FILE (e.g. docs/experiments.md)")
+    from sessionrec.cli import add_threads
+
+    add_threads(p)
     p.set_defaults(func=cmd_simulate)
 
 

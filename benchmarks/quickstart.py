@@ -1,0 +1,117 @@
+"""`sessionrec quickstart` wall time: torch threads 1 vs torch's default, idle vs busy machine.
+
+Each run is the real command in a fresh process (``sessionrec quickstart --threads N``), timed
+from outside; "busy" starts one CPU-bound competing process (a Python busy loop) first, as a
+user's other work or a shared CI runner would. Records the 1-minute load average before each
+run, GRU4Rec's fit time and events/s (from its metrics.json) and checks that every run gives
+the same metrics. Writes the "quickstart" section of docs/benchmarks.md.
+
+    python benchmarks/quickstart.py                 # threads 1 and 0 (torch default), idle+busy
+    python benchmarks/quickstart.py --threads 1 --repeats 2 --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _report import DOC, machine, update_section
+
+SECTION = "quickstart"
+METRICS = ("recall@20", "mrr@20")
+
+
+def start_competitor() -> subprocess.Popen:
+    """One CPU-bound process competing for the cores."""
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def run_quickstart(threads: int, busy: bool, out: Path) -> dict:
+    """One timed ``sessionrec quickstart`` run; its wall time, CPU time, load and metrics."""
+    competitor = start_competitor() if busy else None
+    try:
+        if busy:
+            time.sleep(2.0)  # let the competitor get going
+        load = os.getloadavg()[0]
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "sessionrec.cli", "quickstart", "--out", str(out),
+                        "--threads", str(threads)], check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - t0
+    finally:
+        if competitor is not None:
+            competitor.kill()
+            competitor.wait()
+    runs = {}
+    for metrics_file in sorted((out / "runs").glob("*/metrics.json")):
+        payload = json.loads(metrics_file.read_text())
+        runs[payload["model"]] = payload
+    gru = runs["gru4rec"]
+    return {"threads": threads, "busy": busy, "wall_s": wall, "load": load,
+            "gru_fit_s": gru["train"]["seconds"],
+            "gru_events_per_s": gru["train"].get("events_per_s") or 0.0,
+            "metrics": {m: {k: round(p["metrics"][k], 6) for k in METRICS}
+                        for m, p in runs.items()}}
+
+
+def render(rows: list[dict], command: str, identical: bool) -> str:
+    lines = [
+        "## quickstart: wall time, torch threads and a competing process",
+        "",
+        "`sessionrec quickstart` end to end (synthesise 200,000 events, prepare, fit and "
+        "evaluate pop, cooc, markov, sr, vsknn and GRU4Rec for 3 epochs), timed from outside. "
+        "\"busy\": one CPU-bound competing process (a Python busy loop) ran throughout. "
+        "\"load\" is the 1-minute load average just before the run: this machine is shared, "
+        "so \"idle\" means no competitor of ours, not an idle machine.",
+        f"Machine: {machine()}, CPU only.",
+        f"Command: `{command}`",
+        "",
+        "| torch threads | competitor | wall s | GRU4Rec fit s | GRU4Rec events/s | load |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        threads = "torch default" if r["threads"] == 0 else str(r["threads"])
+        lines.append(f"| {threads} | {'busy loop' if r['busy'] else 'none'} "
+                     f"| {r['wall_s']:.1f} | {r['gru_fit_s']:.1f} "
+                     f"| {r['gru_events_per_s']:,.0f} | {r['load']:.1f} |")
+    first = rows[0]["metrics"]
+    lines += ["", "Metrics " + ("identical in every run" if identical else
+                                "DIFFER between runs") + ": " +
+              ", ".join(f"{m} recall@20 {v['recall@20']:.4f}" for m, v in first.items()) + "."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 0],
+                        help="thread counts to compare (0: torch's default, one per core)")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--no-busy", action="store_true", help="skip the competing-process runs")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.repeats):
+            for busy in (False,) if args.no_busy else (False, True):
+                for threads in args.threads:
+                    row = run_quickstart(threads, busy, Path(tmp) / "qs")
+                    rows.append(row)
+                    print(f"threads {threads} {'busy' if busy else 'idle'}: "
+                          f"{row['wall_s']:.1f} s (GRU4Rec fit {row['gru_fit_s']:.1f} s, "
+                          f"load {row['load']:.1f})", flush=True)
+    identical = all(r["metrics"] == rows[0]["metrics"] for r in rows)
+    command = " ".join(["python", "benchmarks/quickstart.py", *sys.argv[1:]])
+    text = render(rows, command, identical)
+    print(text)
+    if not args.no_write:
+        update_section(SECTION, text)
+        print(f"written to {DOC}")
+
+
+if __name__ == "__main__":
+    main()
