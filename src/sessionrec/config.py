@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sessionrec.errors import ConfigError
+from sessionrec.errors import ConfigError, valid_choices
 
 T = TypeVar("T")
 
@@ -114,8 +114,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         where = f"{prefix}." if prefix else ""
-        valid = ", ".join(sorted(fields))
-        raise ConfigError(f"unknown config key {where}{unknown[0]} (valid keys here: {valid})")
+        raise ConfigError(f"unknown config key {where}{unknown[0]} "
+                          f"({valid_choices(unknown[0], fields)})")
     kwargs = {}
     for name, value in data.items():
         where = f"{prefix}.{name}" if prefix else name

@@ -6,6 +6,9 @@ what to do about it. Callers catch :class:`SessionRecError` to handle any of the
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class SessionRecError(Exception):
     """Base class of every error raised on purpose by sessionrec."""
@@ -55,3 +58,18 @@ class EmptyDataError(DataError):
 
 class NotFittedError(SessionRecError, RuntimeError):
     """A model was used before ``fit`` (or ``load``)."""
+
+
+def valid_choices(bad: str, valid: Iterable[str], close: int = 3) -> str:
+    """``valid: a, b, c`` with the choices closest to ``bad`` first (and a "did you mean").
+
+    For error messages about an unknown name, e.g. a misspelled model parameter::
+
+        >>> valid_choices("n_epoch", ["layers", "n_epochs", "loss"])
+        "did you mean 'n_epochs'? valid: n_epochs, layers, loss"
+    """
+    names = sorted(dict.fromkeys(str(v) for v in valid))
+    nearest = difflib.get_close_matches(str(bad), names, n=close, cutoff=0.6)
+    ordered = nearest + [n for n in names if n not in nearest]
+    text = f"valid: {', '.join(ordered)}" if ordered else "there are no valid choices"
+    return f"did you mean {nearest[0]!r}? {text}" if nearest else text

@@ -15,6 +15,7 @@ one until the new one is complete.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import time
@@ -30,7 +31,7 @@ from sessionrec.config import dump_toml, load_config, to_dict
 from sessionrec.data.io import atomic_write_text
 from sessionrec.data.sessions import Sessions
 from sessionrec.data.stats import read_splits
-from sessionrec.errors import ConfigError, DataError
+from sessionrec.errors import ConfigError, DataError, valid_choices
 from sessionrec.evaluation import (
     EvalResult,
     compare_results,
@@ -127,6 +128,24 @@ def concat_sessions(a: Sessions, b: Sessions) -> Sessions:
     )
 
 
+def model_param_names(cls: type[SessionRecommender]) -> list[str] | None:
+    """The hyper-parameter names ``cls.__init__`` takes (None if it takes ``**kwargs``)."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # after self
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+
+
+def check_model_params(cls: type[SessionRecommender], params: dict[str, Any]) -> None:
+    """ConfigError naming the first parameter ``cls`` does not take, and the valid ones."""
+    valid = model_param_names(cls)
+    unknown = [k for k in params if valid is not None and k not in valid]
+    if unknown:
+        bad = unknown[0]
+        raise ConfigError(f"model {cls.name!r} has no parameter {bad!r} (model.params.{bad} or "
+                          f"--param {cls.name}.{bad}); {valid_choices(bad, valid or [])}")
+
+
 def build_model(cfg: ModelConfig, items: pl.DataFrame | None = None) -> SessionRecommender:
     """An unfitted model from its registered name and hyper-parameters.
 
@@ -134,6 +153,7 @@ def build_model(cfg: ModelConfig, items: pl.DataFrame | None = None) -> SessionR
     the model's input embedding (frozen unless ``freeze_item_vectors`` is false).
     """
     cls = get_model_class(cfg.name)
+    check_model_params(cls, cfg.params)
     try:
         model = cls(**cfg.params)
     except TypeError as err:

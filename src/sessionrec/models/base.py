@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from sessionrec.data.sessions import Sessions
-from sessionrec.errors import ConfigError, NotFittedError, SessionRecError
+from sessionrec.errors import ConfigError, NotFittedError, SessionRecError, valid_choices
 
 CONFIG_FILE = "model.json"
 WEIGHTS_FILE = "weights.pt"
@@ -50,9 +50,7 @@ def get_model_class(name: str) -> type[SessionRecommender]:
     try:
         return _MODELS[name]
     except KeyError:
-        raise ConfigError(
-            f"unknown model {name!r}; valid models: {', '.join(sorted(_MODELS))}"
-        ) from None
+        raise ConfigError(f"unknown model {name!r}; {valid_choices(name, _MODELS)}") from None
 
 
 def all_models() -> dict[str, type[SessionRecommender]]:

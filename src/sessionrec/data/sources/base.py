@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import polars as pl
 
-from sessionrec.errors import ConfigError
+from sessionrec.errors import ConfigError, valid_choices
 
 Reader = Callable[[Path], pl.LazyFrame]
 ItemReader = Callable[[Path], pl.LazyFrame | None]
@@ -71,8 +71,7 @@ def get_source(name: str) -> Source:
     try:
         return _REGISTRY[name]
     except KeyError:
-        valid = ", ".join(sorted(_REGISTRY))
-        raise ConfigError(f"unknown source {name!r}; valid sources: {valid}") from None
+        raise ConfigError(f"unknown source {name!r}; {valid_choices(name, _REGISTRY)}") from None
 
 
 def all_sources() -> dict[str, Source]:
