@@ -24,7 +24,7 @@ from pathlib import Path
 
 SHELL_LANGUAGES = frozenset({"bash", "sh", "shell"})
 DIRECTIVES = ("needs", "skip", "background", "env", "timeout")
-DEFAULT_TIMEOUT_S = 300.0
+DEFAULT_TIMEOUT_S = 900.0  # a guard against hangs, not a speed check: shared CI runners are slow
 
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})\s*(?P<lang>[\w+-]*)")
 _MARKER = re.compile(r"^\s*<!--\s*readme-test:(?P<body>.*?)-->\s*$")

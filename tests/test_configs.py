@@ -12,8 +12,12 @@ from sessionrec.runs import ModelConfig, RunConfig, build_model
 ROOT = Path(__file__).resolve().parents[1]
 # Run configs; search spaces, studies and experiments have configs of their own kinds.
 OTHER_KINDS = ("search", "study", "experiments")
+# configs/quickstart/ holds one of each kind for the quickstart's data.
+QUICKSTART_STUDY = ROOT / "configs" / "quickstart" / "study.toml"
+QUICKSTART_SPACE = ROOT / "configs" / "quickstart" / "tune-space.toml"
 RUN_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.toml")
-                     if p.relative_to(ROOT / "configs").parts[0] not in OTHER_KINDS)
+                     if p.relative_to(ROOT / "configs").parts[0] not in OTHER_KINDS
+                     and p not in (QUICKSTART_STUDY, QUICKSTART_SPACE))
 STUDY_CONFIGS = sorted((ROOT / "configs" / "study").glob("*.toml"))
 
 # The official GRU4Rec parameter files (hidasib/GRU4Rec_PyTorch_Official, paramfiles/ and the
@@ -58,3 +62,16 @@ def test_study_config_loads_and_builds_every_variant(path):
     for variant in cfg.study.variants:
         params = variant_params(cfg, variant, cfg.study.seeds[0])
         build_model(ModelConfig("hgru4rec", params))
+
+
+def test_quickstart_study_and_space_load() -> None:
+    from sessionrec.study import StudyConfig, variant_params
+    from sessionrec.tuning import load_space
+
+    cfg = load_config(StudyConfig, QUICKSTART_STUDY)
+    assert cfg.data.prepared == "sessionrec-quickstart/data"
+    for variant in cfg.study.variants:
+        build_model(ModelConfig("hgru4rec", variant_params(cfg, variant, cfg.study.seeds[0])))
+    space = load_space(QUICKSTART_SPACE)
+    assert space.model == "gru4rec"
+    assert {p.name for p in space.params} == {"layers", "learning_rate"}
