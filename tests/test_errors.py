@@ -39,3 +39,20 @@ def test_unknown_model_source_and_config_key() -> None:
     with pytest.raises(ConfigError, match=r"unknown config key eval.protocl \(did you mean "
                                           r"'protocol'\? valid: protocol, "):
         load_config(RunConfig, overrides=["eval.protocl=last-item"])
+
+
+def test_unknown_metric_lists_the_metrics() -> None:
+    from sessionrec.evaluation.metrics import parse_metric
+
+    with pytest.raises(ValueError, match=r"unknown metric 'mmr@20' \(did you mean 'mrr'\? "
+                                         r"valid: mrr, "):
+        parse_metric("mmr@20")
+
+
+def test_evaluate_refuses_a_param_of_a_model_not_evaluated(tmp_path) -> None:
+    from sessionrec.runs import compare_models
+
+    with pytest.raises(ConfigError, match=r"--param 'vsknn.k=5' names no model being evaluated; "
+                                          r"write MODEL.KEY=VALUE with MODEL one of pop, sr"):
+        compare_models(tmp_path, ["pop", "sr"], ["vsknn.k=5"], tmp_path / "out", "next-item",
+                       "pessimistic", None)

@@ -151,7 +151,15 @@ def prepared_data(cfg, run_dir: Path, data_override: str | None) -> Path:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from sessionrec.config import load_config
-    from sessionrec.runs import CHECKPOINTS, RunConfig, load_splits, run, summary_line
+    from sessionrec.models.base import get_model_class
+    from sessionrec.runs import (
+        CHECKPOINTS,
+        RunConfig,
+        check_model_params,
+        load_splits,
+        run,
+        summary_line,
+    )
 
     if args.config is None and not any(s.startswith("model.name=") for s in args.set):
         from sessionrec.models.base import all_models
@@ -161,6 +169,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "configs/quickstart/gru4rec.toml or configs/quickstart/vsknn.toml) or --set "
             f"model.name=NAME with --data DIR (models: {', '.join(sorted(all_models()))})")
     cfg = load_config(RunConfig, args.config, args.set)
+    check_model_params(get_model_class(cfg.model.name), cfg.model.params)  # before any data
     run_dir = Path(args.out)
     if run_dir.exists() and any(run_dir.iterdir()) and not (args.overwrite or args.resume):
         raise SessionRecError(f"run directory {run_dir} is not empty (pass --overwrite, or "
@@ -301,9 +310,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         url = settings.event_log_url(settings.experiment)
         shown = url if url.startswith("sqlite") else url.partition("://")[0]  # no password
         what = f"experiment {settings.experiment} (event log {shown})"
-    print(f"serving {what} on http://{args.host}:{args.port} (store {settings.store}, "
-          f"{args.workers} worker(s)); API docs at /docs", flush=True)
-    run_server(settings, args.host, args.port, args.workers, args.log_level)
+
+    def announce() -> None:
+        print(f"serving {what} on http://{args.host}:{args.port} (store {settings.store}, "
+              f"{args.workers} worker(s)); API docs at /docs", flush=True)
+
+    run_server(settings, args.host, args.port, args.workers, args.log_level, on_loaded=announce)
     return 0
 
 

@@ -281,6 +281,12 @@ def compare_models(data_dir: Path, models: Sequence[str], params: Sequence[str],
     of each model minus ``baseline``, default the first model); ``on_run`` is called with
     each run's payload as it finishes. Returns the Markdown text and the payloads.
     """
+    for name in models:
+        get_model_class(name)  # an unknown name fails before any data is read
+    stray = [p for p in params if p.split(".", 1)[0] not in models or "." not in p]
+    if stray:
+        raise ConfigError(f"--param {stray[0]!r} names no model being evaluated; write "
+                          f"MODEL.KEY=VALUE with MODEL one of {', '.join(models)}")
     splits = load_splits(data_dir, dataset)
     payloads, results = [], {}
     for name in models:

@@ -86,7 +86,7 @@ import numpy as np
 
 from sessionrec.config import dump_toml, to_dict
 from sessionrec.data.io import atomic_write_text
-from sessionrec.errors import ConfigError, DataError, SessionRecError
+from sessionrec.errors import ConfigError, DataError, SessionRecError, valid_choices
 from sessionrec.runs import RunConfig, Splits, build_model
 
 TRIALS_FILE = "trials.jsonl"
@@ -268,7 +268,7 @@ def check_space(space: SearchSpace, model: str, where: str = "search space") -> 
     for name in [*space.fixed, *(p.name for p in space.params)]:
         if name not in accepted:
             raise ConfigError(f"{where}: parameter {name!r} is not accepted by model {model!r}; "
-                              f"its parameters: {', '.join(sorted(accepted))}")
+                              f"{valid_choices(name, accepted)}")
 
 
 # -- sampling ----------------------------------------------------------------------------------

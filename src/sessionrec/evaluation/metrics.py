@@ -178,9 +178,11 @@ def parse_metric(name: str) -> tuple[str, int]:
     """``"mrr@20"`` -> ``("mrr", 20)``; ValueError naming the valid metrics otherwise."""
     base, sep, k = name.partition("@")
     if not sep or base not in RANK_METRICS or not k.isdigit() or int(k) < 1:
+        from sessionrec.errors import valid_choices
+
         raise ValueError(
-            f"unknown metric {name!r}; use <metric>@<k> with metric one of "
-            f"{', '.join(RANK_METRICS)} and k >= 1, e.g. 'mrr@20'"
+            f"unknown metric {name!r} ({valid_choices(base, RANK_METRICS)}); write "
+            "<metric>@<k> with k >= 1, e.g. 'mrr@20'"
         )
     return base, int(k)
 

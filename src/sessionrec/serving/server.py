@@ -13,14 +13,19 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 
 from sessionrec.errors import ConfigError
 from sessionrec.serving.settings import ServeSettings
 
 
 def run_server(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000,
-               workers: int = 1, log_level: str = "warning") -> None:
-    """Load the model (to fail early with a clear error), then serve until interrupted."""
+               workers: int = 1, log_level: str = "warning",
+               on_loaded: Callable[[], None] | None = None) -> None:
+    """Load the model (to fail early with a clear error), then serve until interrupted.
+
+    ``on_loaded`` is called once the model (or experiment) loaded, before listening.
+    """
     import uvicorn
 
     from sessionrec.serving.app import create_app
@@ -37,6 +42,8 @@ def run_server(settings: ServeSettings, host: str = "127.0.0.1", port: int = 800
         app = create_app(settings, bundle=load_bundle(
             settings.model, settings.vocab or None, settings.fallback or None,
             settings.blocked()))
+    if on_loaded is not None:
+        on_loaded()
     if workers == 1:
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
         return

@@ -1,0 +1,50 @@
+"""What a new user sees when a command is missing something: what, where, and what to pass."""
+
+from __future__ import annotations
+
+import pytest
+
+from sessionrec.cli import main
+
+
+def run(capsys, monkeypatch, tmp_path, *argv: str) -> tuple[int, str, str]:
+    monkeypatch.chdir(tmp_path)  # no ../shared above a pytest temporary folder
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_missing_shared_data_names_where_it_looked(capsys, monkeypatch, tmp_path) -> None:
+    code, _, err = run(capsys, monkeypatch, tmp_path, "prepare", "--source", "yoochoose",
+                       "--out", "d")
+    assert code == 2
+    assert err.startswith("error: no --input given and no yoochoose-100k/ folder for source "
+                          "'yoochoose'; looked in ")
+    assert str(tmp_path / "shared" / "data" / "yoochoose-100k") in err
+    assert "Pass --input PATH/yoochoose-100k" in err
+
+
+def test_train_without_config_asks_for_a_model(capsys, monkeypatch, tmp_path) -> None:
+    code, _, err = run(capsys, monkeypatch, tmp_path, "train", "--data", "d", "--out", "r")
+    assert code == 2
+    assert "train needs a model: pass --config FILE" in err
+    assert "configs/quickstart/gru4rec.toml" in err and "gru4rec, hgru4rec" in err
+    code, _, err = run(capsys, monkeypatch, tmp_path, "train", "--data", "d", "--out", "r",
+                       "--set", "model.name=pop")
+    assert code == 2
+    assert "--data d is not a prepared data directory (no manifest.json)" in err
+
+
+def test_unknown_model_parameter_from_the_command_line(capsys, monkeypatch, tmp_path) -> None:
+    code, _, err = run(capsys, monkeypatch, tmp_path, "train", "--out", "r", "--set",
+                       "model.name=gru4rec", "--set", "model.params.n_epoch=1", "--data", "d")
+    assert code == 2
+    assert "has no parameter 'n_epoch'" in err and "did you mean 'n_epochs'?" in err
+
+
+def test_serve_reports_a_bad_model_before_announcing(capsys, monkeypatch, tmp_path) -> None:
+    pytest.importorskip("fastapi")
+    code, out, err = run(capsys, monkeypatch, tmp_path, "serve", "--model", "nope/")
+    assert code == 2
+    assert out == ""  # no "serving nope/ on ..." line
+    assert err.startswith("error: model: no saved model in nope")
