@@ -122,3 +122,14 @@ def test_quickstart_runs_everything(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| Property |" in out and "| vsknn |" in out
     assert (tmp_path / "qs" / "runs" / "vsknn" / "metrics.json").is_file()
+
+
+def test_progress_is_line_records_when_redirected_and_q_silences_it(prepared, tmp_path, capsys):
+    assert main(["evaluate", "--data", str(prepared), "--models", "pop", "--out",
+                 str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "evaluate pop: " in err and "predictions/s)" in err  # the summary line
+    assert "\r" not in err  # no bar redraws in a redirected stream
+    assert main(["-q", "evaluate", "--data", str(prepared), "--models", "pop", "--out",
+                 str(tmp_path / "b")]) == 0
+    assert "evaluate pop: " not in capsys.readouterr().err

@@ -226,7 +226,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     def on_trial(record: dict, best: dict | None) -> None:
         print(progress_line(record, trials, best, tuple(space.fixed)), flush=True)
 
+    t0 = time.perf_counter()
     summary = run_search(search, splits, out, resume=args.resume, on_trial=on_trial)
+    ran = summary["finished"] + summary["failed"]
+    print(f"tune: {ran} trials in {time.perf_counter() - t0:.1f} s", flush=True)
     best = summary["best"]
     print(f"best: trial {best['number']}, {args.metric} {best['value']:.4f} on valid "
           f"({summary['finished']} finished, {summary['failed']} failed)")
@@ -243,12 +246,14 @@ def _print_run(payload: dict) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from sessionrec.runs import compare_models
 
+    t0 = time.perf_counter()
     text, _ = compare_models(Path(args.data), args.models, args.param, Path(args.out),
                              args.protocol, args.ties, args.baseline, args.dataset or "",
                              on_run=_print_run)
     print()
     print(text)
-    print(f"wrote {Path(args.out) / 'results.md'} and one run directory per model")
+    print(f"wrote {Path(args.out) / 'results.md'} and one run directory per model "
+          f"({len(args.models)} models in {time.perf_counter() - t0:.1f} s)")
     return 0
 
 
@@ -261,6 +266,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     from sessionrec.data.synth import generate
     from sessionrec.runs import compare_models
 
+    t0 = time.perf_counter()
     out = Path(args.out)
     raw, data = out / "raw", out / "data"
     print(f"1/3 generating a synthetic Galaxus-format click log ({args.events:,} events) "
@@ -279,6 +285,9 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
                              on_run=_print_run)
     print()
     print(text)
+    print(f"quickstart done in {time.perf_counter() - t0:.1f} s ({args.events:,} events, "
+          f"{len(QUICKSTART_MODELS)} models, {args.threads or 'torch default'} torch "
+          f"thread(s)); outputs in {out}/")
     return 0
 
 
@@ -352,7 +361,10 @@ def cmd_study(args: argparse.Namespace) -> int:
               f"mrr@20 {m['mrr@20']:.4f} ({payload['train']['epochs']} epochs, "
               f"{payload['train']['seconds']:.1f} s)", flush=True)
 
+    t0 = time.perf_counter()
     summary = run_study(cfg, splits, data_dir, out, on_run)
+    print(f"study: {done[0]} runs in {time.perf_counter() - t0:.1f} s "
+          f"({n_runs - done[0]} already done)", flush=True)
     plots = write_plots(cfg, summary, out, splits)
     path = write_markdown(out, summary, [str(p.relative_to(out)) for p in plots])
     print(path.read_text(encoding="utf-8"))
@@ -452,6 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sessionrec {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more log output (-v info, -vv debug)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bars or progress lines (results and errors still "
+                             "print)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", help="generate a synthetic Galaxus-format raw log")
@@ -639,11 +654,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Loggers whose INFO records are progress (per-epoch lines, step summaries): shown unless -q.
+PROGRESS_LOGGERS = ("sessionrec.progress", "sessionrec.training.trainer",
+                    "sessionrec.embeddings.metaprod2vec")
+
+
+def setup_logging(verbose: int, quiet: bool) -> None:
+    """Warnings (-v: info, -vv: debug) as ``LEVEL name: message``; progress as timed lines.
+
+    Progress is a bar on a terminal and a one-line record every few seconds otherwise
+    (sessionrec.progress); -q silences both.
+    """
+    from sessionrec import progress
+
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    progress.configure(progress.auto_mode(quiet))
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    for name in PROGRESS_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+        logger.setLevel(logging.WARNING if quiet else min(level, logging.INFO))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(args.verbose, args.quiet)
     try:
         if hasattr(args, "threads"):
             from sessionrec.torch_env import resolve_threads, use_threads

@@ -45,6 +45,7 @@ from sessionrec.data.split import (
 from sessionrec.data.subsample import preset as get_preset
 from sessionrec.data.subsample import subsample
 from sessionrec.errors import ConfigError, DataError, EmptyDataError
+from sessionrec.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -320,16 +321,22 @@ def prepare(source: Source, input_path: Path, out_dir: Path, cfg: PrepareConfig,
 
 
 class Clock:
-    """Wall-clock laps for the manifest."""
+    """Wall-clock laps for the manifest, shown as progress steps."""
+
+    STEPS = 4  # the laps prepare() takes
 
     def __init__(self) -> None:
         self.laps: dict[str, float] = {}
         self._last = time.perf_counter()
+        self.progress = Progress(self.STEPS, "prepare", "steps")
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()
         self.laps[name] = round(now - self._last, 3)
         self._last = now
+        self.progress.step(name)
+        if len(self.laps) == self.STEPS:
+            self.progress.close()
 
 
 def with_preset(cfg: PrepareConfig, name: str | None) -> PrepareConfig:

@@ -64,6 +64,7 @@ from sessionrec.data.sessions import Sessions
 from sessionrec.embeddings.metadata import MetadataTokens, item_metadata_tokens
 from sessionrec.embeddings.store import METADATA_COLUMNS, EmbeddingStore
 from sessionrec.errors import ConfigError, DataError, EmptyDataError
+from sessionrec.progress import Progress
 from sessionrec.torch_env import flush_denormal, torch_threads
 
 log = logging.getLogger(__name__)
@@ -383,6 +384,7 @@ def _train(sessions: Sessions, tokens: MetadataTokens, cfg: MetaProd2VecConfig,
     groups_per_step = max(1, cfg.batch_size // cfg.group_size)
     rng = np.random.default_rng(cfg.seed)
     history: list[dict[str, float]] = []
+    bar = Progress(cfg.epochs * sessions.n_events, "metaprod2vec", "events")
     for epoch in range(cfg.epochs):
         t0, cpu0 = time.perf_counter(), time.process_time()
         order = sessions.subset(rng.permutation(sessions.n_sessions))
@@ -410,6 +412,7 @@ def _train(sessions: Sessions, tokens: MetadataTokens, cfg: MetaProd2VecConfig,
                 sl = slice(g, g + groups_per_step)
                 loss += _sgns_step(opt_in, opt_out, centre_g[sl], context_g[sl], negatives[sl],
                                    weight_g[sl])
+            bar.update(int(order.offsets[hi] - order.offsets[lo]))
         seconds = time.perf_counter() - t0
         total = int(n_pairs.sum())
         stats = {"epoch": epoch + 1, "seconds": seconds,
@@ -423,6 +426,7 @@ def _train(sessions: Sessions, tokens: MetadataTokens, cfg: MetaProd2VecConfig,
         if not math.isfinite(stats["loss"]):
             raise DataError(f"training diverged in epoch {epoch + 1} (loss {stats['loss']})",
                             hint="lower metaprod2vec.lr")
+    bar.close()
     return MetaProd2Vec(cfg, n_items, tokens, w_in, history)
 
 

@@ -37,6 +37,7 @@ from sessionrec.evaluation.metrics import (
     top_k,
 )
 from sessionrec.models.base import SessionRecommender
+from sessionrec.progress import Progress
 from sessionrec.torch_env import torch_threads
 
 logger = logging.getLogger(__name__)
@@ -250,7 +251,9 @@ def evaluate(
     rank_parts: list[np.ndarray] = []
 
     start = time.perf_counter()
-    with torch.no_grad(), torch_threads(num_threads):
+    bar = Progress(len(targets), f"evaluate {getattr(model, 'name', type(model).__name__)}",
+                   "predictions")
+    with torch.no_grad(), torch_threads(num_threads), bar:
         for chunk, scores in model.score_next(test, targets, batch_size):
             chunk = np.asarray(chunk, dtype=np.int64)
             if tuple(scores.shape) != (len(chunk), n_items):
@@ -268,6 +271,7 @@ def evaluate(
                 block = scores[lo : lo + step]
                 rank_parts.append(ranks_from_scores(block, tgt[lo : lo + step], ties).cpu().numpy())
                 stats.add(block)
+            bar.update(len(chunk))
     seconds = time.perf_counter() - start
 
     yielded = np.concatenate(chunks) if chunks else np.empty(0, dtype=np.int64)

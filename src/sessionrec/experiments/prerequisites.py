@@ -25,6 +25,11 @@ from sessionrec.experiments.simulate import SimulationConfig
 log = logging.getLogger(__name__)
 
 
+
+def under(base: Path, relative: str | Path) -> Path:
+    """``base / relative`` without ``dir/..`` detours (paths are shown to the user as is)."""
+    return Path(os.path.normpath(base / relative))
+
 def build(cfg: SimulationConfig, base: Path, say: Callable[[str], None] = log.info) -> None:
     """Make the raw data, prepared data and runs of ``cfg`` that do not exist yet.
 
@@ -34,7 +39,7 @@ def build(cfg: SimulationConfig, base: Path, say: Callable[[str], None] = log.in
     if not b.source:
         raise ConfigError("--build needs build.source (the source adapter of the raw data) in "
                           "the simulation config")
-    raw, prepared = raw_path(cfg, base), base / cfg.prepared
+    raw, prepared = raw_path(cfg, base), under(base, cfg.prepared)
     if not raw.exists():
         if b.synth.events <= 0:
             raise ConfigError(f"raw data {raw} does not exist and build.synth.events is not set")
@@ -53,7 +58,7 @@ def build(cfg: SimulationConfig, base: Path, say: Callable[[str], None] = log.in
         say(f"preparing {raw} ({b.source}) into {prepared}")
         prepare(source, raw, prepared, prep, overwrite=prepared.exists())
     for name, spec in b.runs.items():
-        run_dir = base / name
+        run_dir = under(base, name)
         if (run_dir / "model").is_dir():
             continue
         params = dict(spec.get("params", {}))
@@ -61,8 +66,8 @@ def build(cfg: SimulationConfig, base: Path, say: Callable[[str], None] = log.in
             params["orders"] = str(orders_of(prepared, raw, say))
         train_run(run_dir, prepared, spec["model"], params,
                   int(spec.get("seed", 0)), cfg.dataset or b.source, say)
-    if b.study and not (base / b.study["out"] / "study.json").is_file():
-        run_study(base / b.study["config"], prepared, base / b.study["out"],
+    if b.study and not (under(base, b.study["out"]) / "study.json").is_file():
+        run_study(under(base, b.study["config"]), prepared, under(base, b.study["out"]),
                   b.study.get("seeds", ()), b.study.get("set", ()), say)
 
 
@@ -83,8 +88,8 @@ def raw_path(cfg: SimulationConfig, base: Path, given: str | None = None) -> Pat
     if given:
         return Path(given)
     if cfg.raw:
-        return base / cfg.raw
-    manifest = base / cfg.prepared / "manifest.json"
+        return under(base, cfg.raw)
+    manifest = under(base, cfg.prepared) / "manifest.json"
     if manifest.is_file():
         return Path(json.loads(manifest.read_text(encoding="utf-8"))["input"])
     if cfg.build.source:

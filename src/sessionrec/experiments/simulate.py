@@ -370,9 +370,20 @@ def summary_of(tally: Tally, wall: float, **params) -> dict:
 
 
 def _progress_bar(total: int, enabled: bool):
-    from tqdm import tqdm
+    """A bar on a terminal, periodic log lines otherwise (sessionrec.progress); or nothing."""
+    from sessionrec import progress
 
-    return tqdm(total=total, unit="step", desc="replay", disable=not enabled, smoothing=0.05)
+    if not enabled:
+        return _NoProgress()
+    return progress.Progress(total, "replay", "steps")
+
+
+class _NoProgress:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def iso(ts: float | datetime) -> str:

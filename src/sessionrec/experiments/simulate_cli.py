@@ -106,9 +106,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     base = config_path.parent
     if args.build:
         prerequisites.build(cfg, base, say=lambda m: print(m, flush=True))
-    exp_path = base / cfg.experiment
+    exp_path = prerequisites.under(base, cfg.experiment)
     experiment = load_experiment(exp_path)
-    prepared = base / cfg.prepared
+    prepared = prerequisites.under(base, cfg.prepared)
     prerequisites.check_trained_on(experiment, prepared)
     opts = visitors.prepared_options(prepared)
     raw = prerequisites.raw_path(cfg, base, args.data)

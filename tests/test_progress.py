@@ -1,0 +1,80 @@
+"""Progress: periodic one-line records when not on a terminal, a summary line, -q silences."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+
+from sessionrec import progress
+from sessionrec.progress import Progress, auto_mode, rate_text, track
+
+
+@pytest.fixture
+def log_mode(monkeypatch):
+    monkeypatch.setenv("SESSIONREC_PROGRESS_EVERY_S", "0")  # a record at every update
+    before = progress.mode()
+    progress.configure("log")
+    yield
+    progress.configure(before)
+
+
+def messages(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "sessionrec.progress"]
+
+
+def test_rate_text() -> None:
+    assert rate_text(1234, 2.0, "events") == "1,234 events in 2.0 s (617 events/s)"
+    assert rate_text(5, 0.0, "steps") == "5 steps in 0.0 s"
+
+
+def test_log_mode_writes_status_lines_and_a_summary(log_mode, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="sessionrec.progress")
+    with Progress(4, "evaluate pop", "predictions") as bar:
+        bar.update(1)
+        bar.update(3)
+    lines = messages(caplog)
+    assert len(lines) == 3
+    assert lines[0].startswith("evaluate pop: 1/4 predictions (25%), ")
+    assert lines[1].startswith("evaluate pop: 4/4 predictions (100%), ")
+    assert lines[2].startswith("evaluate pop: 4 predictions in ")
+    assert lines[2].endswith("predictions/s)")
+    assert not any("\r" in line for line in lines)
+
+
+def test_steps_are_always_logged(monkeypatch, caplog) -> None:
+    monkeypatch.setenv("SESSIONREC_PROGRESS_EVERY_S", "3600")
+    progress.configure("log")
+    caplog.set_level(logging.INFO, logger="sessionrec.progress")
+    bar = Progress(2, "prepare", "steps")
+    bar.update(1)  # within the interval: no record
+    bar.step("encode_write")
+    bar.close()
+    bar.close()  # once only
+    lines = messages(caplog)
+    assert len(lines) == 2
+    assert lines[0].startswith("prepare: encode_write done (2/2), ")
+    assert lines[1].startswith("prepare: 2 steps in ")
+
+
+def test_off_mode_is_silent(caplog) -> None:
+    progress.configure("off")
+    try:
+        caplog.set_level(logging.INFO, logger="sessionrec.progress")
+        assert list(track([1, 2, 3], "x")) == [1, 2, 3]
+        assert messages(caplog) == []
+    finally:
+        progress.configure("log")
+
+
+def test_auto_mode() -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert auto_mode(False, io.StringIO()) == "log"
+    assert auto_mode(False, Tty()) == "bar"
+    assert auto_mode(True, Tty()) == "off"
+    with pytest.raises(ValueError, match="valid: bar, log, off"):
+        progress.configure("loud")  # type: ignore[arg-type]
