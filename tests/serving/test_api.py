@@ -247,3 +247,14 @@ def test_hot_reload_under_requests(disk_client, runs_root):
                for _, body in answers)
     metrics = disk_client.get("/metrics").text
     assert 'sessionrec_reloads_total{result="ok"} 3.0' in metrics
+
+
+def test_api_docs_are_served_without_internet(client):
+    """/docs and /redoc load their assets from this server, never from a CDN."""
+    for page, asset in (("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")):
+        html = client.get(page)
+        assert html.status_code == 200
+        assert f"/static-offline-docs/{asset}" in html.text
+        assert "cdn." not in html.text and "https://" not in html.text.split("<body")[0]
+        js = client.get(f"/static-offline-docs/{asset}")
+        assert js.status_code == 200 and len(js.content) > 100_000

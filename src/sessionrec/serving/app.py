@@ -36,6 +36,7 @@ import torch
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -60,6 +61,7 @@ from sessionrec.serving.store import StateStore, StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)
 
+DOCS_ASSETS = "/static-offline-docs"  # where /docs and /redoc load their JS and CSS from
 MAX_ID_LENGTH = 128
 MAX_INT_ID = 2**53 - 1  # JSON numbers beyond this lose digits in many clients: send text
 
@@ -399,8 +401,11 @@ def create_app(settings: ServeSettings, bundle: Bundle | None = None,
             if state["archive"] is not None:
                 await state["archive"].close()
 
-    app = FastAPI(title="sessionrec", version="1", lifespan=lifespan,
-                  description=__doc__.split("\n\n")[0], max_body_size=settings.max_body_bytes)
+    # Swagger UI (/docs) and ReDoc (/redoc) from assets shipped in the fastapi-offline
+    # package, not a CDN: the docs work on a server without internet access.
+    app = FastAPIOffline(title="sessionrec", version="1", lifespan=lifespan,
+                         description=__doc__.split("\n\n")[0], static_url=DOCS_ASSETS,
+                         max_body_size=settings.max_body_bytes)
     app.router.route_class = StrictJSONRoute  # NaN, Infinity, 1e400: 422, not a float
     app.state.metrics = metrics
     app.state.parts = state
