@@ -48,3 +48,12 @@ def test_serve_reports_a_bad_model_before_announcing(capsys, monkeypatch, tmp_pa
     assert code == 2
     assert out == ""  # no "serving nope/ on ..." line
     assert err.startswith("error: model: no saved model in nope")
+
+
+def test_help_is_plain_text_with_defaults(capsys) -> None:
+    from sessionrec.cli import build_parser
+
+    text = build_parser()._subparsers._group_actions[0].choices["serve"].format_help()
+    assert "``" not in text
+    assert "(default: 127.0.0.1)" in text and "(default: 8000)" in text
+    assert "``" not in build_parser().format_help()

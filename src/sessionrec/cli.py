@@ -457,10 +457,32 @@ def add_threads(p: argparse.ArgumentParser) -> None:
                         "is fastest on a busy machine; 0: torch's default, one per core)")
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Plain help: docstring markup (````x````) shown as `x`, and each option's default."""
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(text.replace("``", "`"))
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = (action.help or "").replace("``", "`")
+        shown = action.default not in (None, False, [], argparse.SUPPRESS)
+        if shown and action.option_strings and "%(default)" not in text and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser (and subcommand parsers) with :class:`HelpFormatter`."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from sessionrec import __version__
 
-    parser = argparse.ArgumentParser(prog="sessionrec", description=__doc__.splitlines()[0])
+    parser = Parser(prog="sessionrec", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"sessionrec {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more log output (-v info, -vv debug)")
@@ -547,9 +569,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("quickstart", help="the whole flow on a generated sample, no data needed")
-    p.add_argument("--out", default=str(QUICKSTART_DIR))
-    p.add_argument("--events", type=int, default=200_000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(QUICKSTART_DIR),
+                   help="output folder (raw/, data/, runs/)")
+    p.add_argument("--events", type=int, default=200_000, help="synthetic events to generate")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic log")
     add_threads(p)
     p.set_defaults(func=cmd_quickstart)
 
@@ -571,8 +594,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default=None,
                    help="session/user state store: memory (default) or redis://HOST:PORT/DB")
     p.add_argument("--workers", type=int, default=1, help="API worker processes (> 1: Redis)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     p.add_argument("--blocked", default=None, metavar="FILE",
                    help="ProductIds never to recommend, one per line")
     p.add_argument("--admin-token-file", default=None, metavar="FILE",
@@ -591,7 +615,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="more models shown beside the served one(s) in the console playground "
                         "(a run directory or often-bought-together / popular)")
     p.add_argument("--log-level", default="warning",
-                   choices=("critical", "error", "warning", "info", "debug"))
+                   choices=("critical", "error", "warning", "info", "debug"),
+                   help="the server's (uvicorn's) log level")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("study", help="the four-variant study: OnlySession/WithUser x "
