@@ -43,7 +43,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
     summary = generate(Path(args.out), args.events, seed=args.seed, n_users=args.users,
                        n_items=args.items, events_per_shard=args.events_per_shard,
                        fmt=args.format, overwrite=args.overwrite)
-    print(f"wrote {summary.events:,} events in {summary.shards} shards to {args.out} "
+    days = "day" if summary.shards == 1 else "days"
+    print(f"wrote {summary.events:,} events to {args.out}: {summary.shards} simulated {days}, "
+          f"one shard each of up to {args.events_per_shard:,} events (--events-per-shard) "
           f"({time.perf_counter() - t0:.1f} s)")
     return 0
 
@@ -497,7 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory (RAW_DIR)")
     p.add_argument("--users", type=int, default=None, help="number of users (default: scaled)")
     p.add_argument("--items", type=int, default=None, help="number of products (default: scaled)")
-    p.add_argument("--events-per-shard", type=int, default=1_000_000)
+    p.add_argument("--events-per-shard", type=int, default=1_000_000,
+                   help="events per simulated day; each day is one shard")
     p.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_synth)

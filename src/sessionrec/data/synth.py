@@ -606,7 +606,8 @@ external input is the list of crawler user agents from the `crawler-user-agents`
 package) always give the same files.
 
 Layout: `events/part-NNNNN.{summary.fmt}` (one shard per simulated UTC day, from
-{START.date().isoformat()}), `items.parquet` (ProductId, Brand, ProductType, Price). Read it with
+{START.date().isoformat()}: {summary.shards} day(s) of up to `events_per_shard` events each),
+`items.parquet` (ProductId, Brand, ProductType, Price). Read it with
 `sessionrec.data.sources.galaxus.read_events` / `read_items`.
 
 ## Parameters
