@@ -126,7 +126,10 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        summary = f"{self.desc}: {rate_text(self.count, seconds, self.unit)}"
+        if self.unit == "steps":  # a few named steps: a rate of them says nothing
+            summary = f"{self.desc}: {self.count} steps in {seconds:.1f} s"
+        else:
+            summary = f"{self.desc}: {rate_text(self.count, seconds, self.unit)}"
         if self.mode != "off":
             log.info("%s", summary)
         self.mode = "off"  # closing twice logs once
