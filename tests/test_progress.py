@@ -11,6 +11,12 @@ from sessionrec import progress
 from sessionrec.progress import Progress, auto_mode, rate_text, track
 
 
+@pytest.fixture(autouse=True)
+def propagating(monkeypatch):
+    """Records reach caplog even after the CLI gave the logger a handler of its own."""
+    monkeypatch.setattr(logging.getLogger("sessionrec.progress"), "propagate", True)
+
+
 @pytest.fixture
 def log_mode(monkeypatch):
     monkeypatch.setenv("SESSIONREC_PROGRESS_EVERY_S", "0")  # a record at every update

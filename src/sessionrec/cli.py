@@ -687,6 +687,14 @@ PROGRESS_LOGGERS = ("sessionrec.progress", "sessionrec.training.trainer",
                     "sessionrec.embeddings.metaprod2vec")
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record (tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def setup_logging(verbose: int, quiet: bool) -> None:
     """Warnings (-v: info, -vv: debug) as ``LEVEL name: message``; progress as timed lines.
 
@@ -698,7 +706,7 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     progress.configure(progress.auto_mode(quiet))
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
     for name in PROGRESS_LOGGERS:
         logger = logging.getLogger(name)
