@@ -22,6 +22,13 @@ import torch
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import NotFittedError, SessionRecError
 from sessionrec.models.base import SessionRecommender
+from sessionrec.models.capabilities import (
+    ItemEmbeddings,
+    RecurrentStep,
+    TakesItemVectors,
+    UserStateful,
+)
+from sessionrec.models.prefix_step import PrefixStep
 
 ModelFactory = Callable[[], SessionRecommender]
 
@@ -203,6 +210,44 @@ def check_score_next(factory: ModelFactory, tmp_path: Path) -> None:
     assert sorted(seen) == targets.tolist()
 
 
+def check_prefix_step(factory: ModelFactory, tmp_path: Path) -> None:
+    """Served through a window of its last N items, any model scores as ``score`` does on the
+    same (truncated) prefix; unknown items do not enter the window."""
+    model = fitted(factory)
+    step = PrefixStep(model, 3)
+    state = step.initial_state(2)
+    assert_scores_close(step.scores_from_state(state), model.score([[], []]))
+    clicks = [[0, 1], [2, -1], [3, 999], [4, 5]]
+    for a, b in clicks:
+        state = step.advance(state, torch.tensor([a, b]))
+    assert [list(p) for p in step.prefixes(state)] == [[2, 3, 4], [1, 5]]
+    assert_scores_close(step.scores_from_state(state), model.score([[2, 3, 4], [1, 5]]))
+
+
+def check_capabilities(factory: ModelFactory, tmp_path: Path) -> None:
+    """Each declared capability behaves as its protocol says."""
+    model = fitted(factory)
+    if isinstance(model, RecurrentStep):
+        state = model.initial_state(2)
+        assert state.shape == (2, model.state_size) and state.dtype == torch.float32
+        same = model.advance(state, torch.tensor([-1, N_ITEMS + 5]))
+        torch.testing.assert_close(same, state)
+        for item in (1, 2, 3):
+            state = model.advance(state, torch.tensor([item, item]))
+        assert_scores_close(model.scores_from_state(state)[:1], model.score([[1, 2, 3]]))
+    if isinstance(model, UserStateful):
+        users = torch.zeros((2, model.user_state_size))
+        start = model.session_start_state(users)
+        assert start.shape == (2, model.state_size)
+        assert model.advance_user(users, start).shape == (2, model.user_state_size)
+    if isinstance(model, ItemEmbeddings):
+        emb = model.item_embeddings()
+        assert emb.shape[0] == N_ITEMS and emb.dim() == 2
+    if isinstance(model, TakesItemVectors):
+        with pytest.raises(SessionRecError):
+            factory().set_pretrained_items(np.full((N_ITEMS, 4), np.nan, dtype=np.float32))
+
+
 CONTRACT_CHECKS: tuple[Callable[[ModelFactory, Path], None], ...] = (
     check_not_fitted,
     check_fit_returns_self,
@@ -215,6 +260,8 @@ CONTRACT_CHECKS: tuple[Callable[[ModelFactory, Path], None], ...] = (
     check_unknown_and_empty,
     check_exclude_seen,
     check_score_next,
+    check_prefix_step,
+    check_capabilities,
 )
 
 

@@ -85,6 +85,15 @@ MODEL_FACTORIES: list[ModelFactory] = [
                      "layers": [8, 6], "user_layers": [6, 4], "user_propagation": "all",
                      "optimizer": "adagrad", "momentum": 0.1},
                     {"user_layers": [], "n_sample": 0})),
+    *(functools.partial(get_model_class("narm"), **{
+        "embedding": 6, "hidden": 8, "batch_size": 4, "n_epochs": 2, "progress": False,
+        **extra})
+      for extra in ({}, {"n_sample": 4, "loss": "bpr-max", "layers": 2, "max_len": 2,
+                         "optimizer": "adagrad", "learning_rate": 0.05})),
+    *(functools.partial(get_model_class("stamp"), **{
+        "embedding": 6, "batch_size": 4, "n_epochs": 2, "progress": False, **extra})
+      for extra in ({}, {"attention": False, "n_sample": 0, "loss": "top1-max",
+                         "optimizer": "sgd", "momentum": 0.5, "clip_grad": 1.0})),
 ]
 
 

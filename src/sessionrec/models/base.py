@@ -28,6 +28,7 @@ import torch
 
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, NotFittedError, SessionRecError, valid_choices
+from sessionrec.training.context import FitContext
 
 CONFIG_FILE = "model.json"
 WEIGHTS_FILE = "weights.pt"
@@ -81,20 +82,32 @@ class SessionRecommender(ABC):
         return f"{type(self).__name__}({args})"
 
     # -- fitting ----------------------------------------------------------------------------
-    def fit(self, train: Sessions, valid: Sessions | None = None) -> Self:
-        """Learn from ``train`` (``valid`` only for early stopping); returns ``self``."""
+    def fit(self, train: Sessions, valid: Sessions | None = None,
+            context: FitContext | None = None) -> Self:
+        """Learn from ``train`` (``valid`` only for early stopping); returns ``self``.
+
+        ``context`` carries one run's settings (checkpoint directory, resume, device,
+        progress) to models that train for epochs (:class:`~sessionrec.models.capabilities.
+        TrainsInContext`); models that fit in one pass ignore it.
+        """
         if train.n_events == 0:
             raise SessionRecError("cannot fit on an empty training set")
         counts = np.bincount(train.items, minlength=train.n_items).astype(np.float32)
         self.n_items_ = int(train.n_items)
         self.vocab_ = train.vocab
         self.popularity_ = torch.from_numpy(counts / max(counts.max(), 1.0))
-        self._fit(train, valid)
+        self._fit_in_context(train, valid, context or FitContext())
         return self
 
     @abstractmethod
     def _fit(self, train: Sessions, valid: Sessions | None) -> None:
         """Model-specific fitting; ``n_items_`` and ``popularity_`` are already set."""
+
+    def _fit_in_context(self, train: Sessions, valid: Sessions | None,
+                        context: FitContext) -> None:
+        """Fit with a run's context; models that train for epochs override this (the
+        default ignores the context)."""
+        self._fit(train, valid)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "n_items_"):

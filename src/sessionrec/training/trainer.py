@@ -90,6 +90,8 @@ class EpochLoop:
         checkpoint_dir: where ``last.pt`` / ``best.pt`` go (None = no checkpoints).
         resume: continue from ``checkpoint_dir/last.pt`` if it exists.
         fingerprint: identifies vocabulary and hyper-parameters; a checkpoint must match it.
+        write_checkpoints: False on the ranks of a distributed run other than 0, which read
+            ``last.pt`` to resume but leave writing it to rank 0.
     """
 
     def __init__(self, n_epochs: int, patience: int,
@@ -98,7 +100,8 @@ class EpochLoop:
                  weights: Callable[[], dict[str, torch.Tensor]],
                  validate: Callable[[], float] | None = None,
                  checkpoint_dir: Path | None = None, resume: bool = False,
-                 fingerprint: dict[str, Any] | None = None) -> None:
+                 fingerprint: dict[str, Any] | None = None,
+                 write_checkpoints: bool = True) -> None:
         if n_epochs < 1:
             raise ValueError(f"n_epochs must be at least 1, got {n_epochs}")
         if patience < 0:
@@ -108,6 +111,7 @@ class EpochLoop:
         self.validate = validate
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.resume = resume
+        self.write_checkpoints = write_checkpoints
         self.fingerprint = json.dumps(fingerprint or {}, sort_keys=True, default=str)
         self.history = History()
         self.train_seconds = 0.0
@@ -141,7 +145,7 @@ class EpochLoop:
         return int(loop["epochs_done"])
 
     def _save(self, epochs_done: int, improved: bool) -> None:
-        if self.checkpoint_dir is None:
+        if self.checkpoint_dir is None or not self.write_checkpoints:
             return
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         if improved:
