@@ -160,8 +160,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         check_model_params,
         load_splits,
         run,
+        run_rank,
         summary_line,
     )
+    from sessionrec.training.distributed import init_from_env, is_main, launch
 
     if args.config is None and not any(s.startswith("model.name=") for s in args.set):
         from sessionrec.models.base import all_models
@@ -184,12 +186,37 @@ def cmd_train(args: argparse.Namespace) -> int:
         import shutil
 
         shutil.rmtree(run_dir / CHECKPOINTS)
+    under_torchrun = init_from_env(args.device)
+    if args.nproc > 1 or under_torchrun:
+        check_data_parallel(cfg.model.name, args.nproc)
+    if under_torchrun and not (args.data or cfg.data.prepared):
+        raise SessionRecError("under torchrun every rank reads the same prepared data: run "
+                              "`sessionrec prepare` first and pass the prepared directory "
+                              "with --data (or data.prepared)")
     data_dir = prepared_data(cfg, run_dir, args.data)
-    splits = load_splits(data_dir, cfg.data.dataset)
-    payload = run(cfg, splits, run_dir, resume=args.resume)
+    if args.nproc > 1:
+        launch(args.nproc, run_rank, (cfg, str(data_dir), cfg.data.dataset, str(run_dir),
+                                      args.resume, args.device), device=args.device)
+        payload = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    else:
+        payload = run(cfg, load_splits(data_dir, cfg.data.dataset), run_dir,
+                      resume=args.resume, device=args.device)
+    if not is_main():
+        return 0
     print(summary_line(payload))
     print(f"wrote {run_dir / 'metrics.json'}")
     return 0
+
+
+def check_data_parallel(model: str, nproc: int) -> None:
+    """Refuse --nproc > 1 for a model that cannot train data-parallel, before any work."""
+    from sessionrec.errors import ConfigError
+    from sessionrec.models.base import all_models, get_model_class
+
+    if not get_model_class(model).data_parallel:
+        able = sorted(n for n, c in all_models().items() if c.data_parallel)
+        raise ConfigError(f"model {model!r} does not train data-parallel (--nproc {nproc}); "
+                          f"models that do: {', '.join(able)}")
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -538,6 +565,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from RUN_DIR/checkpoints/last.pt")
     add_threads(p)
+    p.add_argument("--nproc", type=int, default=1,
+                   help="data-parallel training processes (torch.distributed; gloo on CPU, "
+                        "nccl on CUDA) for the neural-core models (default: 1)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="training device of the neural-core models (default: auto = CUDA "
+                        "when present, else CPU)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("tune", help="random search of hyper-parameters on the valid split")

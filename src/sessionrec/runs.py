@@ -40,6 +40,9 @@ from sessionrec.evaluation import (
     write_results,
 )
 from sessionrec.models.base import SessionRecommender, get_model_class
+from sessionrec.models.capabilities import TakesItemVectors, UserHistory
+from sessionrec.training.context import FitContext
+from sessionrec.training.distributed import is_main
 from sessionrec.rundir import staged_run
 
 log = logging.getLogger(__name__)
@@ -161,7 +164,7 @@ def build_model(cfg: ModelConfig, items: pl.DataFrame | None = None) -> SessionR
     if items is not None and hasattr(model, "set_item_table"):
         model.set_item_table(items)  # item metadata (p2v: Meta-Prod2Vec tokens)
     if cfg.item_vectors:
-        if not hasattr(model, "set_pretrained_items"):
+        if not isinstance(model, TakesItemVectors):
             raise ConfigError(f"model {cfg.name!r} takes no pre-trained item vectors "
                               "(model.item_vectors); gru4rec and hgru4rec do")
         if items is None:
@@ -175,16 +178,23 @@ def build_model(cfg: ModelConfig, items: pl.DataFrame | None = None) -> SessionR
     return model
 
 
-def fit_evaluate(model: SessionRecommender, splits: Splits,
-                 cfg: EvalConfig) -> tuple[EvalResult, dict[str, Any]]:
-    """Fit on train (or train + valid), evaluate on test; returns result and train timing."""
+def fit_evaluate(model: SessionRecommender, splits: Splits, cfg: EvalConfig,
+                 context: FitContext | None = None,
+                 ) -> tuple[EvalResult | None, dict[str, Any]]:
+    """Fit on train (or train + valid), evaluate on test; returns result and train timing.
+
+    In a distributed run only rank 0 evaluates; the other ranks return ``(None, timing)``
+    after training.
+    """
     train = splits.train if cfg.fit_on == "train" else concat_sessions(splits.train, splits.valid)
     valid = splits.valid if cfg.fit_on == "train" and splits.valid.n_events else None
     t0 = time.perf_counter()
-    model.fit(train, valid)
+    model.fit(train, valid, context)
     seconds = time.perf_counter() - t0
+    if not is_main():
+        return None, {"seconds": seconds}
     extended = False
-    if valid is not None and hasattr(model, "extend_user_history"):
+    if valid is not None and isinstance(model, UserHistory):
         # Validation sessions happened before the test sessions: a user-aware model carries
         # its users' states on through them (no training) so that test starts from the whole
         # history, as it would in the shop.
@@ -228,11 +238,15 @@ def read_ranks(run_dir: Path) -> pl.DataFrame:
 CHECKPOINTS = "checkpoints"
 
 
-def run(cfg: RunConfig, splits: Splits, run_dir: Path, resume: bool = False) -> dict[str, Any]:
+def run(cfg: RunConfig, splits: Splits, run_dir: Path, resume: bool = False,
+        device: str = "auto") -> dict[str, Any]:
     """Build, fit, evaluate and write one run; returns the metrics payload.
 
     Models that train for epochs write checkpoints to ``RUN_DIR/checkpoints``; with
     ``resume`` they continue from the last one (same result as an uninterrupted run).
+    ``device``: ``auto``, ``cpu`` or ``cuda`` for models on the neural core. Inside a
+    ``torch.distributed`` process group every rank trains and rank 0 alone evaluates and
+    writes the run (the other ranks return an empty payload).
     """
     import torch
 
@@ -240,10 +254,10 @@ def run(cfg: RunConfig, splits: Splits, run_dir: Path, resume: bool = False) -> 
     if cfg.eval.threads:
         torch.set_num_threads(cfg.eval.threads)
     model = build_model(cfg.model, splits.items)
-    if hasattr(model, "checkpoint_dir"):
-        model.checkpoint_dir = Path(run_dir) / CHECKPOINTS
-        model.resume = resume
-    result, timing = fit_evaluate(model, splits, cfg.eval)
+    context = FitContext(Path(run_dir) / CHECKPOINTS, resume=resume, device=device)
+    result, timing = fit_evaluate(model, splits, cfg.eval, context)
+    if result is None:
+        return {}
     log.info("%s on %s: %s", model.name, splits.name, result.metrics())
     return write_run(Path(run_dir), cfg, model, splits, result, timing)
 
@@ -297,6 +311,7 @@ def compare_models(data_dir: Path, models: Sequence[str], params: Sequence[str],
                                                 f"eval.ties={ties}", *own])
         model = build_model(cfg.model, splits.items)
         result, timing = fit_evaluate(model, splits, cfg.eval)
+        assert result is not None  # a single process always evaluates
         payloads.append(write_run(out / name, cfg, model, splits, result, timing))
         results[name] = result
         if on_run is not None:
@@ -320,3 +335,11 @@ def compare_models(data_dir: Path, models: Sequence[str], params: Sequence[str],
         {"dataset": splits.name, "runs": payloads, "paired_vs": base, "differences": diffs},
         indent=2))
     return text, payloads
+
+
+def run_rank(cfg: RunConfig, data_dir: str, dataset: str, run_dir: str, resume: bool,
+             device: str) -> None:
+    """One rank of ``sessionrec train --nproc N`` (started by
+    :func:`sessionrec.training.distributed.launch`): every rank reads the prepared data and
+    trains on its share; rank 0 evaluates and writes the run directory."""
+    run(cfg, load_splits(Path(data_dir), dataset), Path(run_dir), resume=resume, device=device)

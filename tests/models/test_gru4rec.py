@@ -12,6 +12,7 @@ from sessionrec.errors import ConfigError, SessionRecError
 from sessionrec.evaluation import evaluate
 from sessionrec.models.base import SessionRecommender
 from sessionrec.models.gru4rec import GRU4Rec
+from sessionrec.training.context import FitContext
 
 N = 12
 
@@ -153,7 +154,7 @@ def test_resume_after_a_kill_gives_the_same_weights(tmp_path, monkeypatch):
     kill_at, calls["n"] = calls["n"] // 2, 0  # the middle of epoch two
 
     killed = small(n_epochs=3, momentum=0.3, dropout_p_hidden=0.2)
-    killed.checkpoint_dir = tmp_path / "ckpt"
+    killed_ctx = FitContext(tmp_path / "ckpt")
     def draw_then_die(self):
         calls["n"] += 1
         if calls["n"] > kill_at:
@@ -162,13 +163,13 @@ def test_resume_after_a_kill_gives_the_same_weights(tmp_path, monkeypatch):
 
     monkeypatch.setattr(NegativeSampler, "draw", draw_then_die)
     with pytest.raises(KeyboardInterrupt):
-        killed.fit(train)
+        killed.fit(train, context=killed_ctx)
     monkeypatch.setattr(NegativeSampler, "draw", real_draw)
     assert (tmp_path / "ckpt" / "last.pt").is_file()
 
     resumed = small(n_epochs=3, momentum=0.3, dropout_p_hidden=0.2)
-    resumed.checkpoint_dir, resumed.resume = tmp_path / "ckpt", True
-    resumed.fit(train)
+    resumed_ctx = FitContext(tmp_path / "ckpt", resume=True)
+    resumed.fit(train, context=resumed_ctx)
     assert resumed.fit_stats_["history"]["resumed_from_epoch"] >= 1
     for k, v in _weights(full).items():
         assert torch.equal(v, resumed.weights_[k]), k
@@ -176,12 +177,12 @@ def test_resume_after_a_kill_gives_the_same_weights(tmp_path, monkeypatch):
 
 def test_checkpoint_of_another_vocabulary_is_refused(tmp_path):
     first = small(n_epochs=1)
-    first.checkpoint_dir = tmp_path / "ckpt"
-    first.fit(cyclic(30, vocab="12:aaaa"))
+    first_ctx = FitContext(tmp_path / "ckpt")
+    first.fit(cyclic(30, vocab="12:aaaa"), context=first_ctx)
     other = small(n_epochs=2)
-    other.checkpoint_dir, other.resume = tmp_path / "ckpt", True
+    other_ctx = FitContext(tmp_path / "ckpt", resume=True)
     with pytest.raises(SessionRecError, match="another vocabulary"):
-        other.fit(cyclic(30, vocab="12:bbbb"))
+        other.fit(cyclic(30, vocab="12:bbbb"), context=other_ctx)
 
 
 def test_deterministic_and_seed_sensitive():
@@ -220,9 +221,9 @@ def test_pretrained_item_vectors_as_input(tmp_path):
 
 def test_checkpoint_of_other_item_vectors_is_refused(tmp_path):
     first = small(n_epochs=1).set_pretrained_items(torch.ones(N, 4))
-    first.checkpoint_dir = tmp_path / "ckpt"
-    first.fit(cyclic(30))
+    first_ctx = FitContext(tmp_path / "ckpt")
+    first.fit(cyclic(30), context=first_ctx)
     other = small(n_epochs=2).set_pretrained_items(torch.zeros(N, 4))
-    other.checkpoint_dir, other.resume = tmp_path / "ckpt", True
+    other_ctx = FitContext(tmp_path / "ckpt", resume=True)
     with pytest.raises(SessionRecError, match="cannot be resumed"):
-        other.fit(cyclic(30))
+        other.fit(cyclic(30), context=other_ctx)

@@ -17,6 +17,7 @@ from sessionrec.models.base import SessionRecommender
 from sessionrec.models.gru4rec import GRU4Rec
 from sessionrec.models.hgru4rec import HGRU4Rec
 from sessionrec.runs import concat_sessions
+from sessionrec.training.context import FitContext
 
 N_TASTES, N_NOISE = 6, 6
 N = N_TASTES + N_NOISE
@@ -177,15 +178,15 @@ def test_resume_after_a_kill_gives_the_same_model(tmp_path, monkeypatch):
         return real_draw(self)
 
     killed = small(**params)
-    killed.checkpoint_dir = tmp_path / "ckpt"
+    killed_ctx = FitContext(tmp_path / "ckpt")
     monkeypatch.setattr(NegativeSampler, "draw", draw_then_die)
     with pytest.raises(KeyboardInterrupt):
-        killed.fit(train)
+        killed.fit(train, context=killed_ctx)
     monkeypatch.setattr(NegativeSampler, "draw", real_draw)
 
     resumed = small(**params)
-    resumed.checkpoint_dir, resumed.resume = tmp_path / "ckpt", True
-    resumed.fit(train)
+    resumed_ctx = FitContext(tmp_path / "ckpt", resume=True)
+    resumed.fit(train, context=resumed_ctx)
     assert resumed.fit_stats_["history"]["resumed_from_epoch"] >= 1
     for k, v in full.weights_.items():
         assert torch.equal(v, resumed.weights_[k]), k

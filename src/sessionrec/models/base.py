@@ -68,6 +68,8 @@ class SessionRecommender(ABC):
     """
 
     name: ClassVar[str] = "base"
+    # Trains data-parallel under torch.distributed (sessionrec train --nproc N).
+    data_parallel: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         self._params = dict(params)

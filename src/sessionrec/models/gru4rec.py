@@ -34,7 +34,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,6 +50,8 @@ from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, SessionRecError
 from sessionrec.models.base import SessionRecommender, register_model
 from sessionrec.torch_env import flush_denormal, torch_threads
+from sessionrec.training.context import FitContext, resolve_device
+from sessionrec.training.distributed import world
 from sessionrec.training.losses import LOSSES, get_loss
 from sessionrec.training.optim import OPTIMIZERS, RowOptimizer
 from sessionrec.training.trainer import EpochLoop, EpochStats, epoch_seed
@@ -141,9 +142,9 @@ class GRU4Rec(SessionRecommender):
             sample_cache_size=sample_cache_size, eval_lanes=eval_lanes, seed=seed,
             threads=threads, max_memory_gb=max_memory_gb, progress=progress)
         self._validate_params()
-        self.checkpoint_dir: Path | None = None  # set by runs: RUN_DIR/checkpoints
-        self.resume = False
         self._pretrained: torch.Tensor | None = None
+
+    trains_in_context = True
 
     # -- configuration ------------------------------------------------------------------------
     def _validate_params(self) -> None:
@@ -388,15 +389,27 @@ class GRU4Rec(SessionRecommender):
 
     # -- training -----------------------------------------------------------------------------
     def _fit(self, train: Sessions, valid: Sessions | None) -> None:
+        self._fit_in_context(train, valid, FitContext())
+
+    def _fit_in_context(self, train: Sessions, valid: Sessions | None,
+                        context: FitContext) -> None:
         p = self._params
         n_items = self.n_items_
+        if resolve_device(context.device).type != "cpu":
+            raise ConfigError(f"{self.name} trains on the CPU only (its row-sparse training "
+                              "step is not on the neural core yet); use device = 'cpu' or "
+                              "'auto'")
+        if world()[1] > 1:
+            raise ConfigError(f"{self.name} does not train data-parallel yet (--nproc > 1 "
+                              "trains the neural-core models: narm, stamp); run it with one "
+                              "process")
         if p["item_vectors"]:
             self._pretrained_for(n_items)  # fail before any work
         self._check_memory(n_items)
         with torch_threads(int(p["threads"])), flush_denormal():
-            self._train(train, valid)
+            self._train(train, valid, context)
 
-    def _train(self, train: Sessions, valid: Sessions | None) -> None:
+    def _train(self, train: Sessions, valid: Sessions | None, context: FitContext) -> None:
         p = self._params
         t_setup = time.perf_counter()
         n_items = self.n_items_
@@ -429,7 +442,8 @@ class GRU4Rec(SessionRecommender):
             torch.manual_seed(epoch_seed(p["seed"], epoch, 2))
             sampler.reseed(epoch_seed(p["seed"], epoch, 3), rows=steps_estimate)
             loss_sum, n_pairs = 0.0, 0
-            bar = _progress(p["progress"], pairs_total, epoch, int(p["n_epochs"]), self.name)
+            show = p["progress"] if context.progress is None else context.progress
+            bar = _progress(show, pairs_total, epoch, int(p["n_epochs"]), self.name)
             try:
                 for step, (loss, n) in enumerate(self._epoch_steps(
                         plan, train.offsets, items_t, sampler, opt, loss_fn, log_counts, dense)):
@@ -452,7 +466,7 @@ class GRU4Rec(SessionRecommender):
         loop = EpochLoop(
             int(p["n_epochs"]), int(p["patience"]), self._train_state, self._load_train_state,
             lambda: {f"w.{k}": v.detach() for k, v in self.weights_.items()}, validate,
-            self.checkpoint_dir, self.resume,
+            context.checkpoint_dir, context.resume,
             fingerprint={"model": self.name, "n_items": n_items, "vocab": self.vocab_,
                          "item_vectors": self._pretrained_digest(),
                          "params": {k: v for k, v in p.items() if k not in _NOT_TRAJECTORY}})
@@ -630,6 +644,11 @@ class GRU4Rec(SessionRecommender):
         """The states after a step whose input rows are ``rows`` (every item known)."""
         _, new = self._recur(rows, self._split_state(state), self.weights_, training=False)
         return torch.cat(new, dim=1)
+
+    def item_embeddings(self) -> torch.Tensor:
+        """float32 [n_items, d]: the output item vectors (``Wy``)."""
+        self._check_fitted()
+        return self.weights_["Wy"].detach()
 
     @torch.no_grad()
     def scores_from_state(self, state: torch.Tensor) -> torch.Tensor:

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -56,6 +55,7 @@ from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, SessionRecError
 from sessionrec.models.base import SessionRecommender, register_model
 from sessionrec.models.gru4rec import GRU4Rec
+from sessionrec.training.context import FitContext
 from sessionrec.training.optim import RowOptimizer
 
 PROPAGATIONS = ("init", "all")
@@ -114,8 +114,6 @@ class HGRU4Rec(GRU4Rec):
             sample_cache_size=sample_cache_size, eval_lanes=eval_lanes, seed=seed,
             threads=threads, max_memory_gb=max_memory_gb, progress=progress)
         self._validate_params()
-        self.checkpoint_dir: Path | None = None  # set by runs: RUN_DIR/checkpoints
-        self.resume = False
         self._pretrained: torch.Tensor | None = None  # see GRU4Rec.set_pretrained_items
 
     # -- configuration ------------------------------------------------------------------------
@@ -253,8 +251,8 @@ class HGRU4Rec(GRU4Rec):
     def _walk_plan(self, train: Sessions, sessions: np.ndarray) -> UserSchedule:
         return user_schedule(train.offsets, train.users, train.ts[train.offsets[:-1]])
 
-    def _train(self, train: Sessions, valid: Sessions | None) -> None:
-        super()._train(train, valid)
+    def _train(self, train: Sessions, valid: Sessions | None, context: FitContext) -> None:
+        super()._train(train, valid, context)
         t0 = time.perf_counter()
         self._remember_users(train)
         self.fit_stats_["users"] = len(self.user_ids_)

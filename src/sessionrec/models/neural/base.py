@@ -32,10 +32,10 @@ from sessionrec.models.base import SessionRecommender
 from sessionrec.models.neural.output import ItemOutput, Objective, OutputLoss
 from sessionrec.models.neural.params import as_plain, param, parse_params
 from sessionrec.torch_env import flush_denormal, torch_threads
+from sessionrec.training import neural as neural_trainer
 from sessionrec.training.context import FitContext
 from sessionrec.training.distributed import world
 from sessionrec.training.losses import LOSSES
-from sessionrec.training import neural as neural_trainer
 from sessionrec.training.neural import OPTIMIZERS, TrainSettings
 from sessionrec.training.trainer import epoch_seed
 
@@ -96,6 +96,7 @@ class NeuralRecommender(SessionRecommender):
 
     Params: ClassVar[type[NeuralParams]] = NeuralParams
     trains_in_context: ClassVar[bool] = True
+    data_parallel: ClassVar[bool] = True
     VALID_K: ClassVar[int] = 20  # early stopping watches validation MRR@VALID_K
     output_bias: ClassVar[bool] = False
 
@@ -164,9 +165,10 @@ class NeuralRecommender(SessionRecommender):
                                   if k not in NOT_TRAJECTORY}}
         try:
             with torch_threads(p.threads), flush_denormal():
-                stats = neural_trainer.train(net, source, settings, context, validate, fingerprint, self.name,
-                              on_epoch_start=lambda e: net.objective.reseed(
-                                  epoch_seed(p.seed, e, 3 + 7 * rank)))
+                stats = neural_trainer.train(
+                    net, source, settings, context, validate, fingerprint, self.name,
+                    on_epoch_start=lambda e: net.objective.reseed(
+                        epoch_seed(p.seed, e, 3 + 7 * rank)))
         finally:
             net.objective = None
         epochs = stats["epochs"]
