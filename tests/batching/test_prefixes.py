@@ -68,7 +68,7 @@ def test_bad_input_is_refused():
         PrefixSource(sessions, 2, 5, rank=0, world_size=9)
     with pytest.raises(ConfigError, match="max_len"):
         PrefixSource(sessions, 2, 0)
-    with pytest.raises(DataError, match="item index 9 .* outside"):
+    with pytest.raises(DataError, match=r"item index 9 .* outside"):
         batch_from_lists([[1, 9]], n_items=7, max_len=5)
     broken = Sessions.from_lists(SESSIONS, 7)
     object.__setattr__(broken, "items", np.array([0, 1, 2, 3, 4, 5, 8]))

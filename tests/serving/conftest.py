@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from sessionrec.models.base import get_model_class
 from sessionrec.models.baselines.cooc import Cooccurrence
 from sessionrec.models.gru4rec import GRU4Rec
 from sessionrec.models.hgru4rec import HGRU4Rec
@@ -29,7 +30,7 @@ from .helpers import (
 @pytest.fixture(scope="session")
 def runs_root(tmp_path_factory) -> Path:
     """The ``sessionrec quickstart`` layout: data/{items,users}.parquet and
-    runs/{gru4rec,gru4rec-b,hgru4rec,cooc}."""
+    runs/{gru4rec,gru4rec-b,hgru4rec,cooc,vsknn,narm}."""
     root = tmp_path_factory.mktemp("serving-runs")
     items = pl.DataFrame({"item_idx": pl.Series(range(N_ITEMS), dtype=pl.Int32),
                           "item_id": PRODUCTS})
@@ -46,6 +47,9 @@ def runs_root(tmp_path_factory) -> Path:
              progress=False, sample_cache_size=1000).fit(train).save(
         root / "runs" / "hgru4rec" / "model")
     Cooccurrence().fit(train).save(root / "runs" / "cooc" / "model")
+    get_model_class("vsknn")().fit(train).save(root / "runs" / "vsknn" / "model")
+    get_model_class("narm")(embedding=8, hidden=8, n_epochs=1, batch_size=16, max_len=5,
+                            progress=False).fit(train).save(root / "runs" / "narm" / "model")
     return root
 
 

@@ -67,9 +67,21 @@ def test_missing_model_is_explained(tmp_path):
         model_directory(tmp_path)
 
 
-def test_baseline_models_cannot_be_served_statefully(runs_root):
-    with pytest.raises(SessionRecError, match="has no recurrent state"):
-        load_bundle(runs_root / "runs" / "cooc")
+@pytest.mark.parametrize("run,window", [("cooc", 50), ("vsknn", 50), ("narm", 5)])
+def test_models_without_a_recurrent_state_are_served_by_their_last_items(runs_root, run,
+                                                                         window):
+    bundle = load_bundle(runs_root / "runs" / run)
+    assert bundle.step.kind == "prefix" and bundle.step.state_size == window
+    states = bundle.step.start_states(None, 1)
+    for item in (3, 4, 5):
+        states, _, scores = bundle.step.step(states, np.array([item]), k=3)
+    expected = bundle.model.score([[3, 4, 5]])
+    assert np.allclose(scores[0], torch.topk(expected, 3).values[0].numpy())
+    assert bundle.step.kind == "prefix"
+
+
+def test_recurrent_models_keep_their_own_state(runs_root):
+    assert load_bundle(runs_root / "runs" / "gru4rec").step.kind == "recurrent"
 
 
 def test_fallback_must_be_item_to_item(runs_root):

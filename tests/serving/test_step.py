@@ -53,16 +53,29 @@ def test_step_clips_k_and_refuses_k_below_one():
         step.step(np.zeros((1, 2), np.float32), np.array([0]), k=0)
 
 
-def test_models_without_recurrent_state_are_refused():
-    with pytest.raises(SessionRecError, match=r"has no recurrent state .* GRU4Rec-family"):
-        ModelStep(Popularity())
+def test_models_without_recurrent_state_step_through_a_window_of_items():
+    from sessionrec.data.sessions import Sessions
+
+    pop = Popularity().fit(Sessions.from_lists([[0, 1, 1, 1], [2, 2]], 4))  # counts 1, 3, 2, 0
+    step = ModelStep(pop, prefix_items=2)
+    assert step.kind == "prefix" and step.state_size == 2
+    states = step.start_states(None, 1)
+    np.testing.assert_array_equal(states, [[-1.0, -1.0]])
+    for item in (3, 2, 0):
+        states, top, _ = step.step(states, np.array([item]), k=2)
+    np.testing.assert_array_equal(states, [[2.0, 0.0]])
+    assert top.tolist() == [[1, 2]]  # by popularity
 
 
-def test_user_hooks_must_come_together():
+def test_unservable_objects_are_refused():
+    with pytest.raises(SessionRecError, match="cannot be served"):
+        ModelStep(object())
+
+
+def test_a_user_state_is_declared_by_the_whole_protocol():
     model = TinyRNN()
-    model.user_state_size = 2  # but no session_start_state / advance_user
-    with pytest.raises(SessionRecError, match="needs all three"):
-        ModelStep(model)
+    model.user_state_size = 2  # but no session_start_state / advance_user: not UserStateful
+    assert not ModelStep(model).has_user_state
 
 
 def test_user_state_hooks():

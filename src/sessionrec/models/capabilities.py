@@ -10,6 +10,7 @@ these protocols; callers test ``isinstance(model, Protocol)`` and the shared con
   (GRU4Rec, HGRU4Rec): serving stores the state vector, not the items.
 * :class:`UserStateful` — a user-level state carried across a user's sessions (HGRU4Rec).
 * :class:`LearnedUserStates` — states learned for the users of the training data.
+* :class:`PrefixWindow` — looks only at the session's last ``prefix_len`` items.
 * :class:`UserHistory` — can roll its users' states on through more sessions without training.
 * :class:`TakesItemVectors` — accepts pre-trained item vectors (e.g. Meta-Prod2Vec) as input.
 * :class:`ItemEmbeddings` — has one output vector per item ("similar products").
@@ -65,6 +66,14 @@ class LearnedUserStates(Protocol):
 
     def user_state_of(self, users: np.ndarray | list[int] | None, n: int = 0) -> torch.Tensor:
         """float32 [n, user_state_size] for user indices (zeros for unknown users)."""
+
+
+@runtime_checkable
+class PrefixWindow(Protocol):
+    """Looks only at the last ``prefix_len`` items of a session (served with that window)."""
+
+    @property
+    def prefix_len(self) -> int: ...
 
 
 @runtime_checkable

@@ -35,6 +35,7 @@ import scipy.sparse as sp
 
 from sessionrec.errors import DataError, SessionRecError
 from sessionrec.models.base import CONFIG_FILE, WEIGHTS_FILE, SessionRecommender
+from sessionrec.models.capabilities import LearnedUserStates
 from sessionrec.serving.fallback import Fallback
 from sessionrec.serving.health import ModelLoadError, cause, check_model
 from sessionrec.serving.step import ModelStep, SimilarItems, item_embeddings
@@ -223,6 +224,6 @@ def _load_bundle(model: str | Path, vocab: str | Path | None, fallback: str | Pa
                        recommender, blocked_idx)
     users_file = Path(found.path).parent / USERS_FILE
     users = (read_users(users_file) if step.has_user_state and users_file.is_file()
-             and hasattr(recommender, "user_state_of") else {})
+             and isinstance(recommender, LearnedUserStates) else {})
     return Bundle(recommender, step, found, fb, similar, model_dir,
                   file_key(model_dir, found), found.products(blocked_idx), users)

@@ -1,20 +1,21 @@
 """The stateless model step: (session states, clicked items) -> (new states, top-k items).
 
-Serving needs nothing of a model but this recurrent interface (GRU4Rec has it):
+Serving needs a recurrent interface (:class:`~sessionrec.models.capabilities.RecurrentStep`):
 
 * ``state_size``, ``initial_state(n)`` -> float32 [n, state_size];
 * ``advance(states, items)`` -> new states (an unknown item, e.g. -1, leaves a state as is);
 * ``scores_from_state(states)`` -> float32 [n, n_items].
 
-Models with a user-level state (HGRU4Rec) add three optional members; without them users
-keep no state:
+GRU4Rec and HGRU4Rec have it. Every other model (V-SKNN, STAN, the rules, NARM, STAMP, ...) is
+served through a :class:`~sessionrec.models.prefix_step.PrefixStep`: the state holds the
+session's last N items and the scores are the model's ``score`` of them (N: the model's own
+``prefix_len`` where it declares one, else ``prefix_items``).
 
-* ``user_state_size``: floats in a user's state (a new user's state is zeros);
-* ``session_start_state(user_states)`` -> the first session states of those users;
-* ``advance_user(user_states, session_states)`` -> user states after those sessions ended;
-* optionally ``user_state_of(user_indices)`` -> the states the model learned for the users of
-  its training data (HGRU4Rec), used as the first state of a user the store does not know
-  yet (a user's index comes from the prepared data's ``users.parquet``).
+Models with a user-level state (:class:`~sessionrec.models.capabilities.UserStateful`,
+HGRU4Rec) carry it across a user's sessions; with
+:class:`~sessionrec.models.capabilities.LearnedUserStates` a user the store does not know yet
+starts from the state the model learned for them (a user's index comes from the prepared
+data's ``users.parquet``).
 
 Everything runs batched in ``torch.inference_mode()``. Top-k never returns blocked items or,
 on request, the session's own items; items that are excluded can make the list shorter
@@ -29,30 +30,41 @@ import numpy as np
 import torch
 
 from sessionrec.errors import SessionRecError
+from sessionrec.models.base import SessionRecommender
+from sessionrec.models.capabilities import (
+    ItemEmbeddings,
+    LearnedUserStates,
+    PrefixWindow,
+    RecurrentStep,
+    UserStateful,
+)
+from sessionrec.models.prefix_step import PrefixStep
 
-RECURRENT = ("state_size", "initial_state", "advance", "scores_from_state")
-USER_HOOKS = ("user_state_size", "session_start_state", "advance_user")
+DEFAULT_PREFIX_ITEMS = 50
+
+
+def as_recurrent(model: object, prefix_items: int = DEFAULT_PREFIX_ITEMS) -> RecurrentStep:
+    """``model`` itself when it is recurrent, else a prefix step over its last N items."""
+    if isinstance(model, RecurrentStep):
+        return model
+    if isinstance(model, SessionRecommender):
+        n = model.prefix_len if isinstance(model, PrefixWindow) else prefix_items
+        return PrefixStep(model, n)
+    raise SessionRecError(f"{type(model).__name__} is neither a session recommender nor a "
+                          "recurrent model: it cannot be served")
 
 
 class ModelStep:
-    """A loaded recurrent model behind the batched step interface."""
+    """A loaded model behind the batched step interface (recurrent, or a prefix window)."""
 
-    def __init__(self, model, blocked: np.ndarray | None = None) -> None:
-        missing = [m for m in RECURRENT if not hasattr(model, m)]
-        if missing:
-            raise SessionRecError(
-                f"model {getattr(model, 'name', type(model).__name__)!r} has no recurrent "
-                f"state ({', '.join(missing)} missing): serving needs a GRU4Rec-family model")
-        hooks = [m for m in USER_HOOKS if hasattr(model, m)]
-        if hooks and len(hooks) != len(USER_HOOKS):
-            raise SessionRecError(
-                f"model {model.name!r} has {', '.join(hooks)} but not "
-                f"{', '.join(m for m in USER_HOOKS if m not in hooks)}: a user-state model "
-                "needs all three")
-        self.model = model
+    def __init__(self, model, blocked: np.ndarray | None = None,
+                 prefix_items: int = DEFAULT_PREFIX_ITEMS) -> None:
+        self.model = as_recurrent(model, prefix_items)
+        self.kind = "recurrent" if self.model is model else "prefix"
         self.n_items = int(model.n_items_)
-        self.state_size = int(model.state_size)
-        self.user_state_size = int(model.user_state_size) if hooks else 0
+        self.state_size = int(self.model.state_size)
+        self.user_state_size = (int(model.user_state_size) if isinstance(model, UserStateful)
+                                else 0)
         self.blocked = torch.as_tensor(
             np.unique(np.asarray([] if blocked is None else blocked, dtype=np.int64)))
 
@@ -80,7 +92,7 @@ class ModelStep:
     def first_user_state(self, user_index: int = -1) -> np.ndarray:
         """The state of a user the store has no record of: what the model learned for its
         training user ``user_index`` (``user_state_of``), else zeros."""
-        if user_index >= 0 and hasattr(self.model, "user_state_of"):
+        if user_index >= 0 and isinstance(self.model, LearnedUserStates):
             with torch.inference_mode():
                 state = self.model.user_state_of(np.array([user_index], dtype=np.int64))
             return state[0].numpy().astype(np.float32)
@@ -131,13 +143,8 @@ class ModelStep:
 
 
 def item_embeddings(model) -> torch.Tensor | None:
-    """The model's item output embeddings [n_items, d] (``item_embeddings()`` or ``Wy``)."""
-    if hasattr(model, "item_embeddings"):
-        return model.item_embeddings()
-    weights = getattr(model, "weights_", None)
-    if isinstance(weights, dict) and "Wy" in weights:
-        return weights["Wy"]
-    return None
+    """The model's item output embeddings [n_items, d], None when it has none."""
+    return model.item_embeddings() if isinstance(model, ItemEmbeddings) else None
 
 
 class SimilarItems:

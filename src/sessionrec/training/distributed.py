@@ -77,6 +77,9 @@ def _rank_main(rank: int, nproc: int, port: int, device: str, fn: Callable[..., 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       LOCAL_RANK=str(rank), WORLD_SIZE=str(nproc))
     dist.init_process_group(backend_for(device), rank=rank, world_size=nproc, timeout=TIMEOUT)
+    if backend_for(device) == "gloo":
+        # N ranks on one machine share its cores: more intra-op threads only oversubscribe.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // nproc))
     try:
         _pin_cuda(device)
         fn(*args)

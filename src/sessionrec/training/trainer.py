@@ -70,6 +70,22 @@ class History:
                 "resumed_from_epoch": self.resumed_from_epoch}
 
 
+def _differences(saved: str, current: str) -> str:
+    """The fingerprint fields that differ (``vocab``, ``world_size``, ``params.hidden``...)."""
+    try:
+        a, b = json.loads(saved), json.loads(current)
+    except (TypeError, ValueError):
+        return "settings (unreadable fingerprint)"
+    keys = []
+    for k in sorted(set(a) | set(b)):
+        if k == "params" and isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+            keys += [f"params.{p}" for p in sorted(set(a[k]) | set(b[k]))
+                     if a[k].get(p) != b[k].get(p)]
+        elif a.get(k) != b.get(k):
+            keys.append(k)
+    return ", ".join(keys) or "settings"
+
+
 def _atomic_save(obj: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(obj, tmp)
@@ -127,8 +143,9 @@ class EpochLoop:
         saved = ckpt.get("fingerprint", "")
         if saved != self.fingerprint:
             raise SessionRecError(
-                f"checkpoint {path} was written for another vocabulary or other "
-                f"hyper-parameters and cannot be resumed:\n  checkpoint: {saved}\n"
+                f"checkpoint {path} cannot be resumed: it was written with other "
+                f"{_differences(saved, self.fingerprint)} (another vocabulary, model, "
+                f"hyper-parameters or world size than this run):\n  checkpoint: {saved}\n"
                 f"  this run:   {self.fingerprint}\n"
                 "start a new run directory, or delete the checkpoint to train from scratch")
         self.set_state(ckpt["state"])

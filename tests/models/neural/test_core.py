@@ -127,7 +127,7 @@ def test_devices():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
             small("narm", n_epochs=1).fit(cyclic(20), context=FitContext(device="cuda"))
-        with pytest.raises(ConfigError, match="CUDA is not available|CPU only"):
+        with pytest.raises(ConfigError, match=r"CUDA is not available|CPU only"):
             get_model_class("gru4rec")(progress=False).fit(
                 cyclic(20), context=FitContext(device="cuda"))
     with pytest.raises(ConfigError, match="unknown device"):

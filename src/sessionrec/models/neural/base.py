@@ -67,7 +67,7 @@ class NeuralParams:
     elu_param: float = param(0.0, low=0.0)
     amp: bool = False
     eval_batch: int = param(256, low=1)
-    threads: int = param(0, low=0)
+    threads: int = param(1, low=0)  # torch intra-op threads while fitting (0: torch default)
     seed: int = 0
     progress: bool = True
 
