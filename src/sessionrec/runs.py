@@ -41,9 +41,9 @@ from sessionrec.evaluation import (
 )
 from sessionrec.models.base import SessionRecommender, get_model_class
 from sessionrec.models.capabilities import TakesItemVectors, UserHistory
+from sessionrec.rundir import staged_run
 from sessionrec.training.context import FitContext
 from sessionrec.training.distributed import is_main
-from sessionrec.rundir import staged_run
 
 log = logging.getLogger(__name__)
 

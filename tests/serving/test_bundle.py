@@ -147,3 +147,14 @@ def test_hgru4rec_serves_user_states_through_its_hooks(runs_root):
         after = model.advance_user(learned, state)
     np.testing.assert_allclose(user.state, after[0].numpy(), rtol=1e-5, atol=1e-6)
     assert user.n_sessions == 1 and user.open_session is None
+
+
+def test_a_prefix_served_model_with_nan_weights_is_refused(runs_root, tmp_path):
+    run = tmp_path / "narm"
+    shutil.copytree(runs_root / "runs" / "narm", run)
+    weights = torch.load(run / "model" / "weights.pt", weights_only=True)
+    key = "net.encoder.bilinear.weight"
+    weights[key] = torch.full_like(weights[key], float("nan"))
+    torch.save(weights, run / "model" / "weights.pt")
+    with pytest.raises(SessionRecError, match="NaN or infinite"):
+        load_bundle(run, vocab=runs_root / "data" / "items.parquet")

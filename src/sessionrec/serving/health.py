@@ -67,7 +67,7 @@ def smoke_items(popularity: np.ndarray, n: int = SMOKE_ITEMS) -> np.ndarray:
 
 def check_model(step, popularity: np.ndarray, where: str) -> None:
     """Raise :class:`ModelUnhealthy` unless the model of ``step`` can answer (module doc)."""
-    bad = nonfinite_tensors(saved_tensors(step.model))
+    bad = nonfinite_tensors(saved_tensors(step.recommender))
     if bad:
         raise ModelUnhealthy(f"model in {where}: weights hold NaN or infinite values "
                              f"({', '.join(bad[:10])}); retrain it or load another run")

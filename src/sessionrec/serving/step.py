@@ -59,7 +59,8 @@ class ModelStep:
 
     def __init__(self, model, blocked: np.ndarray | None = None,
                  prefix_items: int = DEFAULT_PREFIX_ITEMS) -> None:
-        self.model = as_recurrent(model, prefix_items)
+        self.recommender = model  # the loaded model itself
+        self.model = as_recurrent(model, prefix_items)  # what serving steps (maybe a window)
         self.kind = "recurrent" if self.model is model else "prefix"
         self.n_items = int(model.n_items_)
         self.state_size = int(self.model.state_size)
