@@ -82,8 +82,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from sessionrec.data.prepare import prepare
     from sessionrec.data.sources.events import parse_maps
 
+    engine = [f"engine={args.engine}"] if args.engine else []
+    master = [f'spark.master="{args.master}"'] if args.master else []
     source, cfg = load_prepare_config(args.source, args.config,
-                                      [*parse_maps(args.map), *args.set], args.preset)
+                                      [*parse_maps(args.map), *engine, *master, *args.set],
+                                      args.preset)
     path = Path(args.input) if args.input else default_input(source)
     t0 = time.perf_counter()
     manifest = prepare(source, path, Path(args.out), cfg, overwrite=args.overwrite)
@@ -543,6 +546,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config value, e.g. filter.min_item_support=10")
     p.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
                    help="--source events: the log's column for a field, e.g. item_id=product")
+    p.add_argument("--engine", choices=("polars", "spark"), default=None,
+                   help="run the steps on Polars (default) or Apache Spark (the [spark] extra)")
+    p.add_argument("--master", default=None,
+                   help="--engine spark: Spark master URL (default local[*])")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.set_defaults(func=cmd_prepare)
 

@@ -32,6 +32,7 @@ from sessionrec.data.schema import METADATA_COLUMNS, canonical_order, validate_s
 from sessionrec.data.sessionize import changes, sessionize
 from sessionrec.data.sources.base import Source
 from sessionrec.data.sources.events import SourceConfig, bind
+from sessionrec.data.spark.session import SparkConfig
 from sessionrec.data.split import (
     SPLIT_NAMES,
     TRAIN,
@@ -97,6 +98,8 @@ class PrepareConfig:
     subsample: SubsampleConfig = field(default_factory=SubsampleConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     source: SourceConfig = field(default_factory=SourceConfig)  # --source events only
+    engine: Literal["polars", "spark"] = "polars"
+    spark: SparkConfig = field(default_factory=SparkConfig)  # engine = "spark" only
     partitions: int = 8  # user partitions of the aggregated sessions; 0 skips writing them
 
     def __post_init__(self) -> None:
@@ -209,12 +212,15 @@ def split_rule(df: pl.DataFrame, codes: EventCodes, starts: np.ndarray, cfg: Pre
 def write_partitions(df: pl.DataFrame, directory: Path, n: int, user_aware: bool) -> None:
     """Write events partitioned by ``user_id % n`` (session id for session-only data).
 
+    Text user ids are numbered by their dense rank in sorted order first.
+
     One partition is materialised at a time, so the extra memory is about 1/n of the data.
     """
     directory.mkdir()
     key = pl.col("user_id") if user_aware else pl.col("session_id")
     dtype = df.schema["user_id" if user_aware else "session_id"]
-    part = (key.hash(seed=0) if dtype == pl.String else key) % n
+    # Text ids: the id's dense rank (0-based, in sorted order), which Spark computes the same.
+    part = ((key.rank("dense") - 1).cast(pl.Int64) if dtype == pl.String else key) % n
     parts = df.select(part.alias("p"))["p"].to_numpy()
     for p in range(n):
         chunk = df.filter(pl.Series(parts == p))
@@ -253,64 +259,29 @@ def filter_and_subsample(codes: EventCodes, rule: SplitRule, cfg: PrepareConfig,
 
 def prepare(source: Source, input_path: Path, out_dir: Path, cfg: PrepareConfig,
             *, overwrite: bool = False) -> dict[str, Any]:
-    """Run every step and write ``out_dir``; returns the manifest."""
+    """Run every step on ``cfg.engine`` and write ``out_dir``; returns the manifest."""
     clock = Clock()
     source = bind(source, cfg.source, Path(input_path))
     res = resolve(cfg, source)
     counts: dict[str, int] = {}
     with atomic_directory(Path(out_dir), overwrite=overwrite) as tmp:
-        df = load_events(source, input_path, cfg, res, counts)
-        clock.lap("read_clean_sessionize")
-        if cfg.partitions:
-            write_partitions(df, tmp / "sessions", cfg.partitions, res.user_aware)
-        clock.lap("aggregate")
-
-        codes, item_ids, user_ids, starts = event_codes(df, res.user_aware)
-        rule = split_rule(df, codes, starts, cfg, res)
-        alive, labels, passes = filter_and_subsample(codes, rule, cfg, res, counts)
-        clock.lap("filter_subsample_split")
-
-        event_labels = labels[codes.session]
-        metadata = source.read_items(Path(input_path)) if source.read_items else None
-        metadata = metadata.collect() if metadata is not None else item_metadata_from_events(df)
-        items, index = item_vocab(item_ids, codes.item[alive & (event_labels == TRAIN)],
-                                  metadata)
-        item_idx = index[codes.item[alive]]
-        check_encoded(item_idx)
-        keep_cols = [c for c in canonical_order(df.columns)
-                     if c not in ("split", *METADATA_COLUMNS)]
-        df = df.select(keep_cols).filter(pl.Series(alive)).with_columns(
-            item_idx=pl.Series(item_idx, dtype=pl.Int32))
-        users = None
-        if res.user_aware:
-            assert codes.session_user is not None
-            user_codes = codes.session_user[codes.session[alive]]
-            users, user_index = user_vocab(user_ids, user_codes)
-            df = df.with_columns(user_idx=pl.Series(user_index[user_codes], dtype=pl.Int32))
-        event_labels = event_labels[alive]
-        split_counts = {}
-        for code, name in enumerate(SPLIT_NAMES):
-            part = df.filter(pl.Series(event_labels == code))
-            part.write_parquet(tmp / f"{name}.parquet")
-            split_counts[name] = {"events": len(part), "sessions": part["session_id"].n_unique()}
-        if split_counts["train"]["events"] == 0 or split_counts["test"]["events"] == 0:
-            raise EmptyDataError(f"the split left train={split_counts['train']['events']} and "
-                                 f"test={split_counts['test']['events']} events",
-                                 hint="use more data or change split.test_days")
-        items.write_parquet(tmp / "items.parquet")
-        if users is not None:
-            users.write_parquet(tmp / "users.parquet")
-        clock.lap("encode_write")
+        if cfg.engine == "spark":
+            from sessionrec.data.spark.encode import run_steps
+        else:
+            run_steps = polars_steps
+        split_counts, n_items, n_users, passes = run_steps(source, Path(input_path), tmp, cfg,
+                                                           res, counts, clock)
         manifest = {
             "source": source.name,
             "input": str(input_path),
+            "engine": cfg.engine,
             "user_aware": res.user_aware,
             "sessionize": res.session_method,
             "split_method": res.split_method,
             "counts": counts,
             "splits": split_counts,
-            "n_items": len(items),
-            "n_users": None if users is None else len(users),
+            "n_items": n_items,
+            "n_users": n_users,
             "filter_passes": [vars(p) for p in passes],
             "seconds": clock.laps,
             "config": to_dict(cfg),
@@ -318,6 +289,52 @@ def prepare(source: Source, input_path: Path, out_dir: Path, cfg: PrepareConfig,
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
         (tmp / "config.toml").write_text(dump_toml(to_dict(cfg)))
     return manifest
+
+
+def polars_steps(source: Source, input_path: Path, tmp: Path, cfg: PrepareConfig, res: Resolved,
+                 counts: dict[str, int], clock: Clock) -> tuple[dict, int, int | None, list]:
+    """Every step on Polars/NumPy, writing into ``tmp``; (split counts, items, users, passes)."""
+    df = load_events(source, input_path, cfg, res, counts)
+    clock.lap("read_clean_sessionize")
+    if cfg.partitions:
+        write_partitions(df, tmp / "sessions", cfg.partitions, res.user_aware)
+    clock.lap("aggregate")
+
+    codes, item_ids, user_ids, starts = event_codes(df, res.user_aware)
+    rule = split_rule(df, codes, starts, cfg, res)
+    alive, labels, passes = filter_and_subsample(codes, rule, cfg, res, counts)
+    clock.lap("filter_subsample_split")
+
+    event_labels = labels[codes.session]
+    metadata = source.read_items(Path(input_path)) if source.read_items else None
+    metadata = metadata.collect() if metadata is not None else item_metadata_from_events(df)
+    items, index = item_vocab(item_ids, codes.item[alive & (event_labels == TRAIN)], metadata)
+    item_idx = index[codes.item[alive]]
+    check_encoded(item_idx)
+    keep_cols = [c for c in canonical_order(df.columns) if c not in ("split", *METADATA_COLUMNS)]
+    df = df.select(keep_cols).filter(pl.Series(alive)).with_columns(
+        item_idx=pl.Series(item_idx, dtype=pl.Int32))
+    users = None
+    if res.user_aware:
+        assert codes.session_user is not None
+        user_codes = codes.session_user[codes.session[alive]]
+        users, user_index = user_vocab(user_ids, user_codes)
+        df = df.with_columns(user_idx=pl.Series(user_index[user_codes], dtype=pl.Int32))
+    event_labels = event_labels[alive]
+    split_counts = {}
+    for code, name in enumerate(SPLIT_NAMES):
+        part = df.filter(pl.Series(event_labels == code))
+        part.write_parquet(tmp / f"{name}.parquet")
+        split_counts[name] = {"events": len(part), "sessions": part["session_id"].n_unique()}
+    if split_counts["train"]["events"] == 0 or split_counts["test"]["events"] == 0:
+        raise EmptyDataError(f"the split left train={split_counts['train']['events']} and "
+                             f"test={split_counts['test']['events']} events",
+                             hint="use more data or change split.test_days")
+    items.write_parquet(tmp / "items.parquet")
+    if users is not None:
+        users.write_parquet(tmp / "users.parquet")
+    clock.lap("encode_write")
+    return split_counts, len(items), None if users is None else len(users), passes
 
 
 class Clock:

@@ -64,6 +64,15 @@ def weighted_sample_without_replacement(
     return np.argpartition(-keys, n - 1)[:n]
 
 
+def draw_units(n_units: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Positions of the ``n`` units (users, or sessions) taken from ``n_units`` sorted ones.
+
+    "Take users until the target is reached" as a seeded permutation cut at the target; both
+    engines call this on the same sorted list, so they take the same users.
+    """
+    return rng.permutation(n_units)[:n]
+
+
 def subsample(
     codes: EventCodes,
     alive: np.ndarray,
@@ -102,6 +111,6 @@ def subsample(
             log.warning("subsample: only %d users/sessions qualify, fewer than the %d asked for",
                         len(units), n_users)
         taken = np.zeros(int(unit.max()) + 1, dtype=bool)
-        taken[units[rng.permutation(len(units))[:n_users]]] = True
+        taken[units[draw_units(len(units), n_users, rng)]] = True
         alive &= taken[unit]
     return alive
