@@ -132,7 +132,8 @@ def drop_immediate_repeats(events: DataFrame) -> DataFrame:
     from pyspark.sql import Window
 
     w = Window.partitionBy("session_id").orderBy("ts", "_row")
-    return events.where(F.coalesce(F.lag("item_id").over(w) != F.col("item_id"), F.lit(True)))
+    keep = F.coalesce(F.lag("item_id").over(w) != F.col("item_id"), F.lit(True))
+    return events.withColumn("_keep", keep).where("_keep").drop("_keep")
 
 
 def partition_key(events: DataFrame, n: int, user_aware: bool) -> DataFrame:
