@@ -42,7 +42,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     summary = generate(Path(args.out), args.events, seed=args.seed, n_users=args.users,
                        n_items=args.items, events_per_shard=args.events_per_shard,
-                       fmt=args.format, overwrite=args.overwrite)
+                       fmt=args.format, overwrite=args.overwrite, orders=args.orders)
     days = "day" if summary.shards == 1 else "days"
     print(f"wrote {summary.events:,} events to {args.out}: {summary.shards} simulated {days}, "
           f"one shard each of up to {args.events_per_shard:,} events (--events-per-shard) "
@@ -343,7 +343,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         model=args.model, vocab=args.vocab, fallback=args.fallback, store=args.store,
         blocked_file=args.blocked, admin_token_file=args.admin_token_file,
         session_ttl_s=args.session_ttl, user_ttl_s=args.user_ttl, experiment=args.experiment,
-        event_log=args.event_log, archive=args.archive,
+        event_log=args.event_log, archive=args.archive, basket_model=args.basket_model,
         ui=False if args.no_ui else None,
         ui_private=True if args.ui_private else None, ui_compare=args.ui_compare)
     what = settings.model
@@ -532,6 +532,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events-per-shard", type=int, default=1_000_000,
                    help="events per simulated day; each day is one shard")
     p.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    p.add_argument("--orders", action="store_true", help="also write orders.parquet "
+                                                         "(purchases of viewed products)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_synth)
 
@@ -630,6 +632,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--archive", default=None, metavar="URL",
                    help="archive every event before answering: sqlite:///archive.db or "
                         "postgresql://... (or SESSIONREC_ARCHIVE; default: off)")
+    p.add_argument("--basket-model", default=None, metavar="RUN_DIR",
+                   help="basket placement: an obt (orders) or cooc run (default: fallback)")
     p.add_argument("--vocab", default=None,
                    help="items.parquet or prepared data directory (default: found from the run)")
     p.add_argument("--fallback", default=None,

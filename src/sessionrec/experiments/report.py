@@ -21,7 +21,14 @@ import polars as pl
 
 from sessionrec.errors import DataError
 from sessionrec.evaluation.report import write_results
-from sessionrec.experiments.kpis import ExperimentParams, KpiTables, compute_kpis, experiment_params
+from sessionrec.experiments.kpis import (
+    ExperimentParams,
+    KpiTables,
+    compute_kpis,
+    experiment_events,
+    experiment_params,
+)
+from sessionrec.experiments.lag import click_to_sale_lags, lag_summary, lag_text
 from sessionrec.experiments.stats import (
     KPI_NUMERATORS,
     Comparison,
@@ -83,7 +90,8 @@ def _always_valid(tables: KpiTables, params: ExperimentParams, variant: str,
 
 def analyse(frame: pl.DataFrame, config: Any, *, alpha: float = 0.05, n_boot: int = 2000,
             seed: int = 0, holm_family: str = "all", sequential: bool = True,
-            tables: KpiTables | None = None) -> dict[str, Any]:
+            tables: KpiTables | None = None,
+            lag_window_days: float | None = None) -> dict[str, Any]:
     """Everything the report shows, as one JSON-able dict.
 
     Args:
@@ -93,6 +101,8 @@ def analyse(frame: pl.DataFrame, config: Any, *, alpha: float = 0.05, n_boot: in
             (0: none); ``seed`` of the bootstrap; ``holm_family`` ``"all"`` or ``"kpi"``.
         sequential: add always-valid (mSPRT) p-values from daily cumulative looks.
         tables: the frame's :func:`compute_kpis` when the caller already has them.
+        lag_window_days: the window whose share of click-linked sales the click-to-sale lag
+            reports (default: the attribution window).
 
     Returns:
         ``{"experiment", "settings", "variants", "daily", "comparisons", "srm", "counts",
@@ -120,7 +130,10 @@ def analyse(frame: pl.DataFrame, config: Any, *, alpha: float = 0.05, n_boot: in
     observed = dict(zip(variants["variant"], variants["units"], strict=True))
     srm = srm_check({v: n for v, n in observed.items() if n > 0}, params.expected_shares())
     ts = frame.filter(pl.col("experiment") == params.name)["ts"]
+    lags = lag_summary(click_to_sale_lags(experiment_events(frame, params)),
+                       lag_window_days or params.attribution_window_days)
     return _finite({
+        "click_to_sale_lag": lags,
         "experiment": params.name,
         "settings": {"control": params.control, "weights": dict(params.weights),
                      "holdout": params.holdout,
@@ -263,6 +276,8 @@ def _blocks(payload: dict[str, Any], plots: Sequence[tuple[str, str]]) -> list[t
                            ("h2", "Comparisons with control"),
                            ("table", *_comparison_table(payload)),
                            ("h2", "Sample-ratio check"), ("p", _srm_text(payload["srm"])),
+                           ("h2", "Click-to-sale lag"),
+                           ("p", lag_text(payload["click_to_sale_lag"])),
                            ("h2", "Data quality"), ("ul", _counts_items(payload)),
                            ("h2", "Daily KPIs")]
     blocks += [("img", alt, src) for alt, src in plots]
@@ -367,7 +382,8 @@ def plot_daily(daily: Sequence[dict[str, Any]], column: str, path: Path, title: 
 
 def write_report(frame: pl.DataFrame, config: Any, out_dir: str | Path, *, fmt: str = "md",
                  alpha: float = 0.05, n_boot: int = 2000, seed: int = 0,
-                 holm_family: str = "all", sequential: bool = True) -> dict[str, Any]:
+                 holm_family: str = "all", sequential: bool = True,
+                 lag_window_days: float | None = None) -> dict[str, Any]:
     """Analyse the experiment (:func:`analyse`) and write into ``out_dir``: ``report.md`` (or
     ``report.html`` with ``fmt="html"``), ``metrics.json``, ``daily_ctr.png`` and
     ``daily_conversion.png``. Returns the payload of ``metrics.json`` plus ``"files"``."""
@@ -376,7 +392,8 @@ def write_report(frame: pl.DataFrame, config: Any, out_dir: str | Path, *, fmt: 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     payload = analyse(frame, config, alpha=alpha, n_boot=n_boot, seed=seed,
-                      holm_family=holm_family, sequential=sequential)
+                      holm_family=holm_family, sequential=sequential,
+                      lag_window_days=lag_window_days)
     window = f"{payload['settings']['attribution_window_days']:g}"
     plot_daily(payload["daily"], "ctr", out / "daily_ctr.png", "Daily CTR per variant")
     plot_daily(payload["daily"], "conversion", out / "daily_conversion.png",

@@ -19,7 +19,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     with open_event_log(args.log) as log:
         frame = log.read_frame(config.name)
     result = write_report(frame, config, Path(args.out), fmt=args.format, alpha=args.alpha,
-                          n_boot=args.n_boot, seed=args.seed, holm_family=args.holm_family)
+                          n_boot=args.n_boot, seed=args.seed, holm_family=args.holm_family,
+                          lag_window_days=args.lag_window)
     for c in result["comparisons"]:
         print(c["verdict"])
     if result["srm"]["mismatch"]:
@@ -91,6 +92,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-boot", type=int, default=2000,
                    help="unit-level bootstrap replicates (0: no bootstrap)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lag-window", type=float, default=None, metavar="DAYS",
+                   help="window whose share of click-linked sales the click-to-sale lag "
+                        "reports (default: the attribution window)")
     p.add_argument("--holm-family", choices=("all", "kpi"), default="all",
                    help="Holm over every variant x KPI comparison, or per KPI")
     p.set_defaults(func=cmd_report)

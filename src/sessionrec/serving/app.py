@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import torch
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
@@ -167,6 +167,10 @@ class EventBody(BaseModel):
         None, description="recommendations wanted (default: server's)")
     exclude_seen: StrictBool | None = Field(
         None, description="never recommend the session's own products (default: server's)")
+    placement: Literal["product_page", "basket"] | None = Field(
+        None, description="where the answer is shown: product_page (a product view, the "
+                          "default) or basket (a basket add: 'often bought together' with "
+                          "the product)")
 
 
 def _event_model(max_k: int) -> type[EventBody]:
@@ -361,6 +365,11 @@ def create_app(settings: ServeSettings, bundle: Bundle | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         torch.set_num_threads(settings.torch_threads)
+        if settings.basket_model:
+            from sessionrec.serving.baseline import load_baseline_bundle
+
+            state["basket"] = await asyncio.to_thread(
+                load_baseline_bundle, "cooc", settings.basket_model, None, settings.blocked())
         if archiving:
             from sessionrec.serving.archiving import open_archiver
 
@@ -426,7 +435,8 @@ def create_app(settings: ServeSettings, bundle: Bundle | None = None,
 
         add_experiment_routes(app, Event, k_param, lambda: state["reloader"], archiver)
     else:
-        _add_recommendation_routes(app, Event, k_param, mw, archiver)
+        _add_recommendation_routes(app, Event, k_param, mw, archiver,
+                                   lambda: state.get("basket"))
     if archiving:
         from sessionrec.serving.archive_api import add_archive_routes
 
@@ -448,26 +458,51 @@ async def answered_and_archived(answer, archiver, event, request: Request,
         return await answer
     from sessionrec.serving.archiving import ARCHIVED_HEADER, view_event
 
+    basket = getattr(event, "placement", None) == "basket"
     row = view_event(str(event.session_id), event.product_id, _text(event.user_id),
                      _text(event.device_id), event.timestamp,
-                     request.headers.get("user-agent"))
+                     request.headers.get("user-agent"),
+                     placement="basket" if basket else "product_page",
+                     kind="basket_add" if basket else "view")
     got, archived = await asyncio.gather(answer, current.record([row]))
     response.headers[ARCHIVED_HEADER] = "true" if archived else "false"
     return got
 
 
+async def placed_event(current: Middleware, event, basket_bundle: Bundle | None) -> Answer:
+    """A view (product_page) or basket add (basket) applied to its session, answered for its
+    placement (:mod:`sessionrec.serving.placements`)."""
+    from sessionrec.serving.placements import basket_answer, remember_session
+
+    answer = await current.event(str(event.session_id), event.product_id,
+                                 _text(event.user_id), event.timestamp, event.k,
+                                 event.exclude_seen)
+    await remember_session(current, _text(event.user_id), str(event.session_id))
+    if event.placement == "basket":
+        return basket_answer(basket_bundle, current, event.product_id, event.k)
+    return answer
+
+
 def _add_recommendation_routes(app: FastAPI, event_model: type, k_param, mw,
-                               archiver) -> None:
+                               archiver, basket) -> None:
     @app.post("/v1/events", response_model=Recommendations, tags=["recommendations"],
               responses={400: {"description": "the body is not parseable JSON (e.g. not UTF-8)"}})
     async def post_event(event: event_model, request: Request,  # type: ignore[valid-type]
                          response: Response) -> dict:
-        """Apply a click to its session and return the products to show next."""
-        answer = await answered_and_archived(
-            mw().event(str(event.session_id), event.product_id, _text(event.user_id),
-                       event.timestamp, event.k, event.exclude_seen),
-            archiver, event, request, response)
+        """Apply a click (or basket add) to its session and return the products to show."""
+        answer = await answered_and_archived(placed_event(mw(), event, basket()),
+                                             archiver, event, request, response)
         return _answer(answer)
+
+    @app.get("/v1/users/{user_id}/recommendations", response_model=Recommendations,
+             tags=["recommendations"])
+    async def home(user_id: Annotated[str, Path(**TEXT_ID), AfterValidator(check_text)],
+                   k: Annotated[int | None, Depends(k_param)] = None) -> dict:
+        """'For you' on the home page: from the user's state before any click of the visit
+        (reason: user_state, last_items or popular)."""
+        from sessionrec.serving.placements import home_answer
+
+        return _answer(await home_answer(mw(), user_id, k))
 
     @app.get("/v1/sessions/{session_id}/recommendations", response_model=SessionRecommendations,
              tags=["recommendations"], responses={404: {"description": "no such live session"}})

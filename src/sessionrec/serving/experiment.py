@@ -40,6 +40,7 @@ from sessionrec.serving.bundle import Bundle
 from sessionrec.serving.external import ExternalFailed, ExternalRecommender
 from sessionrec.serving.metrics import Metrics
 from sessionrec.serving.middleware import Answer, Middleware
+from sessionrec.serving.placements import home_answer, remember_session
 from sessionrec.serving.settings import ServeSettings
 from sessionrec.serving.store import StateStore, StoreUnavailable
 
@@ -178,7 +179,7 @@ class ExperimentRouter:
         product if the model does not know it)."""
         products: list = []
         try:
-            got = await mw.store.get_session(session_id)
+            got = await mw.store.get_session(session_id) if session_id else None
         except StoreUnavailable:
             got = None
         if got is not None and got.record is not None:
@@ -221,6 +222,8 @@ class ExperimentRouter:
         got = await answer_of(self.variants[variant])
         if got is None:
             return None
+        if session_id and user_id:
+            await remember_session(self.variants[variant], user_id, session_id)
         answer, n_events = (got.answer, got.n_events) if hasattr(got, "n_events") else (got, 0)
         fell_back = False
         if variant in self.external:
@@ -275,6 +278,17 @@ class ExperimentRouter:
 
         return await self._route(session_id, user_id, device_id, moment(None, self.clock),
                                  answer_of, k)
+
+    async def home(self, user_id: str, device_id: str | None = None,
+                   k: int | None = None) -> Routed:
+        """'For you' (the home placement) from the unit's variant, before any click."""
+        async def answer_of(mw: Middleware):
+            return await home_answer(mw, user_id, k)
+
+        routed = await self._route(None, user_id, device_id, moment(None, self.clock),
+                                   answer_of, k)
+        assert routed is not None
+        return routed
 
     # -- sessions, reload, lifecycle ----------------------------------------------------------
     async def end_session(self, session_id: str) -> bool:

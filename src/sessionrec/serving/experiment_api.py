@@ -209,6 +209,15 @@ def add_experiment_routes(app: FastAPI, event_model: type, k_param: Callable,
                                      "ended or expired)")
         return {**_routed(routed), "session_id": session_id, "events": routed.n_events}
 
+    @app.get("/v1/users/{user_id}/recommendations", response_model=ExperimentRecommendations,
+             tags=["recommendations"])
+    async def home(user_id: Annotated[str, Path(**TEXT_ID), AfterValidator(check_text)],
+                   k: Annotated[int | None, Depends(k_param)] = None,
+                   device_id: Annotated[str | None, Query(**TEXT_ID),
+                                        AfterValidator(_check_optional)] = None) -> dict:
+        """'For you' on the home page from the unit's variant (no click yet)."""
+        return _routed(await router().home(user_id, device_id, k))
+
     async def accepted(report, kind: str = "", body=None, request: Request | None = None,
                        ) -> dict:
         try:

@@ -57,6 +57,7 @@ class ServeSettings:
     ui: bool = True  # the web console under /ui (sessionrec.console)
     ui_private: bool = False  # console pages need the admin token too (else only its actions)
     ui_compare: str = ""  # extra models shown side by side in the console: NAME=RUN_DIR,...
+    basket_model: str = ""  # basket placement: obt or cooc run ("": the served fallback)
 
     def __post_init__(self) -> None:
         checks = {
