@@ -3,6 +3,8 @@ catalogue search, escaping, clear messages, model cards, the admin token."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from sessionrec.console.catalogue import Catalogue
@@ -144,3 +146,45 @@ def test_private_console_and_switching_it_off(console_root):
         assert c.get("/healthz").status_code == 200
     with pytest.raises(ConfigError, match="ui_private"):
         settings(ui_private=True)
+
+
+def _dashboard(c, want: str) -> dict:
+    for _ in range(600):
+        body = c.get("/ui/api/experiment").json()
+        if body["status"] == want:
+            return body
+    raise AssertionError(f"dashboard never became {want!r}: {body}")
+
+
+def test_dashboard_empty_then_the_reports_numbers(console_root, tmp_path):
+    from sessionrec.experiments.eventlog import open_event_log
+    from sessionrec.experiments.report import analyse
+    from sessionrec.experiments.synthetic_log import write_log
+
+    from .test_browser import experiment_app
+
+    app, config, frame = experiment_app(tmp_path, console_root / "runs", events=False)
+    with TestClient(app) as c:
+        body = _dashboard(c, "empty")
+        assert "No events logged yet for experiment 'console-test'" in body["message"]
+        assert c.get("/ui/experiment").status_code == 200
+        with open_event_log(f"sqlite:///{(tmp_path / 'events.db').as_posix()}") as log:
+            write_log(log, frame)
+            expected = json.loads(json.dumps(analyse(log.read_frame(config.name), config,
+                                                     n_boot=0)))  # as sent: JSON
+        c.app.state.console.dashboard().refresh_s = 0.0
+        body = _dashboard(c, "ready")
+    # the same numbers (polars may sum in another order: equal to the last bits only)
+    assert [c["verdict"] for c in body["comparisons"]] == [
+        c["verdict"] for c in expected["comparisons"]]
+    for got, want in zip(body["comparisons"], expected["comparisons"], strict=True):
+        for key in ("diff", "low", "high", "p_value", "p_holm", "p_always_valid"):
+            assert got[key] == pytest.approx(want[key], rel=1e-9), key
+    assert body["srm"] == expected["srm"]
+    assert body["variants"] == expected["variants"]
+    # the cumulative series ends at the whole experiment's totals
+    for v in expected["variants"]:
+        last = [r for r in body["series"] if r["variant"] == v["variant"]][-1]
+        assert last["cumulative_impressions"] == v["impressions"]
+        assert last["cumulative_ctr"]["value"] == pytest.approx(v["ctr"], rel=1e-12)
+        assert last["cumulative_ctr"]["low"] < v["ctr"] < last["cumulative_ctr"]["high"]

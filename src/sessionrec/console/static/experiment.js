@@ -44,12 +44,17 @@
         cell(v.impressions, int(v.impressions)), cell(v.clicks, int(v.clicks)), cell(v.ctr, pct(v.ctr)),
         cell(v.sales, int(v.sales)), cell(v.conversion, pct(v.conversion, 3)), cell(v.fallbacks, int(v.fallbacks)))));
     table("comparisons", ["KPI", "Variant", "Control value", "Variant value", "Difference (95% CI)", "p", "Holm p", "Always-valid p", "Significant"],
-      d.comparisons.map((c) => h("tr", {"data-variant": c.variant, "data-kpi": c.kpi},
+      d.comparisons.map((c) => {
+        const rate = c.kpi !== "revenue_per_impression";  // the others are shares: points
+        const val = (x) => rate ? pct(x, 3) : Number(x).toFixed(4);
+        const dif = (x) => rate ? (100 * x).toFixed(3) : Number(x).toFixed(4);
+        return h("tr", {"data-variant": c.variant, "data-kpi": c.kpi},
         h("th", {scope: "row"}, d.kpi_labels[c.kpi] || c.kpi), h("td", {}, c.variant),
-        cell(c.control_value, pct(c.control_value, 3)), cell(c.variant_value, pct(c.variant_value, 3)),
-        h("td", {}, (100 * c.diff).toFixed(3) + " pts (" + (100 * c.low).toFixed(3) + " to " + (100 * c.high).toFixed(3) + ")"),
+        cell(c.control_value, val(c.control_value)), cell(c.variant_value, val(c.variant_value)),
+        h("td", {}, dif(c.diff) + (rate ? " pts (" : " (") + dif(c.low) + " to " + dif(c.high) + ")"),
         cell(c.p_value, p3(c.p_value)), cell(c.p_holm, p3(c.p_holm)), cell(c.p_always_valid ?? null, p3(c.p_always_valid)),
-        h("td", {}, c.significant ? "yes" : "no"))));
+        h("td", {}, c.significant ? "yes" : "no"));
+      }));
     charts(d);
   }
 
@@ -96,13 +101,17 @@
     $("charts").replaceChildren(...out);
   }
 
+  let shownAt = null;
   async function refresh() {
     let wait = 5000;
     try {
       const r = await fetch("/ui/api/experiment");
       const d = await r.json();
       if (!r.ok) throw new Error(d.detail || ("HTTP " + r.status));
-      if (d.status === "ready") {
+      if (d.status === "ready" && d.computed_at === shownAt) {
+        // nothing new since the last analysis: leave the page as it is
+      } else if (d.status === "ready") {
+        shownAt = d.computed_at;
         performance.mark("dashboard-data");
         render(d);
         $("state").hidden = true;
