@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--hnsw-n", type=int, default=200_000)
     parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--kinds", nargs="+", default=["clustered", "iid:200000"],
+    parser.add_argument("--kinds", nargs="*", default=["clustered", "iid:200000"],
                         help="synthetic kinds, each optionally with its own n (iid:200000)")
     parser.add_argument("--stores", nargs="*", default=[], help="embedding stores (.parquet)")
     parser.add_argument("--no-write", action="store_true")

@@ -89,6 +89,8 @@ def experiment(data: Path, share: float, seed: int) -> tuple[list[str], dict]:
     hidden_mask[hidden] = True
     visible = np.flatnonzero(~hidden_mask & (counts > 0))
     cfg = MetaProd2VecConfig(seed=seed)
+    if not item_metadata_tokens(items).fields:
+        return [], {"no_metadata": True}
     full = train(trn, item_metadata_tokens(items), cfg).item_vectors().numpy()
     meta_cols = [c for c in META if c in items.columns]
     masked = items.with_columns([pl.when(pl.Series(hidden_mask)).then(None).otherwise(
@@ -143,6 +145,10 @@ def main() -> None:
                       "scripts/p2v_doc.py first)", ""]
             continue
         rows, info = experiment(data, args.share, args.seed)
+        if info.get("no_metadata"):
+            parts += [f"### {name}", "", "not applicable: the prepared items have no brand, "
+                      "category or price, so there is nothing to place a product from.", ""]
+            continue
         unknown = ", ".join(f"{f} {c}" for f, c in info["unknown"].items()) or "none"
         parts += [f"### {name}", "",
                   f"{info['hidden']:,} hidden of {info['hidden'] + info['visible']:,} trained "

@@ -67,7 +67,7 @@ def run_dataset(name: str, source_name: str, shared: Path, runs: Path, reuse: bo
         prepare(source, shared / source.shared_dir, data,
                 load_config(PrepareConfig, base=source.defaults), overwrite=True)
     splits = load_splits(data, name)
-    rows, notes = [], []
+    rows, notes, found = [], [], {}
     for label, model_name, params, need in VARIANTS:
         if model_name in skip or label in skip:
             notes.append(f"`{label}` not run on this dataset (time on the shared machine)")
@@ -87,8 +87,14 @@ def run_dataset(name: str, source_name: str, shared: Path, runs: Path, reuse: bo
                   f"{os.getloadavg()[0]:.1f}", flush=True)
         payload = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
         m = payload["metrics"]
+        found[label] = m
         rows.append(f"| {label} | " + " | ".join(f"{m[k]:.4f}" for k in METRICS)
                     + f" | {payload['n_predictions']:,} | {payload['train']['seconds']:.0f} |")
+    for other in ("vsknn", "gru4rec"):
+        if "p2v" in found and other in found:
+            a, b = found["p2v"], found[other]
+            notes.append(f"p2v minus {other}: recall@20 {a['recall@20'] - b['recall@20']:+.4f}, "
+                         f"mrr@20 {a['mrr@20'] - b['mrr@20']:+.4f}")
     head = [f"### {name}", "",
             f"{splits.train.n_events:,} train events, {splits.test.n_sessions:,} test sessions, "
             f"{splits.train.n_items:,} items.", "",
@@ -116,13 +122,14 @@ def main() -> None:
         "data has brand/category/price), session vector = mean of the last 5 items with "
         "recency weight 0.7^age, exact cosine to every item. GRU4Rec and V-SKNN with their "
         "default parameters (the tuned GRU4Rec figures are in the GRU4Rec section).", ""]
-    for name, source_name in DATASETS:
+    update_section("p2v", "\n".join(parts), doc=args.out)
+    for name, source_name in DATASETS:  # one section per dataset, written as it finishes
         if name in args.datasets:
             skip = {x.split("=", 1)[-1] for x in args.skip if "=" not in x
                     or x.split("=", 1)[0] == name}
-            parts += run_dataset(name, source_name, args.shared, args.runs, args.reuse, skip)
-    update_section("p2v", "\n".join(parts), doc=args.out)
-    print(f"wrote {args.out}")
+            text = run_dataset(name, source_name, args.shared, args.runs, args.reuse, skip)
+            update_section(f"p2v-{name}", "\n".join(text), doc=args.out)
+            print(f"wrote {name} into {args.out}", flush=True)
 
 
 if __name__ == "__main__":
