@@ -174,12 +174,12 @@ def main() -> None:
         rest = np.setdiff1d(np.arange(len(v)), q)
         rows += measure(f"store {Path(path).parent.name}/{Path(path).name}", v[rest], v[q], 0,
                         ivf=False)
+    command = " ".join(Path(a).name if a in args.stores else a for a in sys.argv[1:])
     body = "\n".join([
         "## Approximate nearest neighbours (similar products, p2v serving)", "",
         f"{machine()}; 2 cores shared with other sessions, CPU only, faiss "
-        f"{faiss.__version__}, 1 thread. Command: `python benchmarks/ann.py --n {args.n} "
-        f"--hnsw-n {args.hnsw_n} --kinds {' '.join(args.kinds)}"
-        f"{' --stores ...' if args.stores else ''}`. Latency: one query "
+        f"{faiss.__version__}, 1 thread. Command: `python benchmarks/ann.py "
+        f"{command}`. Latency: one query "
         "at a time; load = 1/5/15-minute load average when the row was measured (the machine "
         "is shared, so compare rows measured together, as ratios). Recall@10 against exact "
         "search on held-out query vectors.", "",

@@ -121,7 +121,12 @@ def main() -> None:
         "defaults: Meta-Prod2Vec dim 64, window 3, 2 epochs, 5 negatives (lambda 1 where the "
         "data has brand/category/price), session vector = mean of the last 5 items with "
         "recency weight 0.7^age, exact cosine to every item. GRU4Rec and V-SKNN with their "
-        "default parameters (the tuned GRU4Rec figures are in the GRU4Rec section).", ""]
+        "default parameters where the shared machine allowed it; on yoochoose-100k compare with "
+        "the GRU4Rec section above (official parameter sets, same data and protocol).", ""]
+    left = [d for d, _ in DATASETS if d not in args.datasets]
+    if left:
+        parts += [f"Not measured in this generation (`--datasets` left them out): "
+                  f"{', '.join(left)}.", ""]
     update_section("p2v", "\n".join(parts), doc=args.out)
     for name, source_name in DATASETS:  # one section per dataset, written as it finishes
         if name in args.datasets:
