@@ -99,6 +99,9 @@ async def open_loop(url: str, products: list, rate: float, seconds: float) -> di
         await asyncio.gather(*(one(i) for i in range(n)))
         wall = time.perf_counter() - start
     lat = np.asarray(latencies) * 1000
+    if not len(lat):
+        raise RuntimeError(f"no request of {n} succeeded ({errors} errors): the server is "
+                           "too slow for this rate on this machine; lower --rate")
     return {"target": rate, "achieved": len(latencies) / wall, "n": n, "errors": errors,
             "archived": archived, "p50": float(np.percentile(lat, 50)),
             "p99": float(np.percentile(lat, 99))}
