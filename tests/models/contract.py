@@ -29,6 +29,7 @@ from sessionrec.models.capabilities import (
     UserStateful,
 )
 from sessionrec.models.prefix_step import PrefixStep
+from sessionrec.models.scores import SparseScores
 
 ModelFactory = Callable[[], SessionRecommender]
 
@@ -248,6 +249,30 @@ def check_capabilities(factory: ModelFactory, tmp_path: Path) -> None:
             factory().set_pretrained_items(np.full((N_ITEMS, 4), np.nan, dtype=np.float32))
 
 
+def check_score_blocks(factory: ModelFactory, tmp_path: Path) -> None:
+    """score_blocks (what the evaluator reads) yields every target once with score()'s scores.
+
+    Prefixes include unknown items; a model with sparse scores must give exactly the dense
+    numbers, empty prefixes included.
+    """
+    model = fitted(factory)
+    test = tiny_test()
+    targets = np.flatnonzero((test.position_in_session() >= 1) & (test.items < N_ITEMS))
+    session = test.session_of_event()
+    seen: list[int] = []
+    for chunk, scores in model.score_blocks(test, targets, 3):
+        chunk = np.asarray(chunk)
+        assert tuple(scores.shape) == (len(chunk), N_ITEMS)
+        dense = scores.dense() if isinstance(scores, SparseScores) else scores.float()
+        prefixes = [test.items[test.offsets[session[t]] : t] for t in chunk]
+        assert_scores_close(dense, model.score(prefixes, test.users[session[chunk]]))
+        seen.extend(chunk.tolist())
+    assert sorted(seen) == targets.tolist()
+    if type(model).has_sparse_scores():
+        prefixes = [*PREFIXES, [], [999, -1], [8, 3]]
+        assert torch.equal(model.score_sparse(prefixes).dense(), model.score(prefixes))
+
+
 CONTRACT_CHECKS: tuple[Callable[[ModelFactory, Path], None], ...] = (
     check_not_fitted,
     check_fit_returns_self,
@@ -262,6 +287,7 @@ CONTRACT_CHECKS: tuple[Callable[[ModelFactory, Path], None], ...] = (
     check_score_next,
     check_prefix_step,
     check_capabilities,
+    check_score_blocks,
 )
 
 

@@ -11,8 +11,12 @@ Targets whose item the model does not know (index outside ``[0, n_items)`` of tr
 be ranked: they are dropped and counted as ``dropped_unknown_targets``, never silently.
 Unknown items inside a prefix are the model's business (see ``models/base.py``).
 
-Scores come from ``model.score_next`` in chunks of ``batch_size`` predictions, so memory is
-bounded by ``batch_size * n_items`` floats whatever the test size.
+Scores come from ``model.score_blocks`` (by default ``model.score_next``) in chunks of
+``batch_size`` predictions, so memory is bounded by ``batch_size * n_items`` floats whatever the
+test size; ranks and top-K lists are computed on row blocks of about 8 MB of each chunk. Models
+that score few items per prefix (kNN, rules) or one vector for all (most-popular) yield
+:class:`~sessionrec.models.scores.SparseScores` instead, ranked from their listed entries and
+one sorted copy of the fill (:mod:`sessionrec.evaluation.sparse_ranks`) with the same ranks.
 """
 
 from __future__ import annotations
@@ -34,9 +38,11 @@ from sessionrec.evaluation.metrics import (
     check_ties,
     metric_values,
     ranks_from_scores,
-    top_k,
 )
+from sessionrec.evaluation.sparse_ranks import sparse_ranks, sparse_top_k
+from sessionrec.evaluation.top_lists import TopLists
 from sessionrec.models.base import SessionRecommender
+from sessionrec.models.scores import SparseScores
 from sessionrec.progress import Progress
 from sessionrec.torch_env import torch_threads
 
@@ -150,35 +156,6 @@ def target_events(sessions: Sessions, protocol: Protocol) -> tuple[np.ndarray, i
     return targets.astype(np.int64), skipped
 
 
-class _TopLists:
-    """Catalogue coverage and mean popularity of the top-K lists, added block by block."""
-
-    def __init__(self, n_items: int, ks: tuple[int, ...], popularity: torch.Tensor) -> None:
-        self.ks = ks
-        self.k_top = min(ks[-1], n_items)
-        self.widths = [min(k, self.k_top) for k in ks]  # k beyond the catalogue is clipped
-        self.popularity = popularity  # float64 [n_items]
-        # Best (lowest) top-list slot each item ever held; k_top = never in a list.
-        self.best_slot = torch.full((n_items,), self.k_top, dtype=torch.int64)
-        self.slots = torch.arange(self.k_top, dtype=torch.int64)
-        self.pop_sums = torch.zeros(len(ks), dtype=torch.float64)
-        self.n = 0
-
-    def add(self, scores: torch.Tensor) -> None:
-        top = top_k(scores, self.k_top)[1].cpu()  # [B, k_top]
-        self.best_slot.scatter_reduce_(0, top.reshape(-1), self.slots.repeat(len(top)), "amin")
-        cum_pop = self.popularity[top].cumsum(1)  # [B, k_top]
-        self.pop_sums += cum_pop[:, [w - 1 for w in self.widths]].sum(0)
-        self.n += len(top)
-
-    def coverage(self) -> dict[int, float]:
-        return {k: float((self.best_slot < k).double().mean()) for k in self.ks}
-
-    def mean_popularity(self) -> dict[int, float]:
-        return {k: float(self.pop_sums[i]) / (self.n * w)
-                for i, (k, w) in enumerate(zip(self.ks, self.widths, strict=True))}
-
-
 def evaluate(
     model: SessionRecommender,
     train: Sessions,
@@ -193,7 +170,7 @@ def evaluate(
     """Rank every test target against the full training catalogue.
 
     Args:
-        model: a fitted recommender; its ``score_next`` supplies the scores.
+        model: a fitted recommender; its ``score_blocks`` (``score_next``) supplies the scores.
         train: the split the model was fitted on (catalogue size and item popularity).
         test: test sessions in the same item index space as ``train``.
         protocol: ``"next-item"`` or ``"last-item"`` (see the module docstring).
@@ -243,8 +220,7 @@ def evaluate(
 
     item_of_event = torch.from_numpy(test.items)
     counts = np.bincount(train.items, minlength=n_items).astype(np.float64)
-    popularity = torch.from_numpy(counts / max(counts.max(), 1.0))
-    stats = _TopLists(n_items, ks, popularity)
+    stats = TopLists(n_items, ks, counts / max(counts.max(), 1.0))
     # Rank and top-K passes run on row blocks of ~8 MB so the second pass reads from cache.
     rows = max(1, _BLOCK_ELEMENTS // n_items)
     chunks: list[np.ndarray] = []
@@ -254,16 +230,24 @@ def evaluate(
     bar = Progress(len(targets), f"evaluate {getattr(model, 'name', type(model).__name__)}",
                    "predictions")
     with torch.no_grad(), torch_threads(num_threads), bar:
-        for chunk, scores in model.score_next(test, targets, batch_size):
+        for chunk, scores in model.score_blocks(test, targets, batch_size):
             chunk = np.asarray(chunk, dtype=np.int64)
             if tuple(scores.shape) != (len(chunk), n_items):
                 raise SessionRecError(
-                    f"{type(model).__name__}.score_next yielded scores of shape "
+                    f"{type(model).__name__}.score_next (score_blocks) yielded scores of shape "
                     f"{tuple(scores.shape)} for {len(chunk)} targets; expected "
                     f"({len(chunk)}, {n_items})"
                 )
             chunks.append(chunk)
             if len(chunk) == 0:
+                continue
+            if isinstance(scores, SparseScores):
+                rank_parts.append(sparse_ranks(scores, test.items[chunk], ties))
+                if len(scores.indices) == 0:  # one vector for every row: one top list
+                    stats.add_top(sparse_top_k(scores.head(1), stats.k_top), len(scores))
+                else:
+                    stats.add_top(sparse_top_k(scores, stats.k_top))
+                bar.update(len(chunk))
                 continue
             tgt = item_of_event[torch.from_numpy(chunk)].to(scores.device)
             step = -(-len(chunk) // -(-len(chunk) // rows))  # equal blocks of <= rows rows
@@ -278,8 +262,8 @@ def evaluate(
     order = np.argsort(yielded, kind="stable")
     if not np.array_equal(yielded[order], targets):
         raise SessionRecError(
-            f"{type(model).__name__}.score_next did not yield every requested target exactly "
-            f"once ({len(yielded)} yielded, {len(targets)} requested)"
+            f"{type(model).__name__}.score_next (score_blocks) did not yield every requested "
+            f"target exactly once ({len(yielded)} yielded, {len(targets)} requested)"
         )
     ranks = np.concatenate(rank_parts)[order]
     n = len(ranks)

@@ -5,6 +5,10 @@
 * ``score(prefixes, users=None)`` gives a float32 score for *every* item for each session
   prefix: the evaluator ranks the full catalogue with it.
 * ``recommend(prefixes, k)`` returns the top-k item indices and scores.
+* optionally ``_score_sparse(prefixes, users)``: the same scores as ``_score`` as
+  :class:`~sessionrec.models.scores.SparseScores` (a shared fill plus a few listed entries per
+  prefix), for models that score few items (kNN, rules) or one vector for all (most-popular);
+  the evaluator then ranks without dense score matrices (see :meth:`score_blocks`).
 * ``save(dir)`` / ``load(dir)`` use JSON for the config and weights-only tensors
   (``torch.load(weights_only=True)``); never pickle.
 
@@ -28,9 +32,13 @@ import torch
 
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, NotFittedError, SessionRecError, valid_choices
+from sessionrec.models.scores import SparseScores
 from sessionrec.training.context import FitContext
 
 CONFIG_FILE = "model.json"
+# Predictions per SparseScores block of score_blocks: memory follows the listed entries, not
+# rows x n_items, and the kNN models search neighbours faster in large batches.
+SPARSE_BATCH = 4096
 WEIGHTS_FILE = "weights.pt"
 
 _MODELS: dict[str, type[SessionRecommender]] = {}
@@ -144,6 +152,59 @@ class SessionRecommender(ABC):
     def _score(self, prefixes: list[np.ndarray], users: np.ndarray | None) -> torch.Tensor:
         """Scores [B, n_items] for non-empty, valid prefixes."""
 
+    def _score_sparse(self, prefixes: list[np.ndarray], users: np.ndarray | None) -> SparseScores:
+        """Optional: the scores of :meth:`_score` as SparseScores (non-empty, valid prefixes).
+
+        A model implementing it gets sparse evaluation from :meth:`score_blocks`; its
+        ``_score`` should then be ``self._score_sparse(prefixes, users).dense()`` so that the
+        two can never disagree.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no sparse scores")
+
+    @classmethod
+    def has_sparse_scores(cls) -> bool:
+        """Whether the class implements :meth:`_score_sparse`."""
+        return cls._score_sparse is not SessionRecommender._score_sparse
+
+    def score_sparse(
+        self, prefixes: Sequence[Sequence[int]], users: Sequence[int] | None = None
+    ) -> SparseScores:
+        """The scores of :meth:`score` as :class:`SparseScores` (models with ``_score_sparse``).
+
+        Empty prefixes (after dropping unknown items) get the training popularity, listed in
+        full for their rows. Raises SessionRecError for a model without sparse scores.
+        """
+        self._check_fitted()
+        if not self.has_sparse_scores():
+            raise SessionRecError(f"{type(self).__name__} has no sparse scores; use score()")
+        return self._sparse_of_clean([self._sanitize(p) for p in prefixes], users)
+
+    def _sparse_of_clean(
+        self, clean: list[np.ndarray], users: Sequence[int] | None
+    ) -> SparseScores:
+        """:meth:`score_sparse` of prefixes that hold only known items."""
+        nonempty = np.array([i for i, p in enumerate(clean) if len(p)], dtype=np.int64)
+        if len(nonempty) == 0:
+            return SparseScores.broadcast(self.popularity_.float(), len(clean))
+        u = None if users is None else np.asarray(users, dtype=np.int64)[nonempty]
+        part = self._score_sparse([clean[i] for i in nonempty], u)
+        if len(nonempty) == len(clean):
+            return part
+        n_empty = len(clean) - len(nonempty)
+        return part.with_rows(nonempty, len(clean),
+                              self.popularity_.float().unsqueeze(0).repeat(n_empty, 1))
+
+    def _prefixes(
+        self, sessions: Sessions, targets: np.ndarray, batch_size: int
+    ) -> Iterator[tuple[np.ndarray, list[np.ndarray], np.ndarray]]:
+        """``(target_chunk, prefixes, users)``: each target's session events before it."""
+        session_of = sessions.session_of_event()
+        starts = sessions.offsets[:-1]
+        for lo in range(0, len(targets), batch_size):
+            chunk = targets[lo : lo + batch_size]
+            prefixes = [sessions.items[starts[session_of[t]] : t] for t in chunk]
+            yield chunk, prefixes, sessions.users[session_of[chunk]]
+
     def score_next(
         self, sessions: Sessions, targets: np.ndarray, batch_size: int = 512
     ) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
@@ -154,13 +215,31 @@ class SessionRecommender(ABC):
         calls :meth:`score`; recurrent models override it to walk sessions step by step.
         """
         self._check_fitted()
-        session_of = sessions.session_of_event()
-        starts = sessions.offsets[:-1]
-        for lo in range(0, len(targets), batch_size):
-            chunk = targets[lo : lo + batch_size]
-            prefixes = [sessions.items[starts[session_of[t]] : t] for t in chunk]
-            users = sessions.users[session_of[chunk]]
+        for chunk, prefixes, users in self._prefixes(sessions, targets, batch_size):
             yield chunk, self.score(prefixes, users)
+
+    def score_blocks(
+        self, sessions: Sessions, targets: np.ndarray, batch_size: int = 512
+    ) -> Iterator[tuple[np.ndarray, torch.Tensor | SparseScores]]:
+        """What the evaluator reads: ``(target_chunk, scores)`` for every target once.
+
+        ``scores`` is a dense float tensor [len(chunk), n_items] (from :meth:`score_next`) or,
+        for a model with ``_score_sparse`` that keeps the default ``score_next``,
+        :class:`SparseScores` of up to ``max(batch_size, SPARSE_BATCH)`` targets. Both mean
+        the same numbers; a model may override this to yield either kind.
+        """
+        cls = type(self)
+        if not cls.has_sparse_scores() or cls.score_next is not SessionRecommender.score_next:
+            yield from self.score_next(sessions, targets, batch_size)
+            return
+        self._check_fitted()
+        known = bool(np.all((sessions.items >= 0) & (sessions.items < self.n_items_)))
+        for chunk, prefixes, users in self._prefixes(sessions, targets,
+                                                     max(batch_size, SPARSE_BATCH)):
+            if known:  # nothing to drop from the prefixes: skip the per-prefix check
+                yield chunk, self._sparse_of_clean(prefixes, users)
+            else:
+                yield chunk, self.score_sparse(prefixes, users)
 
     def recommend(
         self,
@@ -179,6 +258,13 @@ class SessionRecommender(ABC):
             raise SessionRecError(f"k must be at least 1, got {k}")
         self._check_fitted()
         k = min(int(k), self.n_items_)
+        if not exclude_seen and type(self).has_sparse_scores():
+            # top-k from the listed entries: no dense row of n_items scores per request
+            from sessionrec.evaluation.sparse_ranks import sparse_top_k  # import cycle
+
+            sparse = self.score_sparse(prefixes, users)
+            top = sparse_top_k(sparse, k)
+            return top, sparse.gather(top)
         scores = self.score(prefixes, users)
         if exclude_seen:
             for row, prefix in enumerate(prefixes):

@@ -22,6 +22,7 @@ from sessionrec.models.baselines._sparse import (
     csr_state,
     keep_top_per_row,
 )
+from sessionrec.models.scores import SparseScores
 
 _STATE = {"matrix_indptr", "matrix_indices", "matrix_data"}
 
@@ -58,8 +59,12 @@ class ItemToItemRecommender(SessionRecommender):
 
     def _score(self, prefixes: list[np.ndarray], users: np.ndarray | None) -> torch.Tensor:
         # float32 throughout: W is stored in float32 and one-hot queries multiply exactly.
+        return self._score_sparse(prefixes, users).dense()
+
+    def _score_sparse(self, prefixes: list[np.ndarray], users: np.ndarray | None) -> SparseScores:
+        # float32 throughout: W is stored in float32 and one-hot queries multiply exactly.
         scores = self._query(prefixes).astype(np.float32) @ self.matrix_
-        return torch.from_numpy(sp.csr_matrix(scores).toarray())
+        return SparseScores.from_csr(sp.csr_matrix(scores), 0.0)
 
     def _state(self) -> dict[str, torch.Tensor]:
         return csr_state("matrix", self.matrix_)

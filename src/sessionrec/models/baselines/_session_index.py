@@ -15,6 +15,7 @@ those neighbours are expanded to their items. Nothing loops over prefixes or eve
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -79,12 +80,12 @@ class SessionIndex:
     def n_sessions(self) -> int:
         return len(self.times)
 
-    @property
+    @cached_property
     def n_distinct(self) -> np.ndarray:
         """int64 [n_sessions]: number of distinct items of each session."""
         return np.diff(self.items_indptr)
 
-    @property
+    @cached_property
     def document_frequency(self) -> np.ndarray:
         """int64 [n_items]: number of sessions that contain each item."""
         return np.diff(self.postings_indptr)

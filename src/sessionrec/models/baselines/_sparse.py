@@ -174,11 +174,3 @@ def flatten_prefixes(
     position = np.arange(len(items), dtype=np.int64) - np.repeat(np.cumsum(length) - length,
                                                                  length) + 1
     return items, owner, position, length
-
-
-def dense_scores(rows: np.ndarray, cols: np.ndarray, values: np.ndarray,
-                 shape: tuple[int, int]) -> torch.Tensor:
-    """Sum ``values`` into a dense float32 tensor of ``shape`` (duplicates add up in float64)."""
-    m = sp.csr_matrix((np.asarray(values, dtype=np.float64), (rows, cols)), shape=shape)
-    m.sum_duplicates()
-    return torch.from_numpy(m.astype(np.float32).toarray())

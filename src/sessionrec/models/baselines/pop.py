@@ -7,6 +7,7 @@ import torch
 
 from sessionrec.data.sessions import Sessions
 from sessionrec.models.base import SessionRecommender, register_model
+from sessionrec.models.scores import SparseScores
 
 
 @register_model
@@ -28,3 +29,6 @@ class Popularity(SessionRecommender):
 
     def _score(self, prefixes: list[np.ndarray], users: np.ndarray | None) -> torch.Tensor:
         return self.popularity_.unsqueeze(0).repeat(len(prefixes), 1)
+
+    def _score_sparse(self, prefixes: list[np.ndarray], users: np.ndarray | None) -> SparseScores:
+        return SparseScores.broadcast(self.popularity_.float(), len(prefixes))

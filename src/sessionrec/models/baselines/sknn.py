@@ -13,7 +13,8 @@ from sessionrec.models.baselines._session_index import (
     chunks,
     top_k_pairs,
 )
-from sessionrec.models.baselines._sparse import check_positive, dense_scores
+from sessionrec.models.baselines._sparse import check_positive
+from sessionrec.models.scores import SparseScores
 
 
 @register_model
@@ -62,10 +63,13 @@ class SessionKNN(SessionRecommender):
 
     # -- scoring ----------------------------------------------------------------------------
     def _score(self, prefixes: list[np.ndarray], users: np.ndarray | None) -> torch.Tensor:
-        parts = [self._score_chunk(prefixes[sl]) for sl in chunks(prefixes, self.sample_size)]
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+        return self._score_sparse(prefixes, users).dense()
 
-    def _score_chunk(self, prefixes: list[np.ndarray]) -> torch.Tensor:
+    def _score_sparse(self, prefixes: list[np.ndarray], users: np.ndarray | None) -> SparseScores:
+        parts = [self._score_chunk(prefixes[sl]) for sl in chunks(prefixes, self.sample_size)]
+        return parts[0] if len(parts) == 1 else SparseScores.concat(parts)
+
+    def _score_chunk(self, prefixes: list[np.ndarray]) -> SparseScores:
         index = self.index_
         query = PrefixBatch.build(prefixes, self.n_items_)
         weights = self._query_weights(query)
@@ -74,7 +78,8 @@ class SessionKNN(SessionRecommender):
         chosen = top_k_pairs(prefix, session, sim, self.k)
         prefix, session, sim = prefix[chosen], session[chosen], sim[chosen]
         pair, items = index.expand_items(session)  # every item of every neighbour
-        return dense_scores(prefix[pair], items, sim[pair], (len(prefixes), self.n_items_))
+        return SparseScores.from_triplets(prefix[pair], items, sim[pair],
+                                          (len(prefixes), self.n_items_))
 
     # -- persistence ------------------------------------------------------------------------
     def _state(self) -> dict[str, torch.Tensor]:

@@ -13,7 +13,8 @@ from sessionrec.models.baselines._session_index import (
     chunks,
     top_k_pairs,
 )
-from sessionrec.models.baselines._sparse import check_positive, dense_scores, group_rank
+from sessionrec.models.baselines._sparse import check_positive, group_rank
+from sessionrec.models.scores import SparseScores
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -70,10 +71,13 @@ class STAN(SessionRecommender):
         self.index_ = SessionIndex.build(train, sequences=True)
 
     def _score(self, prefixes: list[np.ndarray], users: np.ndarray | None) -> torch.Tensor:
-        parts = [self._score_chunk(prefixes[sl]) for sl in chunks(prefixes, self.sample_size)]
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+        return self._score_sparse(prefixes, users).dense()
 
-    def _score_chunk(self, prefixes: list[np.ndarray]) -> torch.Tensor:
+    def _score_sparse(self, prefixes: list[np.ndarray], users: np.ndarray | None) -> SparseScores:
+        parts = [self._score_chunk(prefixes[sl]) for sl in chunks(prefixes, self.sample_size)]
+        return parts[0] if len(parts) == 1 else SparseScores.concat(parts)
+
+    def _score_chunk(self, prefixes: list[np.ndarray]) -> SparseScores:
         index = self.index_
         query = PrefixBatch.build(prefixes, self.n_items_)
         n = query.length[query.prefix]
@@ -96,8 +100,9 @@ class STAN(SessionRecommender):
         key = pair * self.n_items_ + item
         order = np.lexsort((-w3, key))
         first = order[group_rank(key[order]) == 0]
-        return dense_scores(prefix[pair[first]], item[first], sim2[pair[first]] * w3[first],
-                            (len(prefixes), self.n_items_))
+        return SparseScores.from_triplets(prefix[pair[first]], item[first],
+                                          sim2[pair[first]] * w3[first],
+                                          (len(prefixes), self.n_items_))
 
     @staticmethod
     def _distance_to_anchor(
