@@ -59,7 +59,7 @@ def run_quickstart(threads: int, busy: bool, out: Path) -> dict:
                         for m, p in runs.items()}}
 
 
-def render(rows: list[dict], command: str, identical: bool) -> str:
+def render(rows: list[dict], command: str, identical: bool, note: str = "") -> str:
     lines = [
         "## quickstart: wall time, torch threads and a competing process",
         "",
@@ -70,19 +70,29 @@ def render(rows: list[dict], command: str, identical: bool) -> str:
         "so \"idle\" means no competitor of ours, not an idle machine.",
         f"Machine: {machine()}, CPU only.",
         f"Command: `{command}`",
+        *([note] if note else []),
         "",
         "| torch threads | competitor | wall s | GRU4Rec fit s | GRU4Rec events/s | load |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         threads = "torch default" if r["threads"] == 0 else str(r["threads"])
+        if r.get("wall_s") is None:  # stopped before it finished: a lower bound
+            lines.append(f"| {threads} | {'busy loop' if r['busy'] else 'none'} "
+                         f"| > {r['lower_bound_s']:.0f} (stopped: {r['note']}) | — | — "
+                         f"| {r['load']:.1f} |")
+            continue
         lines.append(f"| {threads} | {'busy loop' if r['busy'] else 'none'} "
                      f"| {r['wall_s']:.1f} | {r['gru_fit_s']:.1f} "
                      f"| {r['gru_events_per_s']:,.0f} | {r['load']:.1f} |")
-    first = rows[0]["metrics"]
-    lines += ["", "Metrics " + ("identical in every run" if identical else
-                                "DIFFER between runs") + ": " +
-              ", ".join(f"{m} recall@20 {v['recall@20']:.4f}" for m, v in first.items()) + "."]
+    first = rows[0].get("metrics")
+    if first and all(r.get("metrics") for r in rows) and len(rows) > 1:
+        lines += ["", "Metrics " + ("identical in every run" if identical else
+                                    "DIFFER between runs") + ": " +
+                  ", ".join(f"{m} recall@20 {v['recall@20']:.4f}" for m, v in first.items())
+                  + "."]
+    else:
+        lines += ["", "Metrics were not compared: fewer than two runs finished."]
     return "\n".join(lines)
 
 
@@ -93,7 +103,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--no-busy", action="store_true", help="skip the competing-process runs")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--note", default="", help="a sentence about the conditions")
+    parser.add_argument("--rows", type=Path, default=None,
+                        help="JSON rows of earlier runs (one object per line, as printed after "
+                             "'row:') to render instead of running")
     args = parser.parse_args(argv)
+    command = " ".join(["python", "benchmarks/quickstart.py", *sys.argv[1:]])
+    if args.rows is not None:
+        # The rows came from an earlier (possibly interrupted) run of the plain command.
+        command = "python benchmarks/quickstart.py (stopped early; rows re-rendered with --rows)"
+        rows = [json.loads(line) for line in args.rows.read_text().splitlines() if line.strip()]
+        text = render(rows, command, all(r.get("metrics") == rows[0].get("metrics")
+                                         for r in rows), args.note)
+        print(text)
+        if not args.no_write:
+            update_section(SECTION, text)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeats):
@@ -104,8 +129,11 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"threads {threads} {'busy' if busy else 'idle'}: "
                           f"{row['wall_s']:.1f} s (GRU4Rec fit {row['gru_fit_s']:.1f} s, "
                           f"load {row['load']:.1f})", flush=True)
+                    print("row: " + json.dumps(row), flush=True)
+                    if not args.no_write:  # an interrupted run keeps what it measured
+                        same = all(r["metrics"] == rows[0]["metrics"] for r in rows)
+                        update_section(SECTION, render(rows, command, same))
     identical = all(r["metrics"] == rows[0]["metrics"] for r in rows)
-    command = " ".join(["python", "benchmarks/quickstart.py", *sys.argv[1:]])
     text = render(rows, command, identical)
     print(text)
     if not args.no_write:
