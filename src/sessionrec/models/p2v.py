@@ -122,9 +122,10 @@ class Prod2VecRecommender(SessionRecommender):
         return torch.full((n, self.last_n), -1.0)
 
     def advance(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Append each clicked item (``-1``: no click, state unchanged)."""
+        """Append each clicked item (``-1`` or an unknown item: state unchanged)."""
         moved = torch.cat([states[:, 1:], items[:, None].float()], dim=1)
-        return torch.where((items >= 0)[:, None], moved, states)
+        known = (items >= 0) & (items < self.n_items_)
+        return torch.where(known[:, None], moved, states)
 
     def _state_prefixes(self, states: torch.Tensor) -> list[np.ndarray]:
         return [s[s >= 0].astype(np.int64) for s in states.numpy()]
