@@ -1,0 +1,191 @@
+"""The neural core: data-parallel scaling, and serving models without a recurrent state.
+
+    python benchmarks/neural_core.py [--epochs 3] [--nproc 2] [--rate 500] [--seconds 20]
+                                     [--runs runs/bench-neural-core] [--skip-ddp] [--skip-serve]
+
+1. **DDP**: NARM (configs/yoochoose-100k/narm.toml) trained by ``sessionrec train`` with one
+   process and with ``--nproc N`` (gloo, same global batch, same epochs, no early stopping),
+   each evaluated on the test split: Recall@20 / MRR@20, training events/s and the scaling
+   efficiency (events/s with N processes / (N × events/s with one)).
+2. **Serving** (memory store, one uvicorn worker, loopback): ``POST /v1/events`` at a fixed
+   offered rate for V-SKNN and NARM, both served through the prefix step (the session's last
+   items in the state record), beside GRU4Rec (recurrent state) as the baseline in the same
+   script. Open loop: requests are scheduled on a fixed clock and latency is measured from the
+   scheduled time, so a slow answer delays no later request's clock (no coordinated omission).
+
+Figures go to docs/benchmarks.md (section ``neural-core``) with the machine and the load
+average, which matters: this machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _report import machine, update_section
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "sessionrec.cli"]
+
+
+def load() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def train(config: str, out: Path, extra: list[str]) -> dict:
+    if not (out / "metrics.json").is_file():
+        subprocess.run([*CLI, "train", "--config", config, "--out", str(out), "--overwrite",
+                        "--set", "model.params.progress=false", *extra], check=True)
+    return json.loads((out / "metrics.json").read_text())
+
+
+def ddp_section(args) -> str:
+    runs = Path(args.runs)
+    common = ["--set", f"model.params.n_epochs={args.epochs}", "--set", "model.params.patience=0"]
+    rows, results = [], {}
+    for nproc in (1, args.nproc):
+        before = load()
+        m = train("configs/yoochoose-100k/narm.toml", runs / f"narm-nproc{nproc}",
+                  [*common, "--nproc", str(nproc)])
+        results[nproc] = m
+        rows.append(f"| {nproc} | {m['metrics']['recall@20']:.4f} | {m['metrics']['mrr@20']:.4f} "
+                    f"| {m['train']['epochs']} | {m['train']['events_per_s']:,.0f} "
+                    f"| {m['train']['train_seconds']:.0f} | {before} → {load()} |")
+    one, many = results[1]["train"]["events_per_s"], results[args.nproc]["train"]["events_per_s"]
+    d_recall = (results[args.nproc]["metrics"]["recall@20"]
+                - results[1]["metrics"]["recall@20"])
+    return "\n".join([
+        f"NARM on yoochoose-100k (embedding 50, hidden 100, global batch 512, {args.epochs} "
+        "epochs, full softmax), `sessionrec train --config configs/yoochoose-100k/narm.toml "
+        f"--set model.params.n_epochs={args.epochs} --set model.params.patience=0 "
+        "[--nproc N]`; gloo on the CPU, each rank 1 torch thread.", "",
+        "| processes | Recall@20 | MRR@20 | epochs | train events/s | train s | load avg "
+        "(1/5/15 min, before → after) |", "|---:|---:|---:|---:|---:|---:|---|", *rows, "",
+        f"Scaling efficiency with {args.nproc} processes: {many / (args.nproc * one):.2f} "
+        f"(events/s ×{many / one:.2f}); Recall@20 difference {d_recall:+.4f}."])
+
+
+# -- open-loop serving ----------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def open_loop(url: str, products: list[str], rate: float, seconds: float) -> dict:
+    import httpx
+
+    n = int(rate * seconds)
+    rng = random.Random(0)
+    latencies: list[float] = []
+    errors = 0
+    start = time.perf_counter() + 0.5
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=5.0) as client:
+        async def one(i: int) -> None:
+            nonlocal errors
+            scheduled = start + i / rate
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            body = {"session_id": f"s{i % 2000}", "product_id": rng.choice(products)}
+            try:
+                r = await client.post("/v1/events", json=body)
+                if r.status_code != 200:
+                    errors += 1
+            except httpx.HTTPError:
+                errors += 1
+            latencies.append((time.perf_counter() - scheduled) * 1000)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        wall = time.perf_counter() - t0
+    latencies.sort()
+    q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))]  # noqa: E731
+    return {"requests": n, "achieved": n / wall, "errors": errors, "p50": q(0.5),
+            "p99": q(0.99), "max": latencies[-1]}
+
+
+def serve_one(run_dir: Path, vocab: Path, rate: float, seconds: float) -> dict:
+    import polars as pl
+
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([*CLI, "serve", "--model", str(run_dir), "--vocab", str(vocab),
+                             "--port", str(port), "--host", "127.0.0.1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        import httpx
+
+        for _ in range(600):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        products = pl.read_parquet(vocab)["item_id"].cast(pl.Utf8).to_list()[:2000]
+        return asyncio.run(open_loop(f"http://127.0.0.1:{port}", products, rate, seconds))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def serve_section(args) -> str:
+    runs = Path(args.runs)
+    narm = runs / "narm-nproc1"
+    vocab = narm / "data" / "items.parquet"
+    vsknn = runs / "vsknn"
+    train("configs/yoochoose-100k/narm.toml", narm,
+          ["--set", f"model.params.n_epochs={args.epochs}", "--set", "model.params.patience=0"])
+    train("configs/yoochoose-100k/gru4rec-official-best.toml", runs / "gru4rec",
+          ["--set", "model.params.n_epochs=1", "--data", str(narm / "data")])
+    train("configs/yoochoose-100k/narm.toml", vsknn,
+          ["--set", "model.name=vsknn", "--set", "model.params={}", "--data", str(narm / "data")])
+    rows = []
+    for name, run in (("GRU4Rec (recurrent state)", runs / "gru4rec"),
+                      ("V-SKNN (prefix step)", vsknn), ("NARM (prefix step)", narm)):
+        before = load()
+        r = serve_one(run, vocab, args.rate, args.seconds)
+        rows.append(f"| {name} | {args.rate:.0f} | {r['achieved']:,.0f} | {r['p50']:.1f} "
+                    f"| {r['p99']:.1f} | {r['max']:.0f} | {r['errors']} | {before} → {load()} |")
+    return "\n".join([
+        f"`POST /v1/events` on yoochoose-100k models, memory store, one worker, loopback, "
+        f"{args.seconds:.0f} s at a fixed offered rate per model (open loop, latency from the "
+        "scheduled time; random products of the vocabulary, 2,000 sessions).", "",
+        "| model | offered req/s | achieved req/s | p50 ms | p99 ms | max ms | errors | "
+        "load avg (before → after) |", "|---|---:|---:|---:|---:|---:|---:|---|", *rows])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--nproc", type=int, default=2)
+    parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--runs", default="runs/bench-neural-core")
+    parser.add_argument("--skip-ddp", action="store_true")
+    parser.add_argument("--skip-serve", action="store_true")
+    args = parser.parse_args()
+    os.chdir(ROOT)
+    parts = [f"Measured on {machine()}; `python benchmarks/neural_core.py --epochs "
+             f"{args.epochs} --nproc {args.nproc} --rate {args.rate:.0f} --seconds "
+             f"{args.seconds:.0f}`. The machine was shared with other work: the load average "
+             "is given beside each figure.", ""]
+    if not args.skip_ddp:
+        parts += ["### Data-parallel training", "", ddp_section(args), ""]
+    if not args.skip_serve:
+        parts += ["### Serving models without a recurrent state", "", serve_section(args)]
+    body = "## Neural core\n\n" + "\n".join(parts)
+    print(body)
+    update_section("neural-core", body)
+
+
+if __name__ == "__main__":
+    main()
