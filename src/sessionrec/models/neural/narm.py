@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from sessionrec.batching.prefixes import PrefixBatch
 from sessionrec.models.base import register_model
@@ -54,7 +55,11 @@ class NARMEncoder(nn.Module):
 
     def forward(self, batch: PrefixBatch) -> torch.Tensor:
         x = self.drop_embed(self.items(batch.items))                 # [B, L, e]
-        h, _ = self.gru(x)                                           # [B, L, hid]
+        # Packed: the GRU runs over real items only (most prefixes are far shorter than L).
+        packed = pack_padded_sequence(x, batch.lengths.cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        h, _ = pad_packed_sequence(self.gru(packed)[0], batch_first=True,
+                                   total_length=x.shape[1])          # [B, L, hid], pad = 0
         last = (batch.lengths - 1).view(-1, 1, 1).expand(-1, 1, h.shape[2])
         c_g = h.gather(1, last).squeeze(1)                           # [B, hid]
         e = self.v(torch.sigmoid(self.a1(c_g).unsqueeze(1) + self.a2(h)))  # [B, L, 1]
