@@ -13,8 +13,8 @@
    script. Open loop: requests are scheduled on a fixed clock and latency is measured from the
    scheduled time, so a slow answer delays no later request's clock (no coordinated omission).
 
-Figures go to docs/benchmarks.md (section ``neural-core``) with the machine and the load
-average, which matters: this machine is shared.
+Figures go to docs/benchmarks.md (sections ``neural-core`` and ``neural-core-serve``) with
+the machine and the load average, which matters: this machine is shared.
 """
 
 from __future__ import annotations
@@ -212,17 +212,19 @@ def main() -> None:
     parser.add_argument("--skip-serve", action="store_true")
     args = parser.parse_args()
     os.chdir(ROOT)
-    parts = [f"Measured on {machine()}; `python benchmarks/neural_core.py --epochs "
-             f"{args.epochs} --nproc {args.nproc} --rate {args.rate:.0f} --seconds "
-             f"{args.seconds:.0f}`. The machine was shared with other work: the load average "
-             "is given beside each figure.", ""]
+    header = (f"Measured on {machine()}; `python benchmarks/neural_core.py --epochs "
+              f"{args.epochs} --nproc {args.nproc} --rate {args.rate:.0f} --seconds "
+              f"{args.seconds:.0f}`. The machine was shared with other work: the load average "
+              "is given beside each figure.")
     if not args.skip_ddp:
-        parts += ["### Data-parallel training", "", ddp_section(args), ""]
+        body = f"## Neural core: data-parallel training\n\n{header}\n\n{ddp_section(args)}"
+        print(body)
+        update_section("neural-core", body)
     if not args.skip_serve:
-        parts += ["### Serving models without a recurrent state", "", serve_section(args)]
-    body = "## Neural core\n\n" + "\n".join(parts)
-    print(body)
-    update_section("neural-core", body)
+        body = (f"## Neural core: serving models without a recurrent state\n\n{header}\n\n"
+                f"{serve_section(args)}")
+        print(body)
+        update_section("neural-core-serve", body)
 
 
 if __name__ == "__main__":
