@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, SessionRecError
 from sessionrec.evaluation.evaluator import evaluate
 from sessionrec.models.base import SessionRecommender, get_model_class
 from sessionrec.models.neural.base import NeuralRecommender
 from sessionrec.training.context import FitContext, resolve_device
+from tests.models.cyclic import cyclic
 
-N = 12
+N = 12  # the catalogue of tests.models.cyclic
 
 
-def cyclic(n_sessions: int, seed: int = 0, vocab: str = "v1") -> Sessions:
-    """Sessions that walk i, i+1, i+2, ... (mod N): the next item follows from the last."""
-    rng = np.random.default_rng(seed)
-    sessions = []
-    for _ in range(n_sessions):
-        start, length = rng.integers(0, N), rng.integers(2, 7)
-        sessions.append([(start + j) % N for j in range(length)])
-    base = Sessions.from_lists(sessions, N)
-    return Sessions(base.items, base.offsets, base.ts, base.users, base.session_ids, N, vocab)
 
 
 def small(name: str, **kw) -> NeuralRecommender:
