@@ -12,11 +12,7 @@ from sessionrec.evaluation import evaluate
 from sessionrec.models.base import SessionRecommender
 from sessionrec.models.gru4rec import GRU4Rec
 from sessionrec.training.context import FitContext
-from tests.models.cyclic import cyclic
-
-N = 12  # the catalogue of tests.models.cyclic
-
-
+from tests.models.cyclic import N, cyclic
 
 
 def small(**kw) -> GRU4Rec:

@@ -10,11 +10,7 @@ from sessionrec.evaluation.evaluator import evaluate
 from sessionrec.models.base import SessionRecommender, get_model_class
 from sessionrec.models.neural.base import NeuralRecommender
 from sessionrec.training.context import FitContext, resolve_device
-from tests.models.cyclic import cyclic
-
-N = 12  # the catalogue of tests.models.cyclic
-
-
+from tests.models.cyclic import N, cyclic
 
 
 def small(name: str, **kw) -> NeuralRecommender:
