@@ -329,6 +329,18 @@ class ReloadChannel:
             log.error("reload announced by another worker failed here: %s", err)
 
 
+SHUTDOWN_STEP_S = 5.0
+
+
+async def _bounded(awaitable, what: str) -> None:
+    """Await ``awaitable`` for at most SHUTDOWN_STEP_S seconds; log (never raise) past it."""
+    try:
+        await asyncio.wait_for(awaitable, SHUTDOWN_STEP_S)
+    except TimeoutError:
+        log.warning("shutdown: closing the %s took over %.0f s; continuing without it", what,
+                    SHUTDOWN_STEP_S)
+
+
 async def _every(seconds: float, fn) -> None:
     while True:
         await asyncio.sleep(seconds)
@@ -405,10 +417,12 @@ def create_app(settings: ServeSettings, bundle: Bundle | None = None,
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await reloader.close()
+            # A shutdown must end: each step gets a bounded wait (a Redis client whose command
+            # was cancelled mid-flight can leave its pool's disconnect waiting for ever).
+            await _bounded(asyncio.gather(*tasks, return_exceptions=True), "background tasks")
+            await _bounded(reloader.close(), "state store")
             if state["archive"] is not None:
-                await state["archive"].close()
+                await _bounded(state["archive"].close(), "event archive")
 
     # Swagger UI (/docs) and ReDoc (/redoc) from assets shipped in the fastapi-offline
     # package, not a CDN: the docs work on a server without internet access.
