@@ -84,3 +84,38 @@ def test_auto_mode() -> None:
     assert auto_mode(True, Tty()) == "off"
     with pytest.raises(ValueError, match="valid: bar, log, off"):
         progress.configure("loud")  # type: ignore[arg-type]
+
+
+def test_postfix_is_in_status_lines_and_the_summary(log_mode, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="sessionrec.progress")
+    bar = Progress(10, "gru4rec epoch 1/3", "events")
+    bar.update(4)
+    assert bar.n == 4
+    bar.set_postfix(loss="0.5312")
+    bar.update(6)
+    summary = bar.close()
+    assert summary.startswith("gru4rec epoch 1/3: 10 events in ")
+    assert summary.endswith(", loss=0.5312")
+    lines = messages(caplog)
+    assert "loss=" not in lines[0]  # set after the first update
+    assert lines[1].endswith(", loss=0.5312")
+    assert lines[-1] == summary
+
+
+def test_gru4rec_logs_one_summary_per_epoch_with_every_event_counted(log_mode, caplog) -> None:
+    """The bar used to vanish at the end of an epoch and nothing was logged when redirected."""
+    from sessionrec.models.gru4rec import GRU4Rec
+    from tests.models.cyclic import cyclic
+
+    caplog.set_level(logging.INFO, logger="sessionrec.progress")
+    train = cyclic(60)
+    model = GRU4Rec(layers=(8,), batch_size=4, n_epochs=2, n_sample=0, progress=True, seed=0)
+    model.fit(train)
+    pairs = int((train.offsets[1:] - train.offsets[:-1] - 1).sum())
+    summaries = [m for m in messages(caplog) if " events in " in m]
+    assert [s.split(":")[0] for s in summaries] == ["gru4rec epoch 1/2", "gru4rec epoch 2/2"]
+    counted = [int(s.split(": ")[1].split(" events in ")[0].replace(",", "")) for s in summaries]
+    # every pair the epoch trained on: session-parallel lanes end with the last full step, so at
+    # most batch_size - 1 of the total are left out
+    assert all(pairs - 4 < c <= pairs for c in counted)
+    assert all("loss=" in s for s in summaries)

@@ -78,6 +78,7 @@ class Progress:
         self.mode = _mode
         self.start = self._last = time.perf_counter()
         self.every_s = log_interval_s()
+        self.postfix = ""
         self._bar = None
         if self.mode == "bar":
             from tqdm import tqdm
@@ -94,6 +95,18 @@ class Progress:
             if now - self._last >= self.every_s:
                 self._last = now
                 log.info("%s", self.status(now))
+
+    @property
+    def n(self) -> int:
+        """Units counted so far (tqdm's name, for code written against a tqdm bar)."""
+        return self.count
+
+    def set_postfix(self, refresh: bool = False, **values: object) -> None:
+        """Extra figures shown after the count, e.g. ``loss=0.5312``: on the bar, and in the
+        periodic log records and the summary."""
+        self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
+        if self._bar is not None:
+            self._bar.set_postfix_str(self.postfix, refresh=refresh)
 
     def step(self, name: str) -> None:
         """One named step done (for a few long steps): always shown, in every mode but off."""
@@ -119,7 +132,8 @@ class Progress:
                 left = f", ~{(self.total - self.count) / rate:.0f} s left"
         else:
             done += f" {self.unit}"
-        return f"{self.desc}: {done}, {elapsed:.1f} s, {rate:,.0f} {self.unit}/s{left}"
+        extra = f", {self.postfix}" if self.postfix else ""
+        return f"{self.desc}: {done}, {elapsed:.1f} s, {rate:,.0f} {self.unit}/s{left}{extra}"
 
     def close(self) -> str:
         seconds = time.perf_counter() - self.start
@@ -130,6 +144,8 @@ class Progress:
             summary = f"{self.desc}: {self.count} steps in {seconds:.1f} s"
         else:
             summary = f"{self.desc}: {rate_text(self.count, seconds, self.unit)}"
+        if self.postfix:
+            summary += f", {self.postfix}"
         if self.mode != "off":
             log.info("%s", summary)
         self.mode = "off"  # closing twice logs once

@@ -456,6 +456,8 @@ class GRU4Rec(SessionRecommender):
                                         ev_s=f"{rate:,.0f}", refresh=False)
             finally:
                 if bar is not None:
+                    bar.update(n_pairs - bar.n)
+                    bar.set_postfix(loss=f"{loss_sum / max(n_pairs, 1):.4f}")
                     bar.close()
             seconds = time.perf_counter() - t0 + (setup_seconds if epoch == 0 else 0.0)
             return EpochStats(loss_sum / max(n_pairs, 1), rows_total, n_pairs, seconds)
@@ -713,10 +715,10 @@ class GRU4Rec(SessionRecommender):
 
 
 def _progress(enabled: bool, total: int, epoch: int, n_epochs: int, name: str = "gru4rec"):
-    """A tqdm bar over an epoch's training pairs (hidden when output is not a terminal)."""
+    """An epoch's progress over its training pairs (:mod:`sessionrec.progress`: a bar that
+    stays on a terminal, periodic log records otherwise, a summary line at the end)."""
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    from sessionrec.progress import Progress
 
-    return tqdm(total=total, desc=f"{name} epoch {epoch + 1}/{n_epochs}", unit="ev",
-                leave=False, disable=None, mininterval=0.5)
+    return Progress(total, f"{name} epoch {epoch + 1}/{n_epochs}", "events")

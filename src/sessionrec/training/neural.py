@@ -85,12 +85,12 @@ def make_optimizer(settings: TrainSettings, params) -> torch.optim.Optimizer:
 
 
 def _progress(enabled: bool, total: int, desc: str):
+    """An epoch's progress over its batches (:mod:`sessionrec.progress`)."""
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    from sessionrec.progress import Progress
 
-    return tqdm(total=total, desc=desc, unit="batch", leave=False, disable=None,
-                mininterval=0.5)
+    return Progress(total, desc, "batches")
 
 
 def train(net: nn.Module, source: BatchSource, settings: TrainSettings, context: FitContext,
@@ -149,6 +149,7 @@ def train(net: nn.Module, source: BatchSource, settings: TrainSettings, context:
                     bar.update(1)
         finally:
             if bar is not None:
+                bar.set_postfix(loss=f"{float(loss_sum) / max(n_cases, 1):.4f}")
                 bar.close()
         sched.step()
         total_loss, total_cases = all_sum([float(loss_sum), float(n_cases)])
