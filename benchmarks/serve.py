@@ -158,7 +158,7 @@ def build_run(root: Path) -> Path:
 
 def product_ids(run_dir: Path, vocab: str | None) -> list[str]:
     """The served model's ProductIds (JSON literals), in vocabulary order."""
-    from sessionrec.serving.bundle import find_vocab, model_directory
+    from sessionrec.modeldir import find_vocab, model_directory
 
     model_dir, run = model_directory(run_dir)
     return [json.dumps(p) for p in find_vocab(model_dir, run, vocab).ids]

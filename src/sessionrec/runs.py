@@ -40,7 +40,7 @@ from sessionrec.evaluation import (
     write_results,
 )
 from sessionrec.models.base import SessionRecommender, get_model_class
-from sessionrec.models.capabilities import TakesItemVectors, UserHistory
+from sessionrec.models.capabilities import TakesItemTable, TakesItemVectors, UserHistory
 from sessionrec.rundir import staged_run
 from sessionrec.training.context import FitContext
 from sessionrec.training.distributed import is_main
@@ -161,7 +161,7 @@ def build_model(cfg: ModelConfig, items: pl.DataFrame | None = None) -> SessionR
         model = cls(**cfg.params)
     except TypeError as err:
         raise ConfigError(f"model {cfg.name!r}: {err}") from err
-    if items is not None and hasattr(model, "set_item_table"):
+    if items is not None and isinstance(model, TakesItemTable):
         model.set_item_table(items)  # item metadata (p2v: Meta-Prod2Vec tokens)
     if cfg.item_vectors:
         if not isinstance(model, TakesItemVectors):

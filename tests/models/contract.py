@@ -23,6 +23,7 @@ from sessionrec.data.sessions import Sessions
 from sessionrec.errors import NotFittedError, SessionRecError
 from sessionrec.models.base import SessionRecommender
 from sessionrec.models.capabilities import (
+    ApproximateTopK,
     ItemEmbeddings,
     RecurrentStep,
     TakesItemVectors,
@@ -247,6 +248,14 @@ def check_capabilities(factory: ModelFactory, tmp_path: Path) -> None:
     if isinstance(model, TakesItemVectors):
         with pytest.raises(SessionRecError):
             factory().set_pretrained_items(np.full((N_ITEMS, 4), np.nan, dtype=np.float32))
+    if isinstance(model, ApproximateTopK):
+        model.use_index(tmp_path / "weights.pt", min_items=1)  # an index even for a toy
+        state = model.advance(model.initial_state(1), torch.tensor([1]))
+        exact = model.scores_from_state(state)[0]
+        values, items = model.topk_from_state(state, 3, [np.array([int(exact.argmax())])])
+        assert values.shape == items.shape == (1, 3) and items.dtype == np.int64
+        assert int(exact.argmax()) not in items[0].tolist()
+        assert list(values[0]) == sorted(values[0], reverse=True)
 
 
 def check_score_blocks(factory: ModelFactory, tmp_path: Path) -> None:

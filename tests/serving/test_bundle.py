@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from sessionrec.errors import DataError, SessionRecError
-from sessionrec.serving.bundle import load_bundle, model_directory
+from sessionrec.modeldir import model_directory
+from sessionrec.serving.bundle import load_bundle
 from sessionrec.serving.metrics import Metrics
 from sessionrec.serving.middleware import Middleware
 from sessionrec.serving.store import MemoryStore

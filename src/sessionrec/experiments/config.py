@@ -237,7 +237,7 @@ def _variant(name: str, table: object, base: Path, where: _Where) -> VariantSpec
 
 def _check_model(spec: VariantSpec, where: _Where) -> Path | None:
     """The variant's run directory (for its sibling ``../cooc``), or None."""
-    from sessionrec.serving.bundle import model_directory
+    from sessionrec.modeldir import model_directory
 
     if spec.path is None:
         return None
@@ -257,7 +257,7 @@ def _check_model(spec: VariantSpec, where: _Where) -> Path | None:
 def _baseline_source(variants: tuple[VariantSpec, ...], fallback: Path | None,
                      where: _Where) -> Path | None:
     """The cooc run that serves the baseline variants (checked), or None without baselines."""
-    from sessionrec.serving.bundle import model_directory
+    from sessionrec.modeldir import model_directory
 
     baselines = [v for v in variants if v.baseline]
     if fallback is not None:
@@ -364,8 +364,8 @@ def load_experiment(path: str | Path, check_models: bool = True) -> ExperimentCo
 
 def _check_orders_run(orders: Path, where: _Where) -> None:
     """The ``orders`` run must hold a saved ``obt`` model."""
+    from sessionrec.modeldir import model_directory
     from sessionrec.models.base import CONFIG_FILE
-    from sessionrec.serving.bundle import model_directory
 
     try:
         model_dir, _ = model_directory(orders)

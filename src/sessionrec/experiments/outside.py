@@ -23,8 +23,8 @@ from typing import Annotated
 from fastapi import FastAPI, Header, HTTPException
 from pydantic import BaseModel, Field
 
+from sessionrec.modeldir import find_vocab, model_directory
 from sessionrec.models.base import SessionRecommender
-from sessionrec.serving.bundle import find_vocab, model_directory
 
 
 class OutsideRequest(BaseModel):

@@ -136,9 +136,9 @@ def check_trained_on(experiment: ExperimentConfig, prepared: Path) -> None:
     The cut-off is the end of ``prepared``'s train and valid data; a model fitted on other data
     may have seen the simulated period.
     """
+    from sessionrec.modeldir import model_directory, saved_vocab
     from sessionrec.models.base import CONFIG_FILE
-    from sessionrec.serving.bundle import model_directory, saved_vocab
-    from sessionrec.serving.vocab import Vocabulary
+    from sessionrec.vocab import Vocabulary
 
     expected = Vocabulary.read(prepared).fingerprint
     dirs = {v.name: v.path for v in experiment.variants if v.path is not None}

@@ -16,6 +16,10 @@ these protocols; callers test ``isinstance(model, Protocol)`` and the shared con
 * :class:`ItemEmbeddings` — has one output vector per item ("similar products").
 * :class:`TrainsInContext` — trains for epochs and takes a
   :class:`~sessionrec.training.context.FitContext` (checkpoints, resume, device, progress).
+* :class:`TakesItemTable` — reads the prepared item metadata (``items.parquet``) before
+  fitting (Meta-Prod2Vec's side-information tokens).
+* :class:`ApproximateTopK` — answers top-k from an approximate nearest-neighbour index kept
+  beside its weights instead of scoring every item (prod2vec).
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    import polars as pl
+
     from sessionrec.data.sessions import Sessions
 
 
@@ -104,3 +112,22 @@ class TrainsInContext(Protocol):
     """Trains for epochs; ``fit(train, valid, context=FitContext(...))`` uses the context."""
 
     trains_in_context: bool
+
+
+@runtime_checkable
+class TakesItemTable(Protocol):
+    """Reads the prepared item metadata (one row per item index) before ``fit``."""
+
+    def set_item_table(self, items: pl.DataFrame) -> None: ...
+
+
+@runtime_checkable
+class ApproximateTopK(Protocol):
+    """Top-k items from a nearest-neighbour index instead of a full score row."""
+
+    def use_index(self, beside: Path, *, min_items: int | None = None) -> object:
+        """Load (or build and save) the index kept beside the weights file ``beside``."""
+
+    def topk_from_state(self, states: torch.Tensor, k: int, exclude: list[np.ndarray]
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores float32 [n, k'], items int64 [n, k']) never naming ``exclude[row]``."""

@@ -27,13 +27,8 @@ import scipy.sparse as sp
 import torch
 
 from sessionrec.errors import SessionRecError
-from sessionrec.serving.bundle import (
-    Bundle,
-    file_key,
-    find_vocab,
-    load_item_to_item,
-    model_directory,
-)
+from sessionrec.modeldir import find_vocab, model_directory
+from sessionrec.serving.bundle import Bundle, file_key, load_item_to_item
 from sessionrec.serving.fallback import Fallback
 from sessionrec.serving.step import ModelStep
 

@@ -24,9 +24,7 @@ a :class:`SessionRecError` naming the directory and the cause.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,12 +32,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from sessionrec.errors import DataError, SessionRecError
-from sessionrec.models.base import CONFIG_FILE, WEIGHTS_FILE, SessionRecommender
-from sessionrec.models.capabilities import LearnedUserStates
+from sessionrec.modeldir import find_vocab, model_directory
+from sessionrec.models.base import WEIGHTS_FILE, SessionRecommender
+from sessionrec.models.capabilities import ApproximateTopK, LearnedUserStates
 from sessionrec.serving.fallback import Fallback
 from sessionrec.serving.health import ModelLoadError, cause, check_model
 from sessionrec.serving.step import ModelStep, SimilarItems, item_embeddings
-from sessionrec.serving.vocab import ITEMS_FILE, USERS_FILE, Vocabulary, read_users
+from sessionrec.vocab import USERS_FILE, Vocabulary, read_users
 
 
 @dataclass
@@ -82,68 +81,6 @@ class Bundle:
         if paths:
             out.update(model_dir=str(self.model_dir), vocab=self.vocab.path)
         return out
-
-
-def model_directory(path: str | Path) -> tuple[Path, Path | None]:
-    """(model directory, run directory or None) for a run or model directory."""
-    path = Path(path)
-    if (path / CONFIG_FILE).is_file():
-        run = path.parent if path.name == "model" else None
-        return path, run
-    if (path / "model" / CONFIG_FILE).is_file():
-        return path / "model", path
-    raise SessionRecError(f"model: no saved model in {path} (neither {path / CONFIG_FILE} nor "
-                          f"{path / 'model' / CONFIG_FILE} exists); give a run directory "
-                          "(sessionrec train --out) or its model/ folder")
-
-
-def saved_vocab(model_dir: Path) -> str:
-    config = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
-    return str(config.get("vocab", ""))
-
-
-def vocab_candidates(run_dir: Path | None) -> list[Path]:
-    """Where a run's vocabulary may lie (see the module docstring), in order."""
-    if run_dir is None:
-        return []
-    out = [run_dir / "data" / ITEMS_FILE]
-    config = run_dir / "config.toml"
-    if config.is_file():
-        try:
-            prepared = tomllib.loads(config.read_text(encoding="utf-8")).get(
-                "data", {}).get("prepared", "")
-        except tomllib.TOMLDecodeError:
-            prepared = ""
-        if prepared:
-            out += [Path(prepared) / ITEMS_FILE, run_dir / prepared / ITEMS_FILE]
-    out.append(run_dir.parent.parent / "data" / ITEMS_FILE)
-    return out
-
-
-def find_vocab(model_dir: Path, run_dir: Path | None, vocab: str | Path | None) -> Vocabulary:
-    """The vocabulary the model was trained on (see the module docstring)."""
-    expected = saved_vocab(model_dir)
-    if vocab is not None:
-        found = Vocabulary.read(vocab)
-        if expected and found.fingerprint != expected:
-            raise SessionRecError(
-                f"vocab: {found.path} ({found.fingerprint}) is not the vocabulary the model in "
-                f"{model_dir} was trained on ({expected}); its item indices would point at "
-                "other products")
-        return found
-    tried = []
-    for candidate in vocab_candidates(run_dir):
-        if not candidate.is_file():
-            tried.append(f"{candidate} (missing)")
-            continue
-        found = Vocabulary.read(candidate)
-        if not expected or found.fingerprint == expected:
-            return found
-        tried.append(f"{candidate} (another vocabulary: {found.fingerprint})")
-    raise SessionRecError(
-        f"vocab: cannot find the item vocabulary of the model in {model_dir} (fingerprint "
-        f"{expected or 'unknown'}); tried: {'; '.join(tried) or 'nothing (not a run directory)'}. "
-        "Pass --vocab with the prepared data directory (or its items.parquet) it was trained on")
 
 
 def file_key(model_dir: Path, vocab: Vocabulary) -> bytes:
@@ -213,7 +150,7 @@ def _load_bundle(model: str | Path, vocab: str | Path | None, fallback: str | Pa
     # Blocked products the model does not know can never be recommended anyway.
     blocked_idx = np.asarray([i for i in (found.index_of(b) for b in blocked or []) if i >= 0],
                              dtype=np.int64)
-    if hasattr(recommender, "use_index"):  # p2v: ANN index beside the weights (fingerprinted)
+    if isinstance(recommender, ApproximateTopK):  # an ANN index beside the weights
         recommender.use_index(model_dir / WEIGHTS_FILE)
     step = ModelStep(recommender, blocked_idx)
     check_model(step, recommender.popularity_.numpy(), str(model_dir))

@@ -32,6 +32,7 @@ import torch
 from sessionrec.errors import SessionRecError
 from sessionrec.models.base import SessionRecommender
 from sessionrec.models.capabilities import (
+    ApproximateTopK,
     ItemEmbeddings,
     LearnedUserStates,
     PrefixWindow,
@@ -115,7 +116,7 @@ class ModelStep:
             s = torch.from_numpy(np.ascontiguousarray(states, dtype=np.float32))
             it = torch.from_numpy(np.asarray(items, dtype=np.int64))
             new = self.model.advance(s, it) if bool((it >= 0).any()) else s
-            if hasattr(self.model, "topk_from_state"):  # p2v: an ANN index, no full scores
+            if isinstance(self.model, ApproximateTopK):  # an ANN index, no full scores
                 values, indices = self.model.topk_from_state(new, k, self._banned(len(new),
                                                                                   exclude))
                 return new.numpy().astype(np.float32, copy=False), indices, values
