@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from sessionrec.data.sessions import Sessions
@@ -84,6 +85,13 @@ class SessionIndex:
     def n_distinct(self) -> np.ndarray:
         """int64 [n_sessions]: number of distinct items of each session."""
         return np.diff(self.items_indptr)
+
+    @cached_property
+    def incidence(self) -> sp.csr_matrix:
+        """float64 CSR [n_sessions, n_items]: 1 where a session contains an item."""
+        n_items = len(self.postings_indptr) - 1
+        return sp.csr_matrix((np.ones(len(self.items)), self.items, self.items_indptr),
+                             shape=(self.n_sessions, n_items))
 
     @cached_property
     def document_frequency(self) -> np.ndarray:

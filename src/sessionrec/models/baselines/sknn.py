@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from sessionrec.data.sessions import Sessions
@@ -76,10 +77,14 @@ class SessionKNN(SessionRecommender):
         prefix, session, dot, _ = index.candidates(query, self.sample_size, weights)
         sim = self._similarity(query, weights, dot, prefix, session)
         chosen = top_k_pairs(prefix, session, sim, self.k)
-        prefix, session, sim = prefix[chosen], session[chosen], sim[chosen]
-        pair, items = index.expand_items(session)  # every item of every neighbour
-        return SparseScores.from_triplets(prefix[pair], items, sim[pair],
-                                          (len(prefixes), self.n_items_))
+        # score(j) = sum over the chosen neighbours t containing j of sim(s, t): a product of
+        # the [prefixes x sessions] similarity matrix with the sessions' 0/1 item matrix (C++,
+        # float64 sums; no sort of every (prefix, neighbour item) triplet)
+        weights = sp.csr_matrix((sim[chosen], (prefix[chosen], session[chosen])),
+                                shape=(len(prefixes), index.n_sessions))
+        scores = weights @ index.incidence
+        scores.sort_indices()
+        return SparseScores.from_csr(scores.astype(np.float32))
 
     # -- persistence ------------------------------------------------------------------------
     def _state(self) -> dict[str, torch.Tensor]:
