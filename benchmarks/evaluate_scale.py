@@ -172,6 +172,10 @@ def main() -> None:
     parser.add_argument("--before", default=BEFORE, help="git commit of the 'before' code")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--live", type=int, default=1000, help="live requests per kNN model")
+    parser.add_argument("--before-label", default="the dense evaluator",
+                        help="what the 'before' code is, for the doc")
+    parser.add_argument("--section", default="evaluate-scale",
+                        help="docs/benchmarks.md section to write (a subset run: its own)")
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args()
     skip = set(filter(None, args.skip_before_for.split(",")))
@@ -188,19 +192,22 @@ def main() -> None:
             rows[model]["after"] = run_child(ROOT / "src", data, model, args.threads, live)
             print(model, "after", rows[model]["after"], flush=True)
     body = "\n".join([
-        "## evaluate at scale: diginetica-srgnn-dev, dense vs sparse scores",
+        "## evaluate at scale: diginetica-srgnn-dev, dense vs sparse scores"
+        if args.section == "evaluate-scale" else
+        f"## evaluate at scale: diginetica-srgnn-dev, {args.models} ({args.section})",
         "",
         f"Machine: {machine()}; 2 cores, CPU only, torch {args.threads} intra-op threads; "
         "**shared with other sessions** (load = 1-minute load average before each run; "
         "compare the ratios, not the seconds). Command: `python benchmarks/evaluate_scale.py "
-        f"--threads {args.threads}`. 'before' = the code at `{args.before}` (the dense "
-        "evaluator), 'after' = this commit; one process per cell.",
+        f"{' '.join(sys.argv[1:])}`. 'before' = the code at `{args.before}` "
+        f"({args.before_label}), 'after' = this commit; one process per cell.",
         "",
         "54,001 next-item cases ranked against all 42,988 items, pessimistic ties, K = 1, 5, "
         "10, 20. evaluate s = `evaluate()` wall time (scoring included, fit excluded). Peak "
         "RSS = the process's maximum resident set (data loading included) after fit and after "
-        "evaluate. Live = `recommend([prefix], 20)` one request at a time for 1,000 random "
-        "test prefixes, wall time (CPU time of the process in brackets: what the request cost "
+        "evaluate. Live = `recommend([prefix], 20)` one request at a time for "
+        f"{args.live:,} random test prefixes, wall time (CPU time of the process in "
+        "brackets: what the request cost "
         "without waiting for a core on the shared machine). projection-100d: a random 100-d "
         "neural scorer (W tanh(E[last]) + b, "
         "one matmul per batch), for the dense path.",
@@ -212,7 +219,7 @@ def main() -> None:
     ])
     print(body)
     if not args.no_doc:
-        update_section("evaluate-scale", body)
+        update_section(args.section, body)
 
 
 if __name__ == "__main__":
