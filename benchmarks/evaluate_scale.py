@@ -73,10 +73,10 @@ splits = load_splits(data)
 model = Projection() if name == "projection-100d" else get_model_class(name)()
 t = time.perf_counter(); model.fit(splits.train); fit_s = time.perf_counter() - t
 rss_fit = rss_mb()
-t = time.perf_counter()
+t = time.perf_counter(); c = time.process_time()
 result = evaluate(model, splits.train, splits.test, ks=(1, 5, 10, 20))
-eval_s = time.perf_counter() - t
-out = {"fit_s": fit_s, "eval_s": eval_s, "n": result.n_predictions,
+eval_s = time.perf_counter() - t; eval_cpu_s = time.process_time() - c
+out = {"fit_s": fit_s, "eval_s": eval_s, "eval_cpu_s": eval_cpu_s, "n": result.n_predictions,
        "hr20": result.metrics()["hitrate@20"], "mrr20": result.metrics()["mrr@20"],
        "rss_fit_mb": rss_fit, "rss_eval_mb": rss_mb()}
 if live:
@@ -136,13 +136,17 @@ def fmt_ratio(before: float | None, after: float) -> str:
 
 
 def table(rows: dict[str, dict[str, dict]]) -> str:
-    lines = ["| model | evaluate s before | evaluate s after | speed-up | load before / after "
+    lines = ["| model | evaluate s before | evaluate s after | speed-up | evaluate CPU s before "
+             "/ after | CPU speed-up | load before / after "
              "| HR@20 before / after | MRR@20 before / after | peak RSS MB fit / evaluate "
              "(after) | peak RSS MB evaluate (before) | live p50 / p99 ms before | "
              "live p50 / p99 ms after |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for model, r in rows.items():
         b, a = r.get("before"), r["after"]
+
+        def cpu(x: dict) -> str:
+            return f"{x['eval_cpu_s']:.1f}" if "eval_cpu_s" in x else "—"
 
         def live(x: dict | None) -> str:
             if not x or "live_p99_ms" not in x:
@@ -152,12 +156,14 @@ def table(rows: dict[str, dict[str, dict]]) -> str:
 
         lines.append(
             f"| {model} | {b['eval_s']:.1f} | {a['eval_s']:.1f} | "
-            f"{fmt_ratio(b['eval_s'], a['eval_s'])} | {b['load']:.1f} / {a['load']:.1f} | "
+            f"{fmt_ratio(b['eval_s'], a['eval_s'])} | {cpu(b)} / {cpu(a)} | "
+            f"{fmt_ratio(b.get('eval_cpu_s'), a.get('eval_cpu_s', 0) or 1)} | "
+            f"{b['load']:.1f} / {a['load']:.1f} | "
             f"{100 * b['hr20']:.2f} / {100 * a['hr20']:.2f} | "
             f"{100 * b['mrr20']:.2f} / {100 * a['mrr20']:.2f} | "
             f"{a['rss_fit_mb']:.0f} / {a['rss_eval_mb']:.0f} | {b['rss_eval_mb']:.0f} | "
             f"{live(b)} | {live(a)} |" if b else
-            f"| {model} | — | {a['eval_s']:.1f} | — | — / {a['load']:.1f} | "
+            f"| {model} | — | {a['eval_s']:.1f} | — | — / {cpu(a)} | — | — / {a['load']:.1f} | "
             f"— / {100 * a['hr20']:.2f} | — / {100 * a['mrr20']:.2f} | "
             f"{a['rss_fit_mb']:.0f} / {a['rss_eval_mb']:.0f} | — | — | {live(a)} |")
     return "\n".join(lines)
