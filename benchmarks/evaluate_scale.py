@@ -131,6 +131,20 @@ def prepared(data: Path | None, tmp: Path) -> Path:
     return out
 
 
+def shown_args(argv: list[str]) -> list[str]:
+    """The command line as documented: the prepared data folder as ``DATA`` (no machine path;
+    it is ``sessionrec prepare --source diginetica-srgnn --out DATA``), labels quoted."""
+    out = []
+    for i, arg in enumerate(argv):
+        if i and argv[i - 1] == "--data":
+            out.append("DATA")
+        elif " " in arg:
+            out.append(f'"{arg}"')
+        else:
+            out.append(arg)
+    return out
+
+
 def fmt_ratio(before: float | None, after: float) -> str:
     return f"{before / after:.1f}×" if before else "—"
 
@@ -205,7 +219,7 @@ def main() -> None:
         f"Machine: {machine()}; 2 cores, CPU only, torch {args.threads} intra-op threads; "
         "**shared with other sessions** (load = 1-minute load average before each run; "
         "compare the ratios, not the seconds). Command: `python benchmarks/evaluate_scale.py "
-        f"{' '.join(sys.argv[1:])}`. 'before' = the code at `{args.before}` "
+        f"{' '.join(shown_args(sys.argv[1:]))}`. 'before' = the code at `{args.before}` "
         f"({args.before_label}), 'after' = this commit; one process per cell.",
         "",
         "54,001 next-item cases ranked against all 42,988 items, pessimistic ties, K = 1, 5, "
