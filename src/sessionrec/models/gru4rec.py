@@ -49,6 +49,13 @@ from sessionrec.batching.session_parallel import (
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, SessionRecError
 from sessionrec.models.base import SessionRecommender, register_model
+from sessionrec.models.professor import (
+    PF_DEFAULTS,
+    Adversary,
+    check_rollout_fits,
+    check_unroll_params,
+)
+from sessionrec.models.unroll import Stepped, WalkStep, unrolled_epoch, window_stepper
 from sessionrec.torch_env import flush_denormal, torch_threads
 from sessionrec.training.context import FitContext, resolve_device
 from sessionrec.training.distributed import world
@@ -63,6 +70,9 @@ GIB = 1024**3
 # may be resumed (e.g. more epochs after an interrupted or finished run).
 ITEM_VECTORS = ("", "frozen", "fine-tune")
 _NOT_TRAJECTORY = ("progress", "threads", "eval_lanes", "n_epochs", "patience", "max_memory_gb")
+# Parameters added after checkpoints were first written: left out of a checkpoint's fingerprint
+# while at their default, so older checkpoints still resume.
+_LATER_DEFAULTS = {"bptt": 1, "grad_clip": 0.0, **PF_DEFAULTS}
 
 
 def available_memory() -> int:
@@ -130,7 +140,10 @@ class GRU4Rec(SessionRecommender):
                  elu_param: float = 0.5, logq: float = 0.0, init_scale: float = 1.0,
                  patience: int = 0, sample_cache_size: int = 10_000_000,
                  eval_lanes: int = 512, seed: int = 0, threads: int = 0,
-                 max_memory_gb: float = 0.0, progress: bool = True) -> None:
+                 max_memory_gb: float = 0.0, progress: bool = True, bptt: int = 1,
+                 grad_clip: float = 0.0, pf_weight: float = 0.0, pf_rollout: int = 0,
+                 pf_feed: str = "weighted", pf_disc_hidden: int = 32, pf_disc_steps: int = 1,
+                 pf_disc_lr: float = 0.001) -> None:
         layers = [int(h) for h in ([layers] if isinstance(layers, int) else layers)]
         super().__init__(
             layers=layers, loss=loss, batch_size=batch_size, dropout_p_embed=dropout_p_embed,
@@ -140,7 +153,9 @@ class GRU4Rec(SessionRecommender):
             item_vectors=item_vectors, n_epochs=n_epochs, bpreg=bpreg, elu_param=elu_param,
             logq=logq, init_scale=init_scale, patience=patience,
             sample_cache_size=sample_cache_size, eval_lanes=eval_lanes, seed=seed,
-            threads=threads, max_memory_gb=max_memory_gb, progress=progress)
+            threads=threads, max_memory_gb=max_memory_gb, progress=progress, bptt=bptt,
+            grad_clip=grad_clip, pf_weight=pf_weight, pf_rollout=pf_rollout, pf_feed=pf_feed,
+            pf_disc_hidden=pf_disc_hidden, pf_disc_steps=pf_disc_steps, pf_disc_lr=pf_disc_lr)
         self._validate_params()
         self._pretrained: torch.Tensor | None = None
 
@@ -181,6 +196,13 @@ class GRU4Rec(SessionRecommender):
             raise ConfigError(f"{self.name}: item_vectors are the input embedding, so they "
                               "need constrained_embedding = false and embedding = their "
                               "dimension (set_pretrained_items sets both)")
+        check_unroll_params(self.name, p)
+
+    @property
+    def unrolled(self) -> bool:
+        """Trains in windows (:mod:`sessionrec.models.unroll`) instead of one-step BPTT."""
+        p = self._params
+        return int(p["bptt"]) > 1 or float(p["grad_clip"]) > 0 or float(p["pf_weight"]) > 0
 
     def set_pretrained_items(self, vectors: torch.Tensor | np.ndarray,
                              freeze: bool = True) -> GRU4Rec:
@@ -405,6 +427,8 @@ class GRU4Rec(SessionRecommender):
                               "process")
         if p["item_vectors"]:
             self._pretrained_for(n_items)  # fail before any work
+        if train.n_sessions:
+            check_rollout_fits(self.name, p, int(train.lengths.max()))
         self._check_memory(n_items)
         with torch_threads(int(p["threads"])), flush_denormal():
             self._train(train, valid, context)
@@ -435,6 +459,10 @@ class GRU4Rec(SessionRecommender):
         rows_total = int(train.lengths[sessions].sum())
         pairs_total = rows_total - len(sessions)
         steps_estimate = pairs_total // int(p["batch_size"]) + 1
+        self._adversary = (Adversary(self, p["layers"][-1], epoch_seed(p["seed"], -1, 4))
+                           if float(p["pf_weight"]) > 0 else None)
+        epoch_steps = self._unrolled_epoch if self.unrolled else self._epoch_steps
+        pf_history: list[dict[str, float]] = []
         setup_seconds = time.perf_counter() - t_setup
 
         def train_epoch(epoch: int) -> EpochStats:
@@ -445,7 +473,7 @@ class GRU4Rec(SessionRecommender):
             show = p["progress"] if context.progress is None else context.progress
             bar = _progress(show, pairs_total, epoch, int(p["n_epochs"]), self.name)
             try:
-                for step, (loss, n) in enumerate(self._epoch_steps(
+                for step, (loss, n) in enumerate(epoch_steps(
                         plan, train.offsets, items_t, sampler, opt, loss_fn, log_counts, dense)):
                     loss_sum += loss
                     n_pairs += n
@@ -460,6 +488,8 @@ class GRU4Rec(SessionRecommender):
                     bar.set_postfix(loss=f"{loss_sum / max(n_pairs, 1):.4f}")
                     bar.close()
             seconds = time.perf_counter() - t0 + (setup_seconds if epoch == 0 else 0.0)
+            if self._adversary is not None:
+                pf_history.append(self._adversary.reset_stats())
             return EpochStats(loss_sum / max(n_pairs, 1), rows_total, n_pairs, seconds)
 
         validate = None
@@ -471,14 +501,16 @@ class GRU4Rec(SessionRecommender):
             context.checkpoint_dir, context.resume,
             fingerprint={"model": self.name, "n_items": n_items, "vocab": self.vocab_,
                          "item_vectors": self._pretrained_digest(),
-                         "params": {k: v for k, v in p.items() if k not in _NOT_TRAJECTORY}})
+                         "params": {k: v for k, v in p.items() if k not in _NOT_TRAJECTORY
+                                    and not (k in _LATER_DEFAULTS
+                                             and v == _LATER_DEFAULTS[k])}})
         self._opt = opt
         try:
             history = loop.run(train_epoch)
         finally:
             for k in dense:
                 self.weights_[k] = self.weights_[k].detach()
-            del self._opt
+            del self._opt, self._adversary
         epochs_run = len(history.epochs)
         self.fit_stats_ = {
             "epochs": epochs_run,
@@ -491,10 +523,14 @@ class GRU4Rec(SessionRecommender):
             "sampler_seconds": sampler.seconds,
             "history": history.to_dict(),
         }
+        if pf_history:
+            self.fit_stats_["professor_forcing"] = pf_history
 
     def _train_state(self) -> dict[str, torch.Tensor]:
         state = {f"w.{k}": v.detach().clone() for k, v in self.weights_.items()}
         state.update({f"opt.{k}": v.clone() for k, v in self._opt.state_dict().items()})
+        if self._adversary is not None:
+            state["pf"] = self._adversary.state_dict()
         return state
 
     def _load_train_state(self, state: dict[str, torch.Tensor]) -> None:
@@ -504,6 +540,8 @@ class GRU4Rec(SessionRecommender):
         opt_state = {k[4:]: v for k, v in state.items() if k.startswith("opt.")}
         if opt_state:
             self._opt.load_state_dict(opt_state)
+        if self._adversary is not None and "pf" in state:
+            self._adversary.load_state_dict(state["pf"])
 
     def _walk_plan(self, train: Sessions, sessions: np.ndarray) -> np.ndarray:
         """What :meth:`_epoch_steps` walks: the trainable ``sessions`` by first-event time."""
@@ -610,6 +648,54 @@ class GRU4Rec(SessionRecommender):
                 lambda x_in, hidden=hidden: self._recur(x_in, hidden, w, training=True))
             hidden = [h.detach() for h in new_hidden]
             yield loss, len(x_items)
+
+    # -- multi-step training (sessionrec.models.unroll) ---------------------------------------
+    def _unrolled_epoch(self, plan, offsets: np.ndarray, items: torch.Tensor,
+                        sampler: NegativeSampler, opt: RowOptimizer, loss_fn, log_counts,
+                        dense: list[str]) -> Iterator[tuple[float, int]]:
+        """Train one epoch in windows of ``bptt`` steps; yields (summed loss, pairs)."""
+        step = window_stepper(self, opt, loss_fn, log_counts, dense, self._adversary)
+        walk, state = self._unroll_walk(plan, offsets, items)
+        yield from unrolled_epoch(walk, state, int(self._params["bptt"]), step, sampler)
+
+    def _unroll_walk(self, order: np.ndarray, offsets: np.ndarray, items: torch.Tensor,
+                     ) -> tuple[Iterator[WalkStep], list[torch.Tensor]]:
+        """The session-parallel walk as :class:`WalkStep` s, and the first carried state."""
+        p, w = self._params, self.weights_
+        hidden = [torch.zeros((min(int(p["batch_size"]), len(order)), h)) for h in p["layers"]]
+        min_lanes = 2 if int(p["n_sample"]) == 0 else 1
+
+        def walk() -> Iterator[WalkStep]:
+            for batch in session_parallel(offsets, order, int(p["batch_size"]), min_lanes):
+                keep = None if batch.keep is None else torch.from_numpy(batch.keep)
+                reset = (torch.from_numpy(batch.reset).unsqueeze(1) if batch.reset.any()
+                         else None)
+
+                def advance(hidden: list[torch.Tensor], x_in: torch.Tensor, keep=keep,
+                            reset=reset) -> Stepped:
+                    if keep is not None:
+                        hidden = [h.index_select(0, keep) for h in hidden]
+                    if reset is not None:
+                        hidden = [h.masked_fill(reset, 0.0) for h in hidden]
+                    out, new = self._recur(x_in, hidden, w, training=True)
+                    return Stepped(out, new, new[-1], hidden, None)
+
+                yield WalkStep(items[torch.from_numpy(batch.inputs)],
+                               items[torch.from_numpy(batch.targets)], advance, batch.reset,
+                               keep is not None)
+
+        return walk(), hidden
+
+    def _free_step(self, x: torch.Tensor, hidden: list[torch.Tensor], context: Any,
+                   ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """One free-running training step: (output layer input, new layers, top layer)."""
+        out, new = self._recur(x, hidden, self.weights_, training=True)
+        return out, new, new[-1]
+
+    def _input_matrix(self) -> torch.Tensor:
+        """The whole input item matrix (rows of :meth:`_input_rows`)."""
+        return self.weights_[{"constrained": "Wy", "embedding": "E",
+                              "onehot": "Wx0"}[self.input_mode]]
 
     def _validation_mrr(self, train: Sessions, valid: Sessions) -> float:
         from sessionrec.evaluation.evaluator import evaluate

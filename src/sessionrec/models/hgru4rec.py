@@ -55,6 +55,7 @@ from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, SessionRecError
 from sessionrec.models.base import SessionRecommender, register_model
 from sessionrec.models.gru4rec import GRU4Rec
+from sessionrec.models.unroll import Stepped, WalkStep
 from sessionrec.training.context import FitContext
 from sessionrec.training.optim import RowOptimizer
 
@@ -98,7 +99,10 @@ class HGRU4Rec(GRU4Rec):
                  n_epochs: int = 10, bpreg: float = 1.0, elu_param: float = 0.5,
                  logq: float = 0.0, init_scale: float = 1.0, patience: int = 0,
                  sample_cache_size: int = 10_000_000, eval_lanes: int = 512, seed: int = 0,
-                 threads: int = 0, max_memory_gb: float = 0.0, progress: bool = True) -> None:
+                 threads: int = 0, max_memory_gb: float = 0.0, progress: bool = True,
+                 bptt: int = 1, grad_clip: float = 0.0, pf_weight: float = 0.0,
+                 pf_rollout: int = 0, pf_feed: str = "weighted", pf_disc_hidden: int = 32,
+                 pf_disc_steps: int = 1, pf_disc_lr: float = 0.001) -> None:
         # GRU4Rec.__init__ validates a fixed parameter set, so this sets all of them itself
         # and repeats its two attributes below.
         SessionRecommender.__init__(
@@ -112,7 +116,9 @@ class HGRU4Rec(GRU4Rec):
             item_vectors=item_vectors, n_epochs=n_epochs, bpreg=bpreg, elu_param=elu_param,
             logq=logq, init_scale=init_scale, patience=patience,
             sample_cache_size=sample_cache_size, eval_lanes=eval_lanes, seed=seed,
-            threads=threads, max_memory_gb=max_memory_gb, progress=progress)
+            threads=threads, max_memory_gb=max_memory_gb, progress=progress, bptt=bptt,
+            grad_clip=grad_clip, pf_weight=pf_weight, pf_rollout=pf_rollout, pf_feed=pf_feed,
+            pf_disc_hidden=pf_disc_hidden, pf_disc_steps=pf_disc_steps, pf_disc_lr=pf_disc_lr)
         self._validate_params()
         self._pretrained: torch.Tensor | None = None  # see GRU4Rec.set_pretrained_items
 
@@ -289,6 +295,44 @@ class HGRU4Rec(GRU4Rec):
             user = [u.detach() for u in new_user]
             closing = y_items
             yield loss, len(x_items)
+
+    def _unroll_walk(self, schedule: UserSchedule, offsets: np.ndarray, items: torch.Tensor,
+                     ) -> tuple[Iterator[WalkStep], tuple[Layers, Layers, torch.Tensor]]:
+        """The user-parallel walk as :class:`WalkStep` s (see :mod:`sessionrec.models.unroll`);
+        the carried state is (session layers, user layers, each lane's previous target)."""
+        p = self._params
+        n = min(int(p["batch_size"]), schedule.n_users)
+        state = ([torch.zeros((n, h)) for h in p["layers"]],
+                 [torch.zeros((n, h)) for h in p["user_layers"]],
+                 torch.zeros(n, dtype=torch.int64))
+        min_lanes = 2 if int(p["n_sample"]) == 0 else 1
+
+        def walk() -> Iterator[WalkStep]:
+            for batch in user_parallel(offsets, schedule, int(p["batch_size"]), min_lanes):
+                keep = None if batch.keep is None else torch.from_numpy(batch.keep)
+                y_items = items[torch.from_numpy(batch.targets)]
+
+                def advance(state, x_in: torch.Tensor, keep=keep, batch=batch,
+                            y_items=y_items) -> Stepped:
+                    hidden, user, closing = state
+                    if keep is not None:
+                        hidden = [h.index_select(0, keep) for h in hidden]
+                        user = [u.index_select(0, keep) for u in user]
+                        closing = closing.index_select(0, keep)
+                    hidden, user = self._start_sessions(hidden, user, batch.session_start,
+                                                        batch.user_start, closing, None, True)
+                    out, new = self._session_step(x_in, hidden, user, True)
+                    return Stepped(out, (new, user, y_items), new[-1], hidden, user)
+
+                yield WalkStep(items[torch.from_numpy(batch.inputs)], y_items, advance,
+                               batch.session_start, keep is not None)
+
+        return walk(), state
+
+    def _free_step(self, x: torch.Tensor, hidden: Layers, context: Layers,
+                   ) -> tuple[torch.Tensor, Layers, torch.Tensor]:
+        out, new = self._session_step(x, hidden, context, True)
+        return out, new, new[-1]
 
     def _validation_mrr(self, train: Sessions, valid: Sessions) -> float:
         self._remember_users(train)  # validation sessions continue the training histories

@@ -1,0 +1,205 @@
+"""Multi-step training of the session RNNs: windows of ``bptt`` steps of the parallel walk.
+
+GRU4Rec and HGRU4Rec train by default with one-step truncated back-propagation (the
+original's semantics): every step of the session-/user-parallel walk is one update and the
+hidden state is detached between steps. With ``bptt = k > 1`` the lanes are kept for ``k``
+consecutive steps of the same walk and unrolled together: the hidden state flows *with its
+gradient* from step to step inside the window (a lane that starts a new session inside the
+window starts from a fresh state, which cuts its gradient there; a lane dropped at the end
+of the walk is dropped from the graph), the next-item losses of the ``k`` steps are summed,
+one ``autograd.grad`` call differentiates them through the recurrence, the gradients are
+optionally clipped to a total norm (``grad_clip``), and the optimiser makes one update per
+window. The state is detached between windows (truncated BPTT with ``k1 = k2 = k``).
+
+The walk is the same as for one-step training, so every training pair is seen exactly once
+per epoch whatever ``k``; ``k = 1`` through this path computes what the default path does
+(tests/models/test_unroll.py checks it bit for bit), the default path itself is untouched.
+
+A model supplies the walk as :class:`WalkStep` s (``_unroll_walk``): the items of a step and
+an ``advance(state, x_rows)`` closure that applies the step's lane bookkeeping (narrowing,
+session starts) to the carried state and runs the recurrent step. This module owns what is
+shared: gathering the item rows of the whole window once, the losses, clipping, the row-wise
+update and the professor-forcing hook (:mod:`sessionrec.models.professor`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from sessionrec.batching.negatives import NegativeSampler
+from sessionrec.training.optim import RowOptimizer
+
+
+@dataclass(frozen=True)
+class Stepped:
+    """What ``WalkStep.advance`` returns.
+
+    Attributes:
+        out: float32 [m, out_width] the output layer's input of every lane.
+        state: the new carried state (opaque to this module).
+        top: float32 [m, h] the top session layer (what the discriminator compares).
+        start: session layers of every lane *before* the step's input (after its resets).
+        context: what a free-running step needs besides the session layers (HGRU4Rec: the
+            user layers; GRU4Rec: None).
+    """
+
+    out: torch.Tensor
+    state: Any
+    top: torch.Tensor
+    start: list[torch.Tensor]
+    context: Any
+
+
+@dataclass(frozen=True)
+class WalkStep:
+    """One step of a parallel walk, ready to be unrolled.
+
+    Attributes:
+        x_items / y_items: int64 [m] input and target items of the live lanes.
+        advance: ``advance(state, x_rows) -> Stepped``.
+        starts: bool [m] lanes that start a new session at this step.
+        narrowed: lanes of the previous step were dropped at this step.
+    """
+
+    x_items: torch.Tensor
+    y_items: torch.Tensor
+    advance: Callable[[Any, torch.Tensor], Stepped]
+    starts: np.ndarray
+    narrowed: bool
+
+
+def clip_total_norm(grads: list[torch.Tensor | None], max_norm: float) -> float:
+    """Scale ``grads`` in place so that their joint L2 norm is at most ``max_norm``.
+
+    Returns the norm before clipping. ``max_norm <= 0``: no clipping (the norm is still
+    returned).
+    """
+    present = [g for g in grads if g is not None]
+    if not present:
+        return 0.0
+    norm = float(torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(g) for g in present])))
+    if max_norm > 0 and norm > max_norm:
+        scale = max_norm / (norm + 1e-6)
+        for g in present:
+            g.mul_(scale)
+    return norm
+
+
+def window_stepper(model, opt: RowOptimizer, loss_fn, log_counts: torch.Tensor,
+                   dense: list[str], adversary=None) -> Callable[..., tuple[float, Any]]:
+    """``step(window, samples, state) -> (summed next-item loss, new state)`` for a window
+    of :class:`WalkStep` s (see the module docstring); ``samples``: one draw per step."""
+    p = model._params
+    w = model.weights_
+    mode = model.input_mode
+    in_key = {"constrained": "Wy", "embedding": "E", "onehot": "Wx0"}[mode]
+    train_input = in_key not in model._frozen_keys()
+    batch_size = float(p["batch_size"])
+    sample_alpha = float(p["sample_alpha"])
+    use_logq = p["loss"] == "cross-entropy" and float(p["logq"]) > 0
+    grad_clip = float(p["grad_clip"])
+    dense_params = [w[k] for k in dense]
+
+    def step(window: list[WalkStep], samples: list[torch.Tensor],
+             state: Any) -> tuple[float, Any]:
+        ms = [len(s.x_items) for s in window]
+        ys = [torch.cat([s.y_items, smp]) if len(smp) else s.y_items
+              for s, smp in zip(window, samples, strict=True)]
+        x_all, y_all = torch.cat([s.x_items for s in window]), torch.cat(ys)
+        n_x = len(x_all)
+        # Every item row of the window is gathered once; gradients land in these leaves.
+        if mode == "constrained":
+            uniq, inv = torch.unique(torch.cat([x_all, y_all]), return_inverse=True)
+            wy = w["Wy"].index_select(0, uniq).requires_grad_(True)
+            x_in_all = wy.index_select(0, inv[:n_x])
+            o_all, in_leaf, in_rows = inv[n_x:], wy, uniq
+        else:
+            uniq, o_all = torch.unique(y_all, return_inverse=True)
+            wy = w["Wy"].index_select(0, uniq).requires_grad_(True)
+            in_rows, inv_x = torch.unique(x_all, return_inverse=True)
+            in_leaf = w[in_key].index_select(0, in_rows).requires_grad_(train_input)
+            x_in_all = in_leaf.index_select(0, inv_x)
+        by = w["By"].index_select(0, uniq).requires_grad_(True)
+        x_ins = x_in_all.split(ms)
+        o_idxs = o_all.split([len(y) for y in ys])
+        loss: torch.Tensor | None = None
+        tops: list[torch.Tensor] = []
+        first: Stepped | None = None
+        for t, walk_step in enumerate(window):
+            stepped = walk_step.advance(state, x_ins[t])
+            state = stepped.state
+            first = first or stepped
+            tops.append(stepped.top)
+            o_idx = o_idxs[t]
+            scores = torch.addmm(by.index_select(0, o_idx).view(1, -1), stepped.out,
+                                 wy.index_select(0, o_idx).t())
+            log_q = None
+            if use_logq:
+                log_q = log_counts[ys[t]]
+                if len(samples[t]):
+                    log_q = torch.cat([log_q[:ms[t]], log_q[ms[t]:] * sample_alpha])
+            term = loss_fn(scores, log_q) / batch_size
+            loss = term if loss is None else loss + term
+        assert loss is not None and first is not None
+        total = loss
+        fight = None
+        if adversary is not None:
+            fight = adversary.engage(model, window, first, x_ins[0], tops)
+            if fight is not None:
+                total = loss + adversary.weight * fight.generator_loss
+        train_in = in_leaf is not wy and train_input
+        leaves = [wy, by] + ([in_leaf] if train_in else [])
+        grads = list(torch.autograd.grad(total, dense_params + leaves, allow_unused=True))
+        if grad_clip > 0:
+            clip_total_norm(grads, grad_clip)
+        with torch.no_grad():
+            for k, g in zip(dense, grads, strict=False):
+                if g is not None:
+                    opt.step_dense(k, g)
+            g_wy, g_by = grads[len(dense)], grads[len(dense) + 1]
+            opt.step_rows("Wy", uniq, g_wy)
+            if mode == "constrained":  # uniq also holds input-only rows: their bias stays
+                touched = torch.zeros(len(uniq), dtype=torch.bool)
+                touched[o_all] = True
+                opt.step_rows("By", uniq[touched], g_by[touched])
+            else:
+                opt.step_rows("By", uniq, g_by)
+            if train_in:
+                opt.step_rows(in_key, in_rows, grads[-1])
+        if fight is not None:
+            adversary.train_discriminator(fight)
+        return float(loss.detach()) * batch_size, state
+
+    return step
+
+
+def detach_state(state: Any) -> Any:
+    """The carried state without its graph (tensors, lists and tuples of them)."""
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    if isinstance(state, (list, tuple)):
+        return type(state)(detach_state(s) for s in state)
+    return state
+
+
+def unrolled_epoch(walk: Iterator[WalkStep], state: Any, bptt: int,
+                   step: Callable[..., tuple[float, Any]],
+                   sampler: NegativeSampler) -> Iterator[tuple[float, int]]:
+    """Train one epoch in windows of ``bptt`` walk steps; yields (summed loss, pairs)."""
+    window: list[WalkStep] = []
+    for walk_step in walk:
+        window.append(walk_step)
+        if len(window) == bptt:
+            loss, state = step(window, [sampler.draw() for _ in window], state)
+            state = detach_state(state)
+            yield loss, sum(len(s.x_items) for s in window)
+            window = []
+    if window:
+        loss, _ = step(window, [sampler.draw() for _ in window], state)
+        yield loss, sum(len(s.x_items) for s in window)
