@@ -117,11 +117,11 @@ class Adversary:
     """The discriminator, its optimiser and the free-running rollouts of one model's fit."""
 
     def __init__(self, model: Any, top_width: int, seed: int) -> None:
-        p = model._params
         if not isinstance(model, RecurrentStep):
             raise ConfigError(f"{getattr(model, 'name', type(model).__name__)}: pf_weight > 0 "
                               "(professor forcing) needs a model with a recurrent session "
                               "state; this model has none")
+        p = model._params
         self.weight = float(p["pf_weight"])
         self.rollout = rollout_length(p)
         self.feed = p["pf_feed"]
