@@ -53,7 +53,7 @@ def test_ranks_by_hand():
     # (pessimistic), 2 (optimistic).
     test = Sessions.from_lists([[0, 1, 3, 2]], 4)
     res = evaluate_next_n(LastItem(), test, max_horizon=3, ks=(1, 2))
-    got = sorted(zip(res.positions.tolist(), res.horizon.tolist(), res.ranks.tolist()))
+    got = sorted(zip(res.positions.tolist(), res.horizon.tolist(), res.ranks.tolist(), strict=True))
     assert got == [(1, 1, 1.0), (1, 2, 2.0), (1, 3, 4.0), (2, 1, 2.0), (2, 2, 4.0),
                    (3, 1, 3.0)]
     m = res.metrics()

@@ -46,7 +46,7 @@ def test_rollout_longer_than_every_session_is_refused_before_training():
 
 
 def test_discriminator_on_a_model_without_recurrent_state_is_refused():
-    with pytest.raises(ConfigError, match="pf_weight.*recurrent session state"):
+    with pytest.raises(ConfigError, match=r"pf_weight.*recurrent session state"):
         Adversary(VectorSessionKNN(), top_width=4, seed=0)
 
 

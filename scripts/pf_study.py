@@ -1,0 +1,121 @@
+"""Professor forcing vs the same model without the adversarial term (issue 19).
+
+    python scripts/pf_study.py --config configs/pf/yoochoose-100k-gru4rec.toml \
+        --out runs/pf/yoochoose-100k --seeds 0 1 2 [--variants base pf] [--epochs N] [--jobs 2]
+
+For every seed and variant it runs ``sessionrec train`` (the config plus the variant's
+``--set`` overrides, one torch thread, ``nice``) into ``OUT/<variant>-s<seed>``, then the
+next-n protocol (:mod:`sessionrec.evaluation.next_n`) on the saved model and the test split,
+written beside the run's metrics as ``next_n.json`` and ``next_n_ranks.parquet``. The data are
+prepared once into ``OUT/data``. ``scripts/pf_doc.py`` turns the run directories into the
+docs/results.md section. Variants:
+
+* ``onestep``: the config with ``bptt = 1`` and no adversarial term (the default training);
+* ``base``: the config's ``bptt`` window, ``pf_weight = 0`` (teacher forcing only);
+* ``pf``: the same window with the config's professor-forcing parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+VARIANTS = {"onestep": ["model.params.bptt=1", "model.params.pf_weight=0.0"],
+            "base": ["model.params.pf_weight=0.0"], "pf": []}
+
+
+def train(config: str, data: Path, run: Path, seed: int, sets: list[str],
+          epochs: int | None) -> None:
+    if (run / "metrics.json").is_file():
+        return
+    cmd = ["nice", "-n", "10", sys.executable, "-m", "sessionrec.cli", "train", "--config",
+           config, "--data", str(data), "--out", str(run), "--overwrite",
+           "--set", f"seed={seed}", "--set", f"model.params.seed={seed}",
+           "--set", "model.params.progress=false", "--set", "model.params.threads=1"]
+    if epochs:
+        cmd += ["--set", f"model.params.n_epochs={epochs}"]
+    for s in sets:
+        cmd += ["--set", s]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SESSIONREC_THREADS": "1"}
+    t0 = time.time()
+    subprocess.run(cmd, check=True, env=env, cwd=ROOT)
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    (run / "COMMAND.txt").write_text(
+        " ".join(cmd[3:]) + f"\nwall {time.time() - t0:.0f} s, load average after {load}, "
+        "2 cores\n", encoding="utf-8")
+
+
+def next_n(run: Path, data: Path, horizon: int) -> None:
+    import torch
+
+    from sessionrec.evaluation.next_n import evaluate_next_n
+    from sessionrec.models.base import SessionRecommender
+    from sessionrec.runs import load_splits
+
+    if (run / "next_n.json").is_file():
+        return
+    torch.set_num_threads(1)
+    splits = load_splits(data)
+    model = SessionRecommender.load(run / "model", splits.train.vocab)
+    res = evaluate_next_n(model, splits.test, max_horizon=horizon, ks=(5, 10, 20))
+    tmp = run / "next_n_ranks.parquet.tmp"
+    pl.DataFrame({"horizon": res.horizon, "prefix_end": res.prefix_end,
+                  "session": res.sessions, "position": res.positions,
+                  "rank": res.ranks}).write_parquet(tmp)
+    tmp.replace(run / "next_n_ranks.parquet")
+    tmp = run / "next_n.json.tmp"
+    tmp.write_text(json.dumps(res.to_dict(), indent=1), encoding="utf-8")
+    tmp.replace(run / "next_n.json")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--variants", nargs="+", default=["base", "pf"])
+    parser.add_argument("--epochs", type=int, default=None, help="override n_epochs")
+    parser.add_argument("--horizon", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=1, help="trainings run at once")
+    args = parser.parse_args()
+    from sessionrec.cli import prepared_data
+    from sessionrec.config import load_config
+    from sessionrec.runs import RunConfig
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sets = VARIANTS
+    unknown = sorted(set(args.variants) - set(sets))
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; known: {sorted(sets)}")
+    data = out / "data"
+    if not (data / "manifest.json").is_file():
+        cfg = load_config(RunConfig, args.config, [])
+        data = prepared_data(cfg, out, None)
+
+    def one(job: tuple[str, int]) -> str:
+        variant, seed = job
+        run = out / f"{variant}-s{seed}"
+        train(args.config, data, run, seed, sets[variant], args.epochs)
+        next_n(run, data, args.horizon)
+        return str(run)
+
+    jobs = [(v, s) for s in args.seeds for v in args.variants]
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        for done in pool.map(one, jobs):
+            print("done", done, flush=True)
+
+
+if __name__ == "__main__":
+    main()
