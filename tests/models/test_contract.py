@@ -94,6 +94,15 @@ MODEL_FACTORIES: list[ModelFactory] = [
         "embedding": 6, "batch_size": 4, "n_epochs": 2, "progress": False, **extra})
       for extra in ({}, {"attention": False, "n_sample": 0, "loss": "top1-max",
                          "optimizer": "sgd", "momentum": 0.5, "clip_grad": 1.0})),
+    *(functools.partial(get_model_class("srgnn"), **{
+        "hidden": 6, "batch_size": 4, "n_epochs": 2, "progress": False, **extra})
+      for extra in ({}, {"steps": 2, "hybrid": False, "n_sample": 4, "loss": "bpr-max",
+                         "max_len": 2})),
+    *(functools.partial(get_model_class("gcegnn"), **{
+        "hidden": 6, "batch_size": 4, "n_epochs": 2, "neighbours": 3, "progress": False,
+        **extra})
+      for extra in ({}, {"hops": 2, "epsilon": 1, "global_attention": "linear",
+                         "n_sample": 4, "logq": 1.0, "max_len": 2, "dropout_local": 0.1})),
 ]
 
 

@@ -122,6 +122,11 @@ class NeuralRecommender(SessionRecommender):
         return PrefixSource(train, self._rank_batch(world_size), self.params.max_len,
                             self.params.seed, rank, world_size)
 
+    def collate(self, batch: PrefixBatch) -> Any:
+        """The encoder's input for a scoring batch of padded prefixes (the same kind of batch
+        :meth:`batch_source` yields; e.g. session graphs for the GNN models)."""
+        return batch
+
     # -- building ------------------------------------------------------------------------------
     def _build_net(self, n_items: int) -> SessionNet:
         with torch.random.fork_rng(devices=[]):
@@ -201,7 +206,7 @@ class NeuralRecommender(SessionRecommender):
             rows = prefixes[lo: lo + step]
             u = None if users is None else users[lo: lo + step]
             batch = batch_from_lists(rows, self.n_items_, self.params.max_len, u)
-            out.append(self.net_.scores(batch.to(device)).float().cpu())
+            out.append(self.net_.scores(self.collate(batch).to(device)).float().cpu())
         return torch.cat(out)
 
     def item_embeddings(self) -> torch.Tensor:
