@@ -18,15 +18,12 @@ docs/results.md section. Variants:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,26 +54,10 @@ def train(config: str, data: Path, run: Path, seed: int, sets: list[str],
 
 
 def next_n(run: Path, data: Path, horizon: int) -> None:
-    import torch
+    from sessionrec.evaluation.next_n import NEXT_N_JSON, next_n_run
 
-    from sessionrec.evaluation.next_n import evaluate_next_n
-    from sessionrec.models.base import SessionRecommender
-    from sessionrec.runs import load_splits
-
-    if (run / "next_n.json").is_file():
-        return
-    torch.set_num_threads(1)
-    splits = load_splits(data)
-    model = SessionRecommender.load(run / "model", splits.train.vocab)
-    res = evaluate_next_n(model, splits.test, max_horizon=horizon, ks=(5, 10, 20))
-    tmp = run / "next_n_ranks.parquet.tmp"
-    pl.DataFrame({"horizon": res.horizon, "prefix_end": res.prefix_end,
-                  "session": res.sessions, "position": res.positions,
-                  "rank": res.ranks}).write_parquet(tmp)
-    tmp.replace(run / "next_n_ranks.parquet")
-    tmp = run / "next_n.json.tmp"
-    tmp.write_text(json.dumps(res.to_dict(), indent=1), encoding="utf-8")
-    tmp.replace(run / "next_n.json")
+    if not (run / NEXT_N_JSON).is_file():
+        next_n_run(run, data, horizon, (5, 10, 20))
 
 
 def main() -> None:

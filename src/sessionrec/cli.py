@@ -289,6 +289,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_next_n(args: argparse.Namespace) -> int:
+    """The next-n protocol (issue 19) on a saved run: free-running predictions 1..n ahead."""
+    import tomllib
+
+    from sessionrec.evaluation.next_n import next_n_run
+
+    data = args.data
+    if data is None:
+        cfg_file = Path(args.run) / "config.toml"
+        prepared = (tomllib.loads(cfg_file.read_text(encoding="utf-8")).get("data", {})
+                    .get("prepared") if cfg_file.is_file() else None)
+        if not prepared:
+            raise SessionRecError(f"next-n: {args.run}/config.toml names no prepared data "
+                                  "directory; pass --data DIR (the data the run trained on)")
+        data = prepared
+    res = next_n_run(args.run, data, args.horizon, tuple(args.ks))
+    m, k = res.metrics(), max(res.ks)
+    for h in range(1, res.max_horizon + 1):
+        if f"h{h}/recall@{k}" in m:
+            print(f"h{h}: Recall@{k} {m[f'h{h}/recall@{k}']:.4f}  MRR@{k} "
+                  f"{m[f'h{h}/mrr@{k}']:.4f}  ({res.counts()[f'h{h}']:,} cases)")
+    print(f"wrote {Path(args.run) / 'next_n.json'}")
+    return 0
+
+
 # -- quickstart ------------------------------------------------------------------------------
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from sessionrec.config import load_config
@@ -612,6 +637,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, help="dataset name for the tables")
     add_threads(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("next-n", help="predict the next 1..n clicks of test prefixes by "
+                       "free-running a saved recurrent run (next-n protocol)")
+    p.add_argument("run", help="run directory of sessionrec train (with model/)")
+    p.add_argument("--data", default=None, help="prepared data (default: the run's config)")
+    p.add_argument("--horizon", type=int, default=5, help="clicks ahead (max horizon)")
+    p.add_argument("--ks", type=int, nargs="+", default=[5, 10, 20])
+    add_threads(p)
+    p.set_defaults(func=cmd_next_n)
 
     p = sub.add_parser("quickstart", help="the whole flow on a generated sample, no data needed")
     p.add_argument("--out", default=str(QUICKSTART_DIR),

@@ -22,8 +22,10 @@ case for paired bootstraps, and accuracy by position (prefix length) comes for e
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -185,3 +187,34 @@ def evaluate_next_n(model: Any, test: Sessions, max_horizon: int = 5,
                        ranks=np.concatenate(out_r).astype(np.float64),
                        dropped_unknown_targets=dropped, seconds=time.perf_counter() - t0,
                        by_position_max=int(by_position_max))
+
+
+NEXT_N_JSON, NEXT_N_RANKS = "next_n.json", "next_n_ranks.parquet"
+
+
+def next_n_run(run_dir: str | Path, data_dir: str | Path, max_horizon: int = 5,
+               ks: tuple[int, ...] = (5, 10, 20)) -> NextNResult:
+    """Evaluate the model saved in ``run_dir/model`` on the test split of ``data_dir`` and
+    write ``next_n.json`` (metrics) and ``next_n_ranks.parquet`` (every case) beside the
+    run's metrics, each written to a temporary file and renamed."""
+    import polars as pl
+
+    from sessionrec.models.base import SessionRecommender
+    from sessionrec.runs import load_splits
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "model").is_dir():
+        raise DataError("not a run directory with a saved model (no model/ folder)",
+                        path=str(run_dir))
+    splits = load_splits(Path(data_dir))
+    model = SessionRecommender.load(run_dir / "model", splits.train.vocab)
+    res = evaluate_next_n(model, splits.test, max_horizon=max_horizon, ks=ks)
+    tmp = run_dir / (NEXT_N_RANKS + ".tmp")
+    pl.DataFrame({"horizon": res.horizon, "prefix_end": res.prefix_end,
+                  "session": res.sessions, "position": res.positions,
+                  "rank": res.ranks}).write_parquet(tmp)
+    tmp.replace(run_dir / NEXT_N_RANKS)
+    tmp = run_dir / (NEXT_N_JSON + ".tmp")
+    tmp.write_text(json.dumps(res.to_dict(), indent=1), encoding="utf-8")
+    tmp.replace(run_dir / NEXT_N_JSON)
+    return res
