@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -39,10 +40,13 @@ def run_quickstart(threads: int, busy: bool, out: Path) -> dict:
         if busy:
             time.sleep(2.0)  # let the competitor get going
         load = os.getloadavg()[0]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "sessionrec.cli", "quickstart", "--out", str(out),
                         "--threads", str(threads)], check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     finally:
         if competitor is not None:
             competitor.kill()
@@ -52,11 +56,15 @@ def run_quickstart(threads: int, busy: bool, out: Path) -> dict:
         payload = json.loads(metrics_file.read_text())
         runs[payload["model"]] = payload
     gru = runs["gru4rec"]
-    return {"threads": threads, "busy": busy, "wall_s": wall, "load": load,
+    return {"threads": threads, "busy": busy, "wall_s": wall, "cpu_s": cpu, "load": load,
             "gru_fit_s": gru["train"]["seconds"],
             "gru_events_per_s": gru["train"].get("events_per_s") or 0.0,
             "metrics": {m: {k: round(p["metrics"][k], 6) for k in METRICS}
                         for m, p in runs.items()}}
+
+
+def cpu_text(row: dict) -> str:
+    return f"{row['cpu_s']:.1f}" if row.get("cpu_s") is not None else "—"
 
 
 def render(rows: list[dict], command: str, identical: bool, note: str = "") -> str:
@@ -72,18 +80,23 @@ def render(rows: list[dict], command: str, identical: bool, note: str = "") -> s
         f"Command: `{command}`",
         *([note] if note else []),
         "",
-        "| torch threads | competitor | wall s | GRU4Rec fit s | GRU4Rec events/s | load |",
-        "|---|---|---:|---:|---:|---:|",
+        "\"CPU s\" is the quickstart process's own CPU time (user + system, all its threads): "
+        "with one torch thread it is what the wall time would be on an idle machine, less "
+        "the time spent waiting for the disk.",
+        "",
+        "| torch threads | competitor | wall s | CPU s | GRU4Rec fit s | GRU4Rec events/s "
+        "| load |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         threads = "torch default" if r["threads"] == 0 else str(r["threads"])
         if r.get("wall_s") is None:  # stopped before it finished: a lower bound
             lines.append(f"| {threads} | {'busy loop' if r['busy'] else 'none'} "
-                         f"| > {r['lower_bound_s']:.0f} (stopped: {r['note']}) | — | — "
+                         f"| > {r['lower_bound_s']:.0f} (stopped: {r['note']}) | — | — | — "
                          f"| {r['load']:.1f} |")
             continue
         lines.append(f"| {threads} | {'busy loop' if r['busy'] else 'none'} "
-                     f"| {r['wall_s']:.1f} | {r['gru_fit_s']:.1f} "
+                     f"| {r['wall_s']:.1f} | {cpu_text(r)} | {r['gru_fit_s']:.1f} "
                      f"| {r['gru_events_per_s']:,.0f} | {r['load']:.1f} |")
     first = rows[0].get("metrics")
     if first and all(r.get("metrics") for r in rows) and len(rows) > 1:
