@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="JSON rows of earlier runs (one object per line, as printed after "
                              "'row:') to render instead of running")
     args = parser.parse_args(argv)
-    command = " ".join(["python", "benchmarks/quickstart.py", *sys.argv[1:]])
+    command = " ".join(["python", "benchmarks/quickstart.py",
+                        *(f'"{a}"' if " " in a else a for a in sys.argv[1:])])
     if args.rows is not None:
         # The rows came from an earlier (possibly interrupted) run of the plain command.
         command = "python benchmarks/quickstart.py (stopped early; rows re-rendered with --rows)"
@@ -145,9 +146,9 @@ def main(argv: list[str] | None = None) -> None:
                     print("row: " + json.dumps(row), flush=True)
                     if not args.no_write:  # an interrupted run keeps what it measured
                         same = all(r["metrics"] == rows[0]["metrics"] for r in rows)
-                        update_section(SECTION, render(rows, command, same))
+                        update_section(SECTION, render(rows, command, same, args.note))
     identical = all(r["metrics"] == rows[0]["metrics"] for r in rows)
-    text = render(rows, command, identical)
+    text = render(rows, command, identical, args.note)
     print(text)
     if not args.no_write:
         update_section(SECTION, text)
