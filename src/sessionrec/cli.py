@@ -757,6 +757,9 @@ def build_parser() -> argparse.ArgumentParser:
     from sessionrec.archive.commands import add_parser as add_archive_parser
 
     add_archive_parser(sub)
+    from sessionrec.loop.commands import add_parser as add_loop_parser
+
+    add_loop_parser(sub)
     return parser
 
 
