@@ -11,7 +11,7 @@ from sessionrec.runs import ModelConfig, RunConfig, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 # Run configs; search spaces, studies and experiments have configs of their own kinds.
-OTHER_KINDS = ("search", "study", "experiments")
+OTHER_KINDS = ("search", "study", "experiments", "loop")
 # configs/quickstart/ holds one of each kind for the quickstart's data.
 QUICKSTART_STUDY = ROOT / "configs" / "quickstart" / "study.toml"
 QUICKSTART_SPACE = ROOT / "configs" / "quickstart" / "tune-space.toml"

@@ -165,7 +165,7 @@ def test_an_empty_window_leaves_the_live_model_and_says_why(world, tmp_path):
         assert out.decision == "empty_window"
         assert "the live model stays" in out.reason and "no events" in out.reason
         rec = json.loads((out.run_dir / "metrics.json").read_text())
-        assert rec["decision"] == "empty_window" and rec["live"]["tag"] == before["tag"]
+        assert rec["decision"] == "empty_window" and rec["live_model"]["tag"] == before["tag"]
         assert channel.live()["tag"] == before["tag"]
 
 
@@ -246,3 +246,23 @@ def test_the_loop_closes_serve_archive_retrain_promote(world, tmp_path):
         assert out.decision == "promoted", out.reason
         assert (out.run_dir / "raw" / "export.json").is_file()
         assert client.get("/readyz").json()["model"]["model"] == "sr"
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "configs" /
+                                         "loop").glob("*.toml")), ids=lambda p: p.name)
+def test_every_committed_loop_config_loads_and_builds_its_model(path):
+    from sessionrec.loop.config import load_loop_config
+
+    build_model(load_loop_config(path).model)
+
+
+def test_a_loop_config_needs_one_data_source_and_a_window_longer_than_the_holdout():
+    from sessionrec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"exactly one of data\.raw"):
+        load_config(LoopConfig, base={"data": {"raw": "a", "archive": "sqlite:///b.db"}})
+    with pytest.raises(ConfigError, match="must exceed"):
+        load_config(LoopConfig, base={"data": {"raw": "a", "window_days": 1,
+                                               "holdout_days": 1}})
+    with pytest.raises(ConfigError, match=r"decision\.metric"):
+        load_config(LoopConfig, base={"data": {"raw": "a"}, "decision": {"metric": "auc"}})

@@ -8,8 +8,9 @@ same vocabulary), score the candidate and the live model on the same held-out da
 ``ROOT/runs/<UTC time>/``::
 
     config.toml     the resolved loop config
-    metrics.json    decision, reason, window, the live model, both metric sets, the
-                    paired difference (or why there was nothing to compare)
+    metrics.json    decision, reason, window, live_model (what /admin/model named), both
+                    metric sets (candidate, live), the paired difference of the decision
+                    metric (or why there was nothing to compare)
     data/           the prepared window          (when it was not empty)
     candidate/      the candidate's run directory (config.toml, metrics.json, ranks, model/)
     cooc/           its fallback (item-to-item, same vocabulary)
@@ -60,6 +61,7 @@ PROMOTED, REFUSED, SHADOW = "promoted", "refused", "shadow_only"
 EMPTY, FAILED_FIT, FAILED_LIVE, FAILED_RELOAD, NO_SERVER = (
     "empty_window", "failed_fit", "failed_live_evaluation", "failed_reload", "no_server")
 DECIDED = (PROMOTED, REFUSED, SHADOW)
+ROLLED_BACK = "rolled_back"
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,8 @@ def _finish(run_dir: Path, decision: str, reason: str, record: dict[str, Any],
     record = _finite({"decision": decision, "reason": reason, **record,
                       "finished_at": datetime.now(UTC).isoformat()})
     write_results(run_dir, record)
-    (log.info if decision in DECIDED else log.warning)("retrain %s: %s (%s)", decision, reason,
-                                                       run_dir)
+    (log.info if decision in (*DECIDED, ROLLED_BACK) else log.warning)(
+        "loop: %s: %s (%s)", decision, reason, run_dir)
     return Outcome(decision, reason, run_dir, record)
 
 
@@ -164,7 +166,7 @@ def retrain(cfg: LoopConfig, channel: AdminChannel, until: datetime | None = Non
         except SessionRecError as err:
             return _finish(run_dir, NO_SERVER, f"cannot ask the server which model is live, "
                            f"nothing done: {err}", record)
-        record["live"] = served(live, None)
+        record["live_model"] = served(live, None)
         try:
             data_dir, window, manifest = prepare_window(cfg.data, run_dir, until)
         except EmptyDataError as err:
@@ -228,7 +230,7 @@ def rollback(cfg: LoopConfig, channel: AdminChannel, force: bool = False) -> Out
         previous = last["previous"]
         run_dir = new_run_dir(root, "-rollback")
         (run_dir / "config.toml").write_text(dump_toml(to_dict(cfg)), encoding="utf-8")
-        record = {"live": served(live, None), "undoes": last["run"], "restored": previous}
+        record = {"live_model": served(live, None), "undoes": last["run"], "restored": previous}
         try:
             info = channel.reload(previous["model_dir"], previous["vocab"], previous["fallback"])
         except SessionRecError as err:
@@ -236,5 +238,5 @@ def rollback(cfg: LoopConfig, channel: AdminChannel, force: bool = False) -> Out
                     record, err)
             raise
         write_history(root, stack[:-1])
-        return _finish(run_dir, "rolled_back", f"serving {info['model_dir']} ({info['tag']}) "
+        return _finish(run_dir, ROLLED_BACK, f"serving {info['model_dir']} ({info['tag']}) "
                        f"again, as before {last['run']}", record)
