@@ -42,6 +42,11 @@ OFFICIAL = {
 @pytest.mark.parametrize("path", RUN_CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_config_builds(path):
     cfg = load_config(RunConfig, path)
+    if cfg.eval.protocol == "candidate-ranking":  # click-probability models (exposure data)
+        from sessionrec.candidate_runs import build_click_model
+
+        build_click_model(cfg)
+        return
     build_model(cfg.model)
 
 

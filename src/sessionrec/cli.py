@@ -79,8 +79,14 @@ def default_input(source) -> Path:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    from sessionrec.data.exposures.prepare import EXPOSURE_SOURCES
     from sessionrec.data.prepare import prepare
     from sessionrec.data.sources.events import parse_maps
+
+    if args.source in EXPOSURE_SOURCES:  # exposure logs (click-probability models)
+        from sessionrec.candidate_commands import prepare_command
+
+        return prepare_command(args, shared_data_candidates())
 
     engine = [f"engine={args.engine}"] if args.engine else []
     master = [f'spark.master="{args.master}"'] if args.master else []
@@ -176,6 +182,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             "configs/quickstart/gru4rec.toml or configs/quickstart/vsknn.toml) or --set "
             f"model.name=NAME with --data DIR (models: {', '.join(sorted(all_models()))})")
     cfg = load_config(RunConfig, args.config, args.set)
+    if cfg.eval.protocol == "candidate-ranking":  # click-probability models on exposures
+        from sessionrec.candidate_commands import train_command
+
+        return train_command(cfg, args, shared_data_candidates())
     check_model_params(get_model_class(cfg.model.name), cfg.model.params)  # before any data
     run_dir = Path(args.out)
     if run_dir.exists() and any(run_dir.iterdir()) and not (args.overwrite or args.resume):
@@ -277,6 +287,11 @@ def _print_run(payload: dict) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from sessionrec.runs import compare_models
+
+    if args.protocol == "candidate-ranking":
+        from sessionrec.candidate_commands import evaluate_command
+
+        return evaluate_command(args)
 
     t0 = time.perf_counter()
     text, _ = compare_models(Path(args.data), args.models, args.param, Path(args.out),
@@ -630,7 +645,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="MODEL.KEY=VALUE",
                    help="a hyper-parameter of one model, e.g. vsknn.k=50")
     p.add_argument("--out", required=True, help="output directory (one run per model)")
-    p.add_argument("--protocol", choices=("next-item", "last-item"), default="next-item")
+    p.add_argument("--protocol", choices=("next-item", "last-item", "candidate-ranking"),
+                   default="next-item",
+                   help="candidate-ranking: click-probability models on exposure data")
     p.add_argument("--ties", choices=("pessimistic", "optimistic", "average"),
                    default="pessimistic")
     p.add_argument("--baseline", default=None, help="model the others are compared with")

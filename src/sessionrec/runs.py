@@ -73,7 +73,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    protocol: Literal["next-item", "last-item"] = "next-item"
+    # candidate-ranking: click-probability models on exposure data (sessionrec.candidate_runs)
+    protocol: Literal["next-item", "last-item", "candidate-ranking"] = "next-item"
     ties: Literal["pessimistic", "optimistic", "average"] = "pessimistic"
     ks: tuple[int, ...] = (1, 5, 10, 20)
     batch_size: int = 256

@@ -1,0 +1,126 @@
+"""Seed 001 §3.2: the temporal graph over a click sequence and the graph-based LSTM (eq. 2).
+
+**Graph.** Node t (the t-th clicked item) has an edge from node t−1 and from its ``k`` most
+similar *earlier* nodes (``k`` = L of seed 001 §4.6; their hidden states and memories are
+averaged). The seed measures similarity on thumbnail visual features, which KuaiRand does not
+ship; we use either
+
+* ``features``: the weighted count of equal side features, 2·[same author] + [same tag] +
+  [same music] + 0.5·[same duration bucket] (video kind is NORMAL for 99 % of videos and is
+  left out) — fixed, explainable, and the same for every run; or
+* ``vectors``: the cosine of the model's current item vectors (learned; no gradient flows
+  through the choice of neighbours).
+
+Among equally similar earlier nodes the most recent wins. Node 0 has no neighbour.
+
+**Cell.** ``i, f, o, u`` from (x_t, h_{t−1}) as in a standard LSTM with c_t = i⊙u + f⊙c_{t−1};
+a second gate set ``i*, f*, o*, u*`` from (x_t, h*) with c*_t = i*⊙u* + f*⊙c* where (h*, c*)
+are the neighbours' mean state (zeros without a neighbour); h_t = o⊙tanh(c_t) +
+o*⊙tanh(c*_t). With ``graph=False`` the second set is absent: a plain LSTM (ALPINE_umg).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Weights of equal (author, tag, kind, music, duration) codes in the feature similarity.
+FEATURE_WEIGHTS = (2.0, 1.0, 0.0, 1.0, 0.5)
+
+
+def feature_similarity(codes: torch.Tensor, weights=FEATURE_WEIGHTS) -> torch.Tensor:
+    """codes int64 [B, L, F] (0 unknown) -> float [B, L, L] weighted count of equal codes."""
+    w = torch.tensor(weights, dtype=torch.float32, device=codes.device)
+    same = (codes.unsqueeze(2) == codes.unsqueeze(1)) & (codes.unsqueeze(2) != 0)
+    return (same.float() * w).sum(-1)
+
+
+def vector_similarity(x: torch.Tensor) -> torch.Tensor:
+    """x float [B, L, D] -> cosine similarity [B, L, L] (detached)."""
+    x = nn.functional.normalize(x.detach(), dim=-1)
+    return x @ x.transpose(1, 2)
+
+
+def temporal_neighbours(sim: torch.Tensor, valid: torch.Tensor,
+                        k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` most similar earlier valid nodes of every node.
+
+    Args:
+        sim: float [B, L, L], ``sim[b, t, j]`` the similarity of nodes t and j.
+        valid: bool [B, L], real (not padding) nodes.
+    Returns:
+        (idx int64 [B, L, k], has bool [B, L, k]): neighbour positions (each < t) and whether
+        the slot holds one; ties go to the most recent node.
+    """
+    L = sim.shape[1]
+    t = torch.arange(L, device=sim.device)
+    earlier = (t.unsqueeze(0) < t.unsqueeze(1)).unsqueeze(0) & valid.unsqueeze(1)  # [B, t, j]
+    recency = t.float() / (L * 1000.0)  # below any similarity step
+    score = (sim + recency).masked_fill(~earlier, float("-inf"))
+    kk = min(k, L)
+    top, idx = score.topk(kk, dim=-1)
+    has = torch.isfinite(top)
+    if kk < k:
+        pad = (0, k - kk)
+        idx, has = nn.functional.pad(idx, pad), nn.functional.pad(has, pad, value=False)
+    return idx.masked_fill(~has, 0), has
+
+
+class GraphLSTM(nn.Module):
+    """The temporal graph-based LSTM over a padded sequence (eq. 2; eq. 1 with graph=False)."""
+
+    def __init__(self, dim: int, hidden: int, graph: bool = True) -> None:
+        super().__init__()
+        self.hidden, self.graph = hidden, graph
+        self.wx = nn.Linear(dim, 4 * hidden)
+        self.wh = nn.Linear(hidden, 4 * hidden, bias=False)
+        if graph:
+            self.wx_star = nn.Linear(dim, 4 * hidden)
+            self.wh_star = nn.Linear(hidden, 4 * hidden, bias=False)
+
+    @staticmethod
+    def _gates(z: torch.Tensor):
+        i, f, o, u = z.chunk(4, dim=-1)
+        return torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o), torch.tanh(u)
+
+    def forward(self, x: torch.Tensor, idx: torch.Tensor | None = None,
+                has: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, L, D], neighbours idx/has [B, L, k] (graph only) -> hidden states [B, L, d].
+
+        Causal: h_t depends on x_0..x_t only, so right padding never changes a real state.
+        """
+        B, L, _ = x.shape
+        d = self.hidden
+        zx = self.wx(x)
+        zx_star = self.wx_star(x) if self.graph else None
+        h = x.new_zeros(B, d)
+        c = x.new_zeros(B, d)
+        hs: list[torch.Tensor] = []
+        cs: list[torch.Tensor] = []
+        for t in range(L):
+            i, f, o, u = self._gates(zx[:, t] + self.wh(h))
+            c = i * u + f * c
+            out = o * torch.tanh(c)
+            if self.graph:
+                assert idx is not None and has is not None and zx_star is not None
+                h_star, c_star = self._neighbour_state(hs, cs, idx[:, t], has[:, t], B, d, x)
+                i2, f2, o2, u2 = self._gates(zx_star[:, t] + self.wh_star(h_star))
+                out = out + o2 * torch.tanh(i2 * u2 + f2 * c_star)
+            h = out
+            hs.append(h)
+            cs.append(c)
+        return torch.stack(hs, dim=1)
+
+    @staticmethod
+    def _neighbour_state(hs, cs, idx, has, B, d, x):
+        if not hs:
+            zero = x.new_zeros(B, d)
+            return zero, zero
+        H, C = torch.stack(hs, 1), torch.stack(cs, 1)  # [B, t, d]
+        idx = idx.clamp(max=len(hs) - 1)
+        w = has.to(x.dtype)
+        denom = w.sum(1, keepdim=True).clamp(min=1.0)
+        gather = idx.unsqueeze(-1).expand(-1, -1, d)
+        h_star = (H.gather(1, gather) * w.unsqueeze(-1)).sum(1) / denom
+        c_star = (C.gather(1, gather) * w.unsqueeze(-1)).sum(1) / denom
+        return h_star, c_star
