@@ -179,6 +179,13 @@ def build_model(cfg: ModelConfig, items: pl.DataFrame | None = None) -> SessionR
     return model
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def fit_evaluate(model: SessionRecommender, splits: Splits, cfg: EvalConfig,
                  context: FitContext | None = None,
                  ) -> tuple[EvalResult | None, dict[str, Any]]:
@@ -192,6 +199,7 @@ def fit_evaluate(model: SessionRecommender, splits: Splits, cfg: EvalConfig,
     t0 = time.perf_counter()
     model.fit(train, valid, context)
     seconds = time.perf_counter() - t0
+    peak = peak_rss_mb()  # after fitting: data + model + training (evaluation not counted)
     if not is_main():
         return None, {"seconds": seconds}
     extended = False
@@ -206,7 +214,8 @@ def fit_evaluate(model: SessionRecommender, splits: Splits, cfg: EvalConfig,
                       num_threads=cfg.threads or None)
     timing: dict[str, Any] = {"seconds": seconds, "events": int(train.n_events),
                               "events_per_s": train.n_events / seconds if seconds > 0 else None,
-                              "user_history_through_valid": extended}
+                              "user_history_through_valid": extended,
+                              "peak_rss_mb": peak}
     # Iterative models report their own figures (epochs, events/s over all epochs, history).
     timing.update(getattr(model, "fit_stats_", {}))
     return result, timing

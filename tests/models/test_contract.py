@@ -103,6 +103,19 @@ MODEL_FACTORIES: list[ModelFactory] = [
         **extra})
       for extra in ({}, {"hops": 2, "epsilon": 1, "global_attention": "linear",
                          "n_sample": 4, "logq": 1.0, "max_len": 2, "dropout_local": 0.1})),
+    *(functools.partial(get_model_class("core"), **{
+        "embedding": 6, "batch_size": 4, "n_epochs": 2, "progress": False, **extra})
+      for extra in ({"heads": 2, "inner": 8, "max_len": 3},
+                    {"encoder": "ave", "n_sample": 4, "logq": 1.0, "temperature": 0.2})),
+    functools.partial(get_model_class("hybrid"), components=[{"name": "sr"},
+                                                            {"name": "vsknn"}],
+                      weights=[0.6, 0.4]),
+    functools.partial(get_model_class("hybrid"), method="cascade", depth=2, components=[
+        {"name": "vsknn", "params": {"k": 3}}, {"name": "pop"}]),
+    functools.partial(get_model_class("hybrid"), weights=[0.5, 0.5], components=[
+        {"name": "stamp", "params": {"embedding": 6, "batch_size": 4, "n_epochs": 1,
+                                     "progress": False}, "normalise": "softmax"},
+        {"name": "sknn", "normalise": "max"}]),
 ]
 
 
