@@ -456,6 +456,10 @@ def create_app(settings: ServeSettings, bundle: Bundle | None = None,
 
         add_archive_routes(app, archiver)
     _add_common_routes(app, settings, metrics, state, k_param, mw)
+    if settings.rank_model:  # candidate re-ranking with a click-probability model
+        from sessionrec.serving.rank import add_rank_routes
+
+        add_rank_routes(app, settings)
     if settings.ui:
         from sessionrec.console.routes import add_console
 

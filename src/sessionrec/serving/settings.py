@@ -58,6 +58,8 @@ class ServeSettings:
     ui_private: bool = False  # console pages need the admin token too (else only its actions)
     ui_compare: str = ""  # extra models shown side by side in the console: NAME=RUN_DIR,...
     basket_model: str = ""  # basket placement: obt or cooc run ("": the served fallback)
+    rank_model: str = ""  # click-probability run (ALPINE, ...) served on /v1/rank ("": off)
+    max_candidates: int = 500  # /v1/rank: candidates per request
 
     def __post_init__(self) -> None:
         checks = {
@@ -72,6 +74,7 @@ class ServeSettings:
             "torch_threads": self.torch_threads >= 1,
             "event_log_timeout_s": self.event_log_timeout_s > 0,
             "max_body_bytes": self.max_body_bytes >= 1024,
+            "max_candidates": self.max_candidates >= 1,
         }
         for name, ok in checks.items():
             if not ok:

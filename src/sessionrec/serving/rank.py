@@ -1,0 +1,178 @@
+"""``POST /v1/rank``: order a user's candidates by click probability (click-probability
+models such as ALPINE), and ``POST /v1/behaviours``: the events that build the histories.
+
+A behaviour event names a user, a ProductId and its type: ``click``, ``impression`` (shown and
+*not* clicked: send it when the item left the screen unclicked), ``like`` or ``follow`` (the
+item whose author the user followed). A rank request carries the user (or session) id and 1 to
+``max_candidates`` distinct candidate ProductIds; the answer lists every candidate, known ones
+ordered by the model's click probability (``score``, the sigmoid of the fused logit), then the
+ones outside the model's vocabulary in request order with ``known: false`` and no score. An
+empty, too long or repeating candidate list is refused (422) with a message naming the
+problem; an unknown behaviour type likewise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Literal
+
+import numpy as np
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field
+
+from sessionrec.batching.behaviours import UserRows
+from sessionrec.models.neural.click import ClickRecommender
+from sessionrec.serving.histories import HistoryStore
+
+log = logging.getLogger(__name__)
+
+BEHAVIOUR_OF_EVENT = {"click": "click", "impression": "skip", "like": "like",
+                      "follow": "follow"}
+
+
+class BehaviourEvent(BaseModel):
+    user_id: str = Field(min_length=1, max_length=200)
+    product_id: str = Field(min_length=1, max_length=200)
+    behaviour: Literal["click", "impression", "like", "follow"]
+    ts: float | None = None  # Unix seconds; default: now
+
+
+class Recorded(BaseModel):
+    user_id: str
+    product_id: str
+    behaviour: str
+    known: bool  # False: the product is outside the model's vocabulary (not recorded)
+
+
+class RankRequest(BaseModel):
+    user_id: str = Field(min_length=1, max_length=200)  # a user or a session id
+    candidates: list[str]
+
+
+class RankedItem(BaseModel):
+    product_id: str
+    score: float | None
+    known: bool
+
+
+class Ranked(BaseModel):
+    user_id: str
+    model: str
+    items: list[RankedItem]
+
+
+def check_candidates(candidates: list[str], max_candidates: int) -> None:
+    """Raise HTTP 422 for an empty, too long or repeating candidate list."""
+    if not candidates:
+        raise HTTPException(422, "candidates is empty: send 1 to "
+                                 f"{max_candidates} ProductIds to rank")
+    if len(candidates) > max_candidates:
+        raise HTTPException(422, f"candidates has {len(candidates)} ProductIds; at most "
+                                 f"{max_candidates} can be ranked in one request")
+    seen: set[str] = set()
+    for pos, c in enumerate(candidates):
+        if c in seen:
+            raise HTTPException(422, f"candidates repeats ProductId {c!r} (position {pos}): "
+                                     "send each candidate once")
+        seen.add(c)
+
+
+class Ranker:
+    """A fitted click-probability model with its ProductId and user-id mappings."""
+
+    def __init__(self, model: ClickRecommender) -> None:
+        self.model = model
+        self.item_index = {str(v): i for i, v in enumerate(model.item_ids_)}
+        self.user_index = {str(v): i for i, v in enumerate(model.user_ids_)}
+
+    def scores(self, user_id: str, history, items: np.ndarray, now_us: int) -> np.ndarray:
+        """Click probabilities of ``items`` (int [N]) for the user with ``history``."""
+        n = len(items)
+        row = UserRows(self.user_index.get(user_id, -1), history["click"], history["skip"],
+                       history["like"], history["follow"], items,
+                       np.full(n, now_us, dtype=np.int64), np.zeros(n, dtype=np.int64),
+                       np.full(n, -1, dtype=np.int64))
+        return 1.0 / (1.0 + np.exp(-self.model.score_rows([row]).astype(np.float64)))
+
+    def rank(self, user_id: str, candidates: list[str], history, now_us: int) -> list[RankedItem]:
+        known = [(c, self.item_index[c]) for c in candidates if c in self.item_index]
+        unknown = [c for c in candidates if c not in self.item_index]
+        out: list[RankedItem] = []
+        if known:
+            p = self.scores(user_id, history, np.array([i for _, i in known]), now_us)
+            order = np.argsort(-p, kind="stable")
+            out = [RankedItem(product_id=known[j][0], score=float(p[j]), known=True)
+                   for j in order]
+        return out + [RankedItem(product_id=c, score=None, known=False) for c in unknown]
+
+
+def rank_router(ranker: Ranker, histories: HistoryStore, max_candidates: int = 500,
+                name: str = "") -> APIRouter:
+    """The ``/v1/rank`` and ``/v1/behaviours`` routes over ``ranker`` and ``histories``."""
+    router = APIRouter(tags=["ranking"])
+    model_name = name or ranker.model.name
+    lock = asyncio.Lock()  # one model call at a time per process (torch threads are shared)
+
+    @router.post("/v1/behaviours", response_model=Recorded)
+    async def record(event: BehaviourEvent) -> Recorded:
+        idx = ranker.item_index.get(event.product_id)
+        if idx is not None:
+            ts = int((event.ts if event.ts is not None else time.time()) * 1_000_000)
+            try:
+                await histories.append(event.user_id, BEHAVIOUR_OF_EVENT[event.behaviour], idx,
+                                       ts)
+            except Exception as err:  # the store is down: say so, do not lose it silently
+                log.warning("history store failed: %s", err)
+                raise HTTPException(503, f"behaviour store unavailable: {err}") from err
+        return Recorded(user_id=event.user_id, product_id=event.product_id,
+                        behaviour=event.behaviour, known=idx is not None)
+
+    @router.post("/v1/rank", response_model=Ranked)
+    async def rank(req: RankRequest) -> Ranked:
+        check_candidates(req.candidates, max_candidates)
+        try:
+            history = await histories.get(req.user_id)
+        except Exception as err:
+            log.warning("history store failed: %s", err)
+            raise HTTPException(503, f"behaviour store unavailable: {err}") from err
+        now_us = int(time.time() * 1_000_000) + 1
+        async with lock:
+            items = ranker.rank(req.user_id, req.candidates, history, now_us)
+        return Ranked(user_id=req.user_id, model=model_name, items=items)
+
+    return router
+
+
+def load_ranker(path: str) -> Ranker:
+    """A ranker from a click-model run directory (``RUN/model``) or model directory."""
+    from pathlib import Path
+
+    p = Path(path)
+    return Ranker(ClickRecommender.load(p / "model" if (p / "model").is_dir() else p))
+
+
+def add_rank_routes(app, settings) -> None:
+    """Serve ``settings.rank_model`` on ``app`` with histories in ``settings.store``."""
+    from sessionrec.serving.histories import open_histories
+
+    ranker = load_ranker(settings.rank_model)
+    histories = open_histories(settings.store, ranker.model.params.max_len,
+                               settings.redis_prefix, settings.max_users)
+    app.include_router(rank_router(ranker, histories, settings.max_candidates))
+
+
+def create_rank_app(model: str, store: str = "memory", max_candidates: int = 500,
+                    prefix: str = "sessionrec:"):
+    """A FastAPI app serving only ``/v1/rank`` and ``/v1/behaviours`` (tests, benchmarks)."""
+    from fastapi import FastAPI
+
+    from sessionrec.serving.histories import open_histories
+
+    ranker = load_ranker(model)
+    app = FastAPI(title="sessionrec rank", version="1")
+    histories = open_histories(store, ranker.model.params.max_len, prefix, 1_000_000)
+    app.include_router(rank_router(ranker, histories, max_candidates))
+    app.state.histories = histories
+    return app
