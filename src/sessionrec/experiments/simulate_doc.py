@@ -52,7 +52,10 @@ done
 python -m sessionrec.experiments.simulate_doc docs/experiments.md runs/experiments/*/sim
 ```
 
-Variants: "often bought together" (co-occurrence, the control) and GRU4Rec everywhere; on the
+Variants: "often bought together" (the control) and GRU4Rec everywhere. The control counts
+products bought in the same *order* (seed 000's production baseline: the `obt` model over the
+prepared data's `orders.parquet`, each config's `orders = ".../obt"`, orders up to the end of
+the training data only); it ranks by popularity where an item has no co-purchases. On the
 user-aware datasets (synthetic, Taobao) also the four variants of the thesis study
 (OnlySession/WithUser × OneHot/Embedding HGRU4Rec), trained by `sessionrec study --data
 <the same prepared data> --seeds 0` (`[build.study]`, 5 epochs) — the study configs' own split
