@@ -148,7 +148,8 @@ def test_read_frame_has_the_canonical_schema_values_and_seq_order(url):
     assert rows[0] == {"kind": "assignment", "idempotency_key": "as:u1", "experiment": "exp",
                        "variant": "gru", "unit_id": "u1", "user_id": "u1", "session_id": None,
                        "recommendation_id": None, "product_ids": [], "prices": None,
-                       "order_id": None, "ts": T0, "orphan": False, "fallback": False}
+                       "order_id": None, "ts": T0, "orphan": False, "fallback": False,
+                       "placement": None}
     assert rows[1]["product_ids"] == ["p3", "p1", "Ümlaut-9"] and rows[1]["fallback"] is True
     assert rows[2]["prices"] == [19.5, None] and rows[2]["ts"] == T0 - timedelta(hours=1)
     assert rows[3]["ts"] == T0 and rows[3]["orphan"] is True  # +02:00 stored as UTC
@@ -454,3 +455,32 @@ def test_postgres_append_survives_a_dropped_connection(postgres_url):
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         assert log.append([click("b"), click("a")]) == 1
         assert log.read_frame()["idempotency_key"].to_list() == ["a", "b"]
+
+
+def test_a_version_1_sqlite_log_gains_the_placement_column(tmp_path):
+    import sqlite3
+
+    from sessionrec.experiments.eventlog_sqlite import _CREATE
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(_CREATE.replace("    placement TEXT,\n", ""))
+    conn.execute("INSERT INTO experiment_events (kind, idempotency_key, experiment, product_ids,"
+                 " ts, received_at, orphan, fallback) VALUES ('click', 'k0', 'exp', '[\"p\"]',"
+                 " 0, 0, 0, 0)")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with open_event_log(f"sqlite:///{path}") as log:
+        log.append([Event(kind="recommendation", idempotency_key="r1", experiment="exp",
+                          recommendation_id="r1", product_ids=("p",), ts=T0,
+                          placement="basket")])
+        frame = log.read_frame("exp")
+    assert frame["placement"].to_list() == [None, "basket"]
+
+
+def test_a_placement_outside_the_known_ones_is_refused(tmp_path):
+    with open_event_log(f"sqlite:///{tmp_path / 'e.db'}") as log, pytest.raises(
+            DataError, match="placement"):
+        log.append([Event(kind="recommendation", idempotency_key="r1", experiment="exp",
+                          product_ids=("p",), ts=T0, placement="sidebar")])

@@ -245,7 +245,8 @@ def test_experiment_summary(exp):
     control, gru = body["variants"]
     assert control == {"name": "control", "model": "often-bought-together", "weight": 0.5,
                        "traffic_share": 0.5,
-                       "serving": router(client).variants["control"].bundle.tag}
+                       "serving": router(client).variants["control"].bundle.tag,
+                       "placements": ["product_page", "basket", "home"]}
     assert (gru["name"], gru["weight"], gru["serving"][:8]) == ("gru", 0.5, "gru4rec@")
     assert gru["model"] == "gru4rec"  # its name: file-system paths only behind the admin token
     assert "runs/" not in r.text and "salt" not in body and "pepper" not in r.text

@@ -22,6 +22,9 @@
     [variants.gru4rec]
     model = "runs/gru4rec"
     weight = 0.5
+    placements = ["product_page", "home"]   # optional (default: all): where this variant's
+                                            # model answers; control answers its units on the
+                                            # others (logged under gru4rec, with placement)
 
 An outside recommender called over HTTP is a variant with ``model = "external"`` (its keys:
 :mod:`sessionrec.experiments.external`); control answers whenever it fails. Paths are
@@ -45,6 +48,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from sessionrec.errors import ConfigError, SessionRecError
+from sessionrec.experiments.eventlog import PLACEMENTS
 from sessionrec.experiments.external import (
     EXTERNAL,
     EXTERNAL_KEYS,
@@ -60,7 +64,7 @@ BASELINES = {"often-bought-together": "cooc", "cooc": "cooc", "popular": "pop", 
 WEIGHT_TOLERANCE = 1e-9
 EXPERIMENT_KEYS = {"name", "salt", "unit", "start", "end", "attribution_window_days", "holdout",
                    "control", "recommendation_ttl_days", "fallback", "orders"}
-VARIANT_KEYS = {"model", "weight"}
+VARIANT_KEYS = {"model", "weight", "placements"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class VariantSpec:
     weight: float
     path: Path | None = None
     external: ExternalSpec | None = None
+    placements: tuple[str, ...] = PLACEMENTS  # where this variant's model answers
 
     @property
     def baseline(self) -> str | None:
@@ -228,11 +233,23 @@ def _variant(name: str, table: object, base: Path, where: _Where) -> VariantSpec
     def error(key: str, message: str) -> ConfigError:
         return where.error(f"{prefix}{key}", message)
 
+    placements = _placements(table.get("placements", list(PLACEMENTS)), error)
     if model == EXTERNAL:
-        return VariantSpec(name, model, weight, None, parse_external(table, error))
+        return VariantSpec(name, model, weight, None, parse_external(table, error), placements)
     check_no_external_keys(table, error)
     path = None if model in BASELINES else (base / model)
-    return VariantSpec(name, model, weight, path)
+    return VariantSpec(name, model, weight, path, None, placements)
+
+
+def _placements(value: object, error) -> tuple[str, ...]:
+    """A variant's ``placements``: a non-empty list of known placements, without repeats."""
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(p, str) and p in PLACEMENTS for p in value)):
+        raise error("placements", f"expected a non-empty list of {', '.join(PLACEMENTS)}, "
+                                  f"got {value!r}")
+    if len(set(value)) != len(value):
+        raise error("placements", f"lists a placement twice: {value!r}")
+    return tuple(value)
 
 
 def _check_model(spec: VariantSpec, where: _Where) -> Path | None:
@@ -338,6 +355,11 @@ def load_experiment(path: str | Path, check_models: bool = True) -> ExperimentCo
     if control not in {v.name for v in variants}:
         raise where.error("experiment.control", f"{control!r} is not among the variants "
                                                 f"({', '.join(v.name for v in variants)})")
+    if next(v for v in variants if v.name == control).placements != PLACEMENTS:
+        raise where.error(f"variants.{control}.placements", "control answers on every "
+                                                           "placement (it stands in for the "
+                                                           "variants that do not cover one); "
+                                                           "leave placements out for it")
     if next(v for v in variants if v.name == control).external is not None:
         raise where.error("experiment.control", f"{control!r} is an external variant; control "
                                                 "must be served here (it answers when the "

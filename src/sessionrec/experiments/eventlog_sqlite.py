@@ -38,7 +38,7 @@ from sessionrec.experiments.eventlog import (
     to_micros,
 )
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: the placement column (a version-1 log gains it when opened)
 
 _CREATE = """
 CREATE TABLE IF NOT EXISTS experiment_events (
@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS experiment_events (
     received_at INTEGER NOT NULL,
     orphan INTEGER NOT NULL,
     fallback INTEGER NOT NULL,
+    placement TEXT,
     UNIQUE (experiment, idempotency_key)
 );
 CREATE INDEX IF NOT EXISTS experiment_events_recommendation
@@ -162,6 +163,9 @@ class SQLiteEventLog(EventLog):
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = conn.execute("SELECT count(*) FROM sqlite_master "
                                   "WHERE name = 'experiment_events'").fetchone()[0]
+            if tables and version == 1:
+                conn.execute("ALTER TABLE experiment_events ADD COLUMN placement TEXT")
+                version = LAYOUT_VERSION
             if tables and version != LAYOUT_VERSION:
                 raise ConfigError(f"event log {self.path}: layout version {version}, this "
                                   f"sessionrec reads version {LAYOUT_VERSION}")
@@ -228,4 +232,4 @@ def _encode(e: Event, now_us: int) -> tuple:
                 [None if p is None else float(p) for p in e.prices], separators=(",", ":")),
             e.order_id, to_micros(e.ts),
             now_us if e.received_at is None else to_micros(e.received_at),
-            int(e.orphan), int(e.fallback))
+            int(e.orphan), int(e.fallback), e.placement)

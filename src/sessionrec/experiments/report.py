@@ -29,6 +29,7 @@ from sessionrec.experiments.kpis import (
     experiment_params,
 )
 from sessionrec.experiments.lag import click_to_sale_lags, lag_summary, lag_text
+from sessionrec.experiments.placement_kpis import placement_kpis
 from sessionrec.experiments.stats import (
     KPI_NUMERATORS,
     Comparison,
@@ -142,6 +143,8 @@ def analyse(frame: pl.DataFrame, config: Any, *, alpha: float = 0.05, n_boot: in
                      "kpis_tested": kpis, "msprt_relative_tau": MSPRT_RELATIVE_TAU},
         "period": {"events": len(ts), "first": ts.min(), "last": ts.max()},
         "variants": variants.to_dicts(),
+        "placements": placement_kpis(experiment_events(frame, params), tables.sales,
+                                     params.arms).to_dicts(),
         "daily": tables.daily.to_dicts(),
         "comparisons": rows,
         "srm": srm.to_dict(),
@@ -203,6 +206,16 @@ def _kpi_table(payload: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
              _pct(v["same_session_conversion"], 3), _num(v["revenue_per_impression"]),
              _num(v["orders_per_unit"], 3), _num(v["revenue_per_unit"], 2),
              _num(v["fallbacks"])] for v in payload["variants"]]
+    return header, rows
+
+
+def _placement_table(payload: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    window = f"{payload['settings']['attribution_window_days']:g}"
+    header = ["Placement", "Variant", "Recommendations", "Impressions", "Clicks", "CTR",
+              f"Sales ({window} d)", f"Conversion ({window} d)", "Credited revenue"]
+    rows = [[p["placement"], p["variant"], _num(p["recommendations"]), _num(p["impressions"]),
+             _num(p["clicks"]), _pct(p["ctr"]), _num(p["sales"]), _pct(p["conversion"], 3),
+             _num(p["attributed_revenue"], 2)] for p in payload.get("placements", [])]
     return header, rows
 
 
@@ -273,6 +286,10 @@ def _blocks(payload: dict[str, Any], plots: Sequence[tuple[str, str]]) -> list[t
                            ("h2", "Verdicts"), ("ul", [c["verdict"] for c in
                                                         payload["comparisons"]]),
                            ("h2", "KPIs per variant"), ("table", *_kpi_table(payload)),
+                           ("h2", "KPIs per placement"),
+                           ("p", "Where the recommendations were shown; a credited sale "
+                                 "counts on the placement of its credited click."),
+                           ("table", *_placement_table(payload)),
                            ("h2", "Comparisons with control"),
                            ("table", *_comparison_table(payload)),
                            ("h2", "Sample-ratio check"), ("p", _srm_text(payload["srm"])),

@@ -109,7 +109,9 @@ def synthetic_events(config, n_units: int, days: int = 14, ctr: Mapping[str, flo
              .with_columns(seq=pl.int_range(1, pl.len() + 1, dtype=pl.Int64),
                            experiment=pl.lit(config.name),
                            received_at=pl.col("ts"), orphan=pl.lit(False),
-                           fallback=pl.lit(False)))
+                           fallback=pl.lit(False),
+                           placement=pl.when(pl.col("kind") == "recommendation")
+                           .then(pl.lit("product_page"))))
     return frame.select([pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()])
 
 

@@ -205,9 +205,11 @@ class ExperimentRouter:
 
     async def _route(self, session_id: str, user_id: str | None, device_id: str | None,
                      when: datetime, answer_of: Callable[[Middleware], object],
-                     k: int | None = None, product_id: str | int | None = None
-                     ) -> Routed | None:
-        """Answer with the unit's variant (``answer_of(middleware)`` -> Answer or a view)."""
+                     k: int | None = None, product_id: str | int | None = None,
+                     placement: str = "product_page") -> Routed | None:
+        """Answer with the unit's variant (``answer_of(middleware)`` -> Answer or a view) on
+        ``placement``; a variant that does not cover the placement (its ``placements``) is
+        answered there by control, logged under the unit's variant."""
         cfg = self.config
         if not cfg.active(when):
             return await self._plain(await answer_of(self.control))
@@ -219,17 +221,18 @@ class ExperimentRouter:
                 await self._log_answer(events, unit, variant)
             self.xm.recommendations.labels(variant).inc()
             return Routed(Answer([], HOLDOUT, False), cfg.name, HOLDOUT, None)
-        got = await answer_of(self.variants[variant])
+        serving = variant if placement in cfg.variant(variant).placements else cfg.control
+        got = await answer_of(self.variants[serving])
         if got is None:
             return None
         if session_id and user_id:
-            await remember_session(self.variants[variant], user_id, session_id)
+            await remember_session(self.variants[serving], user_id, session_id)
         answer, n_events = (got.answer, got.n_events) if hasattr(got, "n_events") else (got, 0)
         fell_back = False
-        if variant in self.external:
-            answer, fell_back = await self._external(variant, self.variants[variant], answer,
+        if serving in self.external:
+            answer, fell_back = await self._external(serving, self.variants[serving], answer,
                                                      session_id, user_id, product_id, k)
-        elif answer.reason == "model_error" and variant != cfg.control:
+        elif answer.reason == "model_error" and serving != cfg.control:
             got = await answer_of(self.control)
             control = got.answer if hasattr(got, "n_events") else got
             if control is not None:  # (None: control has no live session of that id)
@@ -244,7 +247,7 @@ class ExperimentRouter:
                             experiment=cfg.name, variant=variant, unit_id=unit,
                             user_id=user_id, session_id=session_id, recommendation_id=rid,
                             product_ids=tuple(str(p) for p in answer.products), ts=when,
-                            fallback=fell_back))
+                            fallback=fell_back, placement=placement))
         await self._log_answer(events, unit, variant)
         self.xm.recommendations.labels(variant).inc()
         return Routed(answer, cfg.name, variant, rid, n_events)
@@ -259,13 +262,16 @@ class ExperimentRouter:
 
     async def event(self, session_id: str, product_id: str | int, user_id: str | None = None,
                     device_id: str | None = None, timestamp: float | None = None,
-                    k: int | None = None, exclude_seen: bool | None = None) -> Routed:
-        """A click: applied to the session in the unit's variant, which ranks what follows."""
+                    k: int | None = None, exclude_seen: bool | None = None,
+                    placement: str = "product_page") -> Routed:
+        """A click (``product_page``) or basket add (``basket``): applied to the session in
+        the unit's variant, which ranks what follows."""
         async def answer_of(mw: Middleware):
             return await mw.event(session_id, product_id, user_id, timestamp, k, exclude_seen)
 
         routed = await self._route(session_id, user_id, device_id,
-                                   moment(timestamp, self.clock), answer_of, k, product_id)
+                                   moment(timestamp, self.clock), answer_of, k, product_id,
+                                   placement)
         assert routed is not None  # event() always answers
         return routed
 
@@ -286,7 +292,7 @@ class ExperimentRouter:
             return await home_answer(mw, user_id, k)
 
         routed = await self._route(None, user_id, device_id, moment(None, self.clock),
-                                   answer_of, k)
+                                   answer_of, k, placement="home")
         assert routed is not None
         return routed
 
@@ -337,7 +343,8 @@ class ExperimentRouter:
                           else self.variants[v.name].bundle.name, "weight": v.weight,
                           "traffic_share": v.weight * (1.0 - cfg.holdout),
                           "serving": (f"external {v.external.url}" if v.external
-                                      else self.variants[v.name].bundle.tag)}
+                                      else self.variants[v.name].bundle.tag),
+                          "placements": list(v.placements)}
                          for v in cfg.variants],
         }
 

@@ -122,6 +122,8 @@ class VariantSummary(BaseModel):
     weight: float = Field(description="share of the non-holdout traffic")
     traffic_share: float = Field(description="share of all units")
     serving: str = Field(description="the loaded model (name@key)")
+    placements: list[str] = Field(description="where this variant's model answers (control "
+                                              "answers its units elsewhere)")
 
 
 class ExperimentSummary(BaseModel):
@@ -182,11 +184,12 @@ def add_experiment_routes(app: FastAPI, event_model: type, k_param: Callable,
               responses={400: {"description": "the body is not parseable JSON"}})
     async def post_event(event: event_model, request: Request,  # type: ignore[valid-type]
                          response: Response) -> dict:
-        """Apply a click to its session and return what the visitor's variant shows next."""
+        """Apply a click (or basket add: placement basket) to its session and return what the
+        visitor's variant shows next on that placement."""
         routed = await answered_and_archived(
             router().event(str(event.session_id), event.product_id, _text(event.user_id),
                            _text(event.device_id), event.timestamp, event.k,
-                           event.exclude_seen),
+                           event.exclude_seen, event.placement or "product_page"),
             archiver, event, request, response)
         return _routed(routed)
 
