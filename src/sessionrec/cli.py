@@ -385,7 +385,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         session_ttl_s=args.session_ttl, user_ttl_s=args.user_ttl, experiment=args.experiment,
         event_log=args.event_log, archive=args.archive, basket_model=args.basket_model,
         ui=False if args.no_ui else None,
-        ui_private=True if args.ui_private else None, ui_compare=args.ui_compare)
+        ui_private=True if args.ui_private else None, ui_compare=args.ui_compare,
+        embeddings=args.embeddings)
     what = settings.model
     if settings.experiment:
         url = settings.event_log_url(settings.experiment)
@@ -453,6 +454,13 @@ def cmd_embed(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise SessionRecError(f"embedding store {out} already exists (pass --overwrite)")
+    if args.tsne and args.plots is None:
+        raise SessionRecError("--tsne adds t-SNE maps to --plots: pass --plots too")
+    if args.from_run:
+        return _embed_from_run(args, out)
+    if not args.data:
+        raise SessionRecError("embed needs --data DIR (train embeddings) or --from-run RUN_DIR "
+                              "(a p2v run's vectors)")
     cfg = MetaProd2VecConfig(dim=args.dim, window=args.window, epochs=args.epochs,
                              negatives=args.negatives, lambda_meta=args.lambda_meta,
                              price_classes=args.price_classes, lr=args.lr, seed=args.seed,
@@ -488,7 +496,45 @@ def cmd_embed(args: argparse.Namespace) -> int:
         from sessionrec.embeddings.plots import write_plots
 
         plots = write_plots(store, Path(args.plots) if args.plots else
-                            out.with_name(out.stem + "-plots"), seed=args.seed)
+                            out.with_name(out.stem + "-plots"), seed=args.seed, tsne=args.tsne)
+        print("wrote " + ", ".join(str(p) for p in plots))
+    return 0
+
+
+def _embed_from_run(args: argparse.Namespace, out: Path) -> int:
+    """A p2v run's vectors as a store, with the catalogue's unseen products (cold start)."""
+    import polars as pl
+
+    from sessionrec.embeddings.store import write_store
+    from sessionrec.modeldir import find_vocab, model_directory
+    from sessionrec.models.base import SessionRecommender
+    from sessionrec.models.p2v_coldstart import store_of_model, store_with_catalog
+
+    model_dir, run_dir = model_directory(args.from_run)
+    vocab = find_vocab(model_dir, run_dir, args.data)
+    model = SessionRecommender.load(model_dir, vocab=vocab.fingerprint)
+    items = pl.read_parquet(vocab.path)
+    if args.catalog:
+        from sessionrec.embeddings.coldstart import read_catalog
+
+        store, info = store_with_catalog(model, items, read_catalog(Path(args.catalog)),
+                                         method=args.cold_start_method, source=str(run_dir))
+        unknown = ", ".join(f"{f} {n}" for f, n in info["unknown"].items())
+        print(f"cold start ({args.cold_start_method}): {info['added']:,} catalogue products "
+              f"without views placed from their metadata; {info['no_usable_token']:,} without "
+              f"any known token left out; values never seen in training (-> unknown token): "
+              f"{unknown}")
+    else:
+        store = store_of_model(model, items, source=str(run_dir))
+    write_store(out, store, overwrite=args.overwrite)
+    print(f"wrote {out}: {len(store):,} products x {store.dim} dims from the p2v run "
+          f"{args.from_run} (serve it with: sessionrec serve --model RUN_DIR --embeddings "
+          f"{out})")
+    if args.plots is not None:
+        from sessionrec.embeddings.plots import write_plots
+
+        plots = write_plots(store, Path(args.plots) if args.plots else
+                            out.with_name(out.stem + "-plots"), seed=args.seed, tsne=args.tsne)
         print("wrote " + ", ".join(str(p) for p in plots))
     return 0
 
@@ -715,6 +761,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="warning",
                    choices=("critical", "error", "warning", "info", "debug"),
                    help="the server's (uvicorn's) log level")
+    p.add_argument("--embeddings", default=None, metavar="STORE",
+                   help="p2v: serve the cold-start products of this embedding store (written "
+                        "by `sessionrec embed --from-run RUN_DIR --catalog ...`)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("study", help="the four-variant study: OnlySession/WithUser x "
@@ -729,7 +778,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("embed", help="train Meta-Prod2Vec product embeddings (train split)")
-    p.add_argument("--data", required=True, help="prepared data directory")
+    p.add_argument("--data", help="prepared data directory (with --from-run: the run's "
+                                  "vocabulary, default found from the run)")
+    p.add_argument("--from-run", metavar="RUN_DIR",
+                   help="no training: write a p2v run's vectors (plus --catalog's products "
+                        "without views, placed with the run's metadata token vectors) for "
+                        "`serve --embeddings`")
     p.add_argument("--out", required=True, help="embedding store to write (.parquet)")
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--window", type=int, default=3, help="context: events 1..WINDOW apart")
@@ -756,6 +810,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", nargs="?", const="", default=None, metavar="DIR",
                    help="write PCA pictures (by category and brand) and a neighbours picture "
                         "(default DIR: <out stem>-plots)")
+    p.add_argument("--tsne", action="store_true",
+                   help="with --plots: t-SNE maps beside the PCA (needs scikit-learn: "
+                        "pip install 'sessionrec[plots]')")
     add_threads(p)
     p.set_defaults(func=cmd_embed)
 

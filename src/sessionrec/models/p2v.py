@@ -19,6 +19,12 @@ training (:mod:`sessionrec.embeddings.bounces`); ``negatives="category"`` draws 
 context's negatives from its own category (see ``MetaProd2VecConfig.negatives_from``).
 
 Serving state: the indices of the last ``last_n`` items (float32, -1 for none), oldest first.
+
+Cold start in serving: fitting keeps the metadata token vectors (``token_vectors_``), from
+which ``sessionrec embed --from-run`` places catalogue products without views in this model's
+space (:mod:`sessionrec.embeddings.coldstart`); :meth:`add_cold` makes such vectors servable
+as items ``n_items .. n_items + n_cold - 1`` (searched exactly beside the ANN index, scored
+without a popularity term since they have none).
 """
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ class Prod2VecRecommender(SessionRecommender):
         self.exclude_viewed, self.min_dwell = bool(exclude_viewed), float(min_dwell)
         self.item_table: pl.DataFrame | None = None
         self.ann: AnnIndex | None = None
+        self.cold_ = torch.zeros(0, dim)  # unit vectors of cold-start products (serving)
 
     def set_item_table(self, items: pl.DataFrame) -> None:
         """The vocabulary (``items.parquet``) whose brand / category / price become tokens."""
@@ -86,6 +93,7 @@ class Prod2VecRecommender(SessionRecommender):
         trained = np.bincount(sessions.items, minlength=self.n_items_) > 0
         vectors = np.where(trained[:, None], vectors, 0.0)  # an untrained row is noise
         self.vectors_ = torch.nn.functional.normalize(torch.from_numpy(vectors).float(), dim=1)
+        self.token_vectors_ = model.token_vectors().float().clone()  # cold start from metadata
 
     # -- scoring ----------------------------------------------------------------------------
     def weights(self, m: int) -> torch.Tensor:
@@ -93,11 +101,12 @@ class Prod2VecRecommender(SessionRecommender):
         return self.decay ** torch.arange(m - 1, -1, -1, dtype=torch.float32)
 
     def session_vectors(self, prefixes: list[np.ndarray]) -> torch.Tensor:
-        """Unit session vectors [B, dim] of non-empty prefixes."""
+        """Unit session vectors [B, dim] of non-empty prefixes (cold items included)."""
+        space = self._space()
         rows = []
         for p in prefixes:
             last = torch.from_numpy(np.asarray(p[-self.last_n :], dtype=np.int64))
-            rows.append(self.weights(len(last)) @ self.vectors_[last])
+            rows.append(self.weights(len(last)) @ space[last])
         return torch.nn.functional.normalize(torch.stack(rows), dim=1)
 
     def _score(self, prefixes: list[np.ndarray], users: np.ndarray | None) -> torch.Tensor:
@@ -110,8 +119,31 @@ class Prod2VecRecommender(SessionRecommender):
         return scores
 
     def item_embeddings(self) -> torch.Tensor:
-        """The unit item vectors (similar products in serving)."""
-        return self.vectors_
+        """The unit item vectors (similar products in serving), then any cold-start ones."""
+        return self._space()
+
+    # -- cold start (serving) -----------------------------------------------------------------
+    @property
+    def n_cold(self) -> int:
+        return int(self.cold_.shape[0])
+
+    def add_cold(self, vectors: np.ndarray) -> None:
+        """Serve ``vectors`` [m, dim] (cold-start products, placed in this model's space from
+        their metadata) as items ``n_items .. n_items + m - 1``."""
+        self._check_fitted()
+        v = torch.as_tensor(np.asarray(vectors, dtype=np.float32))
+        v = v.reshape(-1, self.vectors_.shape[1])
+        self.cold_ = torch.nn.functional.normalize(v, dim=1)
+        self._space_cache = None
+
+    def _space(self) -> torch.Tensor:
+        """The served item vectors: trained items, then cold-start products."""
+        if not self.n_cold:
+            return self.vectors_
+        cached = getattr(self, "_space_cache", None)
+        if cached is None:
+            cached = self._space_cache = torch.cat([self.vectors_, self.cold_])
+        return cached
 
     # -- serving ----------------------------------------------------------------------------
     @property
@@ -124,14 +156,28 @@ class Prod2VecRecommender(SessionRecommender):
     def advance(self, states: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Append each clicked item (``-1`` or an unknown item: state unchanged)."""
         moved = torch.cat([states[:, 1:], items[:, None].float()], dim=1)
-        known = (items >= 0) & (items < self.n_items_)
+        known = (items >= 0) & (items < self.n_items_ + self.n_cold)
         return torch.where(known[:, None], moved, states)
 
     def _state_prefixes(self, states: torch.Tensor) -> list[np.ndarray]:
-        return [s[s >= 0].astype(np.int64) for s in states.numpy()]
+        n = self.n_items_ + self.n_cold  # a state of a bundle with more cold products: dropped
+        return [s[(s >= 0) & (s < n)].astype(np.int64) for s in states.numpy()]
 
     def scores_from_state(self, states: torch.Tensor) -> torch.Tensor:
-        return self.score(self._state_prefixes(states))
+        """Scores [n, n_items + n_cold]: the trained items, then the cold-start products."""
+        prefixes = self._state_prefixes(states)
+        if not self.n_cold:
+            return self.score(prefixes)
+        out = torch.zeros(len(prefixes), self.n_items_ + self.n_cold)
+        rows = [r for r, p in enumerate(prefixes) if len(p)]
+        out[[r for r, p in enumerate(prefixes) if not len(p)], : self.n_items_] = self.popularity_
+        if rows:
+            out[rows] = self.session_vectors([prefixes[r] for r in rows]) @ self._space().T
+            out[rows, : self.n_items_] += self.pop_weight * self.popularity_
+            if self.exclude_viewed:
+                for r in rows:
+                    out[r, torch.from_numpy(prefixes[r])] = VIEWED
+        return out
 
     def use_index(self, beside: Path, *, min_items: int | None = None) -> AnnIndex | None:
         """Load (or build and save) the ANN index of the vectors at ``beside.ann.npz``; exact
@@ -150,9 +196,9 @@ class Prod2VecRecommender(SessionRecommender):
         candidates were found).
         """
         prefixes = self._state_prefixes(states)
-        k = min(int(k), self.n_items_)
+        k = min(int(k), self.n_items_ + self.n_cold)
         if self.ann is None:
-            scores = self.score(prefixes)
+            scores = self.scores_from_state(states)
             for row, ex in enumerate(exclude):
                 scores[row, torch.from_numpy(np.asarray(ex, dtype=np.int64))] = float("-inf")
             values, indices = torch.topk(scores, k, dim=1)
@@ -172,17 +218,34 @@ class Prod2VecRecommender(SessionRecommender):
                 cand, sims = self.ann.search(self.session_vectors([p]).numpy(), wide)
                 cand, sims = cand[0], sims[0] + self.pop_weight * self.popularity_.numpy()[
                     np.maximum(cand[0], 0)]
+                cand, sims = self._with_cold(p, cand, sims, k + len(banned))
             keep = np.array([c >= 0 and c not in banned for c in cand], dtype=bool)
             cand, sims = cand[keep], sims[keep]
             order = np.argsort(-sims, kind="stable")[:k]
             out_i[row, : len(order)], out_v[row, : len(order)] = cand[order], sims[order]
         return out_v, out_i
 
+    def _with_cold(self, prefix: np.ndarray, cand: np.ndarray, sims: np.ndarray, wide: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """ANN candidates plus the ``wide`` cold-start products closest to the session (exact
+        cosine; a cold product has no popularity)."""
+        if not self.n_cold:
+            return cand, sims
+        cold = (self.cold_ @ self.session_vectors([prefix])[0]).numpy()
+        top = np.argsort(-cold, kind="stable")[:wide]
+        return (np.concatenate([cand, self.n_items_ + top]),
+                np.concatenate([sims, cold[top]]).astype(np.float32))
+
     # -- persistence ------------------------------------------------------------------------
     def _state(self) -> dict[str, torch.Tensor]:
-        return {"vectors_": self.vectors_}
+        state = {"vectors_": self.vectors_}
+        if getattr(self, "token_vectors_", None) is not None:
+            state["token_vectors_"] = self.token_vectors_
+        return state
 
     def _set_state(self, state: dict[str, torch.Tensor]) -> None:
         state = dict(state)
         self.vectors_ = state.pop("vectors_")
+        # absent in models saved before cold start was served: they cannot place new products
+        self.token_vectors_ = state.pop("token_vectors_", None)
         super()._set_state(state)

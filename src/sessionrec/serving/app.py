@@ -216,6 +216,11 @@ class Recommendations(BaseModel):
                                                  "were lost (the state store restarted empty, "
                                                  "or a new model cannot use the old state): "
                                                  "it starts over from this click")
+    cold_start: list[bool] | None = Field(
+        None, exclude_if=lambda v: v is None,
+        description="per prediction: true for a product without views, placed from its "
+                    "metadata (p2v served with --embeddings); absent when none are "
+                    "served or the fallback answered")
 
 
 class SessionRecommendations(Recommendations):
@@ -226,6 +231,8 @@ class SessionRecommendations(Recommendations):
 class SimilarProducts(Recommendations):
     product_id: int | str
     similarity: list[float] = Field(description="cosine similarity of each prediction")
+    product_cold_start: bool = Field(False, description="true when the queried product has no "
+                                                        "views (placed from its metadata)")
 
 
 class Ended(BaseModel):
@@ -270,7 +277,7 @@ class Ready(BaseModel):
 
 def _answer(a: Answer) -> dict:
     return {"Predictions": a.products, "model": a.model, "fallback": a.fallback,
-            "reason": a.reason, "state_reset": a.state_reset}
+            "reason": a.reason, "state_reset": a.state_reset, "cold_start": a.cold_start}
 
 
 def _k(settings: ServeSettings):
@@ -397,7 +404,7 @@ def create_app(settings: ServeSettings, bundle: Bundle | None = None,
         else:
             loaded = bundle or await asyncio.to_thread(
                 load_bundle, settings.model, settings.vocab or None, settings.fallback or None,
-                settings.blocked())
+                settings.blocked(), settings.embeddings or None)
             mw = reloader = Middleware(loaded, open_state_store(), settings, metrics)
             serving = loaded.tag
         opened = reloader.store
@@ -558,9 +565,12 @@ def _add_common_routes(app: FastAPI, settings: ServeSettings, metrics: Metrics, 
         answer = await current.similar(product_id, k)
         if answer is None:
             raise HTTPException(404, f"product_id {product_id!r} is not in the model's "
-                                     "vocabulary")
-        native = current.bundle.vocab.products([current.bundle.vocab.index_of(product_id)])[0]
-        return {**_answer(answer), "product_id": native, "similarity": answer.scores or []}
+                                     "vocabulary nor a cold-start product of its embedding "
+                                     "store (serve --embeddings)")
+        item = current.bundle.vocab.index_of(product_id)
+        return {**_answer(answer), "product_id": current.bundle.vocab.products([item])[0],
+                "similarity": answer.scores or [],
+                "product_cold_start": current.bundle.is_cold(item)}
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict:

@@ -15,6 +15,12 @@ served model's own popularity. A model that learned user states (HGRU4Rec) also 
 training users' indices from ``users.parquet`` beside the vocabulary: a user the state store
 does not know yet starts from the state the model learned for them.
 
+With ``embeddings`` (``serve --embeddings STORE``) a p2v model also serves the store's
+cold-start products (products with metadata but no views, placed in the run's space by
+``sessionrec embed --from-run RUN --catalog CATALOG``; see
+:mod:`sessionrec.models.p2v_coldstart`): the vocabulary gains them after the trained items
+(indices ``n_items ..``), the model scores them, and answers flag them (:meth:`Bundle.cold_flags`).
+
 Every load ends with the health check of :mod:`sessionrec.serving.health` (finite weights, a
 scoring smoke test); any failure, whatever its cause (a truncated or pickled weights file, a
 parameter ``model.json`` does not know, a vocabulary path that is no vocabulary), is raised as
@@ -56,6 +62,15 @@ class Bundle:
     users: dict[str, int] = field(default_factory=dict)  # training users' indices
     loaded_at: float = field(default_factory=time.time)
     degraded: str | None = None  # why the model stopped answering (set live; never cleared)
+    n_cold: int = 0  # cold-start products served after the trained items (p2v + a store)
+
+    def is_cold(self, item: int) -> bool:
+        """Whether an item index is a cold-start product (no views; placed from metadata)."""
+        return self.n_cold > 0 and item >= self.step.n_items
+
+    def cold_flags(self, items) -> list[bool] | None:
+        """Per item: a cold-start product? ``None`` when the bundle serves none."""
+        return [self.is_cold(int(i)) for i in items] if self.n_cold else None
 
     def user_index(self, user_id: str) -> int:
         """The training index of a user (for models that learned user states), else -1."""
@@ -124,14 +139,16 @@ def load_item_to_item(model_dir: Path, vocab: Vocabulary, role: str,
 
 
 def load_bundle(model: str | Path, vocab: str | Path | None = None,
-                fallback: str | Path | None = None, blocked: list | None = None) -> Bundle:
-    """Load a served model (see the module docstring); ``blocked``: ProductIds never shown.
+                fallback: str | Path | None = None, blocked: list | None = None,
+                embeddings: str | Path | None = None) -> Bundle:
+    """Load a served model (see the module docstring); ``blocked``: ProductIds never shown;
+    ``embeddings``: a store with cold-start products for a p2v model.
 
     Raises :class:`SessionRecError` for every failure (:class:`ModelLoadError` wrapping an
     unexpected one, :class:`~sessionrec.serving.health.ModelUnhealthy` from the health check).
     """
     try:
-        return _load_bundle(model, vocab, fallback, blocked)
+        return _load_bundle(model, vocab, fallback, blocked, embeddings)
     except SessionRecError:
         raise
     except Exception as err:
@@ -140,27 +157,47 @@ def load_bundle(model: str | Path, vocab: str | Path | None = None,
 
 
 def _load_bundle(model: str | Path, vocab: str | Path | None, fallback: str | Path | None,
-                 blocked: list | None) -> Bundle:
+                 blocked: list | None, embeddings: str | Path | None = None) -> Bundle:
     model_dir, run_dir = model_directory(model)
     found = find_vocab(model_dir, run_dir, vocab)
     recommender = SessionRecommender.load(model_dir, vocab=found.fingerprint)
     if recommender.n_items_ != len(found):
         raise DataError(f"the model has {recommender.n_items_:,} items, the vocabulary "
                         f"{len(found):,}", path=found.path)
+    if isinstance(recommender, ApproximateTopK):  # an ANN index beside the weights
+        recommender.use_index(model_dir / WEIGHTS_FILE)
+    warm = found
+    if embeddings is not None:
+        found = with_cold_start(recommender, found, Path(embeddings))
     # Blocked products the model does not know can never be recommended anyway.
     blocked_idx = np.asarray([i for i in (found.index_of(b) for b in blocked or []) if i >= 0],
                              dtype=np.int64)
-    if isinstance(recommender, ApproximateTopK):  # an ANN index beside the weights
-        recommender.use_index(model_dir / WEIGHTS_FILE)
     step = ModelStep(recommender, blocked_idx)
     check_model(step, recommender.popularity_.numpy(), str(model_dir))
     emb = item_embeddings(recommender)
     similar = (SimilarItems(emb, step.blocked, getattr(recommender, "ann", None))
                if emb is not None else None)
-    fb = load_fallback(None if fallback is None else Path(fallback), run_dir, found,
-                       recommender, blocked_idx)
+    fb = load_fallback(None if fallback is None else Path(fallback), run_dir, warm,
+                       recommender, blocked_idx[blocked_idx < len(warm)])
     users_file = Path(found.path).parent / USERS_FILE
     users = (read_users(users_file) if step.has_user_state and users_file.is_file()
              and isinstance(recommender, LearnedUserStates) else {})
-    return Bundle(recommender, step, found, fb, similar, model_dir,
-                  file_key(model_dir, found), found.products(blocked_idx), users)
+    key = file_key(model_dir, found)
+    if len(found) > len(warm):  # states may hold cold-start items: another key
+        key = hashlib.sha256(key + "\n".join(map(str, found.ids[len(warm):])).encode()
+                             ).digest()[:8]
+    return Bundle(recommender, step, found, fb, similar, model_dir, key,
+                  found.products(blocked_idx), users,
+                  n_cold=len(found) - len(warm))
+
+
+def with_cold_start(model: SessionRecommender, vocab: Vocabulary, store_path: Path
+                    ) -> Vocabulary:
+    """``vocab`` plus the store's cold-start products, now scored by ``model`` (p2v)."""
+    from sessionrec.embeddings.store import read_store
+    from sessionrec.models.p2v_coldstart import cold_products
+
+    known = {str(pid) for pid in vocab.ids}
+    ids, vectors = cold_products(read_store(store_path), model, known, str(store_path))
+    model.add_cold(vectors)
+    return Vocabulary(vocab.ids + ids, vocab.fingerprint, vocab.path)

@@ -60,6 +60,7 @@ class Answer:
     reason: str | None = None  # why the fallback answered
     scores: list[float] | None = None
     state_reset: bool = False  # the session's state was lost (store emptied, model swapped)
+    cold_start: list[bool] | None = None  # per product: no views, placed from metadata
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,8 @@ class Middleware:
         if record is None and track and user_id:
             await self._set_open_session(bundle, user_id, session_id, now)
         return Answer(bundle.vocab.products(result.items), bundle.tag, False, None,
-                      result.scores.tolist(), state_reset=reset)
+                      result.scores.tolist(), state_reset=reset,
+                      cold_start=bundle.cold_flags(result.items))
 
     async def _read_session(self, bundle: Bundle, session_id: str,
                             now: float) -> tuple[int, SessionRecord | None]:
@@ -371,7 +373,7 @@ class Middleware:
             answer = self._fallback(bundle, record.last_item, k, "model_error", exclude)
             return SessionView(answer, record.n_events, record.user_id)
         answer = Answer(bundle.vocab.products(result.items), bundle.tag, False, None,
-                        result.scores.tolist())
+                        result.scores.tolist(), cold_start=bundle.cold_flags(result.items))
         return SessionView(answer, record.n_events, record.user_id)
 
     async def similar(self, product_id: str | int, k: int | None = None) -> Answer | None:
@@ -384,7 +386,8 @@ class Middleware:
         if bundle.similar is None:
             return self._fallback(bundle, item, k, "no_embeddings")
         top, scores = await self.batcher.run(bundle.similar.topk, item, k)
-        return Answer(bundle.vocab.products(top), bundle.tag, False, None, scores.tolist())
+        return Answer(bundle.vocab.products(top), bundle.tag, False, None, scores.tolist(),
+                      cold_start=bundle.cold_flags(top))
 
     # -- reload -------------------------------------------------------------------------------
     async def reload(self, model: str | None = None, vocab: str | None = None,
@@ -395,7 +398,8 @@ class Middleware:
             try:
                 bundle = await asyncio.to_thread(
                     load_bundle, model or s.model, (vocab if model else (vocab or s.vocab)) or None,
-                    fallback or s.fallback or None, s.blocked())
+                    fallback or s.fallback or None, s.blocked(),
+                    None if model else (s.embeddings or None))
             except Exception:
                 self.metrics.reloads.labels("failed").inc()
                 raise

@@ -41,7 +41,7 @@ def run_server(settings: ServeSettings, host: str = "127.0.0.1", port: int = 800
     else:
         app = create_app(settings, bundle=load_bundle(
             settings.model, settings.vocab or None, settings.fallback or None,
-            settings.blocked()))
+            settings.blocked(), settings.embeddings or None))
     if on_loaded is not None:
         on_loaded()
     if workers == 1:

@@ -60,6 +60,7 @@ class ServeSettings:
     basket_model: str = ""  # basket placement: obt or cooc run ("": the served fallback)
     rank_model: str = ""  # click-probability run (ALPINE, ...) served on /v1/rank ("": off)
     max_candidates: int = 500  # /v1/rank: candidates per request
+    embeddings: str = ""  # p2v: embedding store with cold-start products (embed --from-run)
 
     def __post_init__(self) -> None:
         checks = {

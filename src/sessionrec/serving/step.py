@@ -163,10 +163,11 @@ class SimilarItems:
         """The ``k`` items most similar to ``item`` (never itself or a blocked item)."""
         if self.ann is not None:
             banned = {item, *self.blocked.tolist()}
-            rows, sims = self.ann.search(self.unit[item].numpy()[None, :],
-                                         min(int(k) + len(banned), len(self.unit)))
-            keep = [j for j, r in enumerate(rows[0]) if r >= 0 and r not in banned][: int(k)]
-            return rows[0][keep], sims[0][keep]
+            wide = min(int(k) + len(banned), len(self.unit))
+            rows, sims = self.ann.search(self.unit[item].numpy()[None, :], wide)
+            rows, sims = self._beyond_index(rows[0], sims[0], item, wide)
+            keep = [j for j, r in enumerate(rows) if r >= 0 and r not in banned][: int(k)]
+            return rows[keep], sims[keep]
         with torch.inference_mode():
             sims = self.unit @ self.unit[item]
             sims[item] = float("-inf")
@@ -175,3 +176,18 @@ class SimilarItems:
             values, indices = torch.topk(sims, min(int(k), len(sims)))
             keep = torch.isfinite(values)
             return indices[keep].numpy(), values[keep].numpy()
+
+    def _beyond_index(self, rows: np.ndarray, sims: np.ndarray, item: int, wide: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """ANN answers merged with an exact search over the rows the index does not hold
+        (cold-start products served after the trained items), best first."""
+        n = int(self.ann.meta["n"])
+        if len(self.unit) <= n:
+            return rows, sims
+        with torch.inference_mode():
+            extra = self.unit[n:] @ self.unit[item]
+            top = torch.topk(extra, min(wide, len(extra)))
+        rows = np.concatenate([rows, n + top.indices.numpy()])
+        sims = np.concatenate([sims, top.values.numpy()])
+        order = np.argsort(-sims, kind="stable")
+        return rows[order], sims[order]
