@@ -176,3 +176,12 @@ def create_rank_app(model: str, store: str = "memory", max_candidates: int = 500
     app.include_router(rank_router(ranker, histories, max_candidates))
     app.state.histories = histories
     return app
+
+
+def create_rank_app_from_env():
+    """``uvicorn --factory sessionrec.serving.rank:create_rank_app_from_env``: the model from
+    ``SESSIONREC_RANK_MODEL``, the store from ``SESSIONREC_STORE`` (default memory)."""
+    import os
+
+    return create_rank_app(os.environ["SESSIONREC_RANK_MODEL"],
+                           os.environ.get("SESSIONREC_STORE", "memory"))
