@@ -80,6 +80,23 @@ async def open_loop(port: int, products: list[str], users: int, n_candidates: in
             "p99": q(0.99), "max": latencies[-1]}
 
 
+async def closed_loop(port: int, products: list[str], users: int, n_candidates: int,
+                      n: int) -> dict:
+    """``n`` requests one after another: the server's own time per request, no queueing."""
+    rng = random.Random(2)
+    conn = await _connection("127.0.0.1", port)
+    times = []
+    for i in range(n):
+        body = json.dumps({"user_id": f"bench{i % users}",
+                           "candidates": rng.sample(products, n_candidates)}).encode()
+        t0 = time.perf_counter()
+        await _post(conn, "127.0.0.1", "/v1/rank", body)
+        times.append((time.perf_counter() - t0) * 1000)
+    conn[1].close()
+    times.sort()
+    return {"p50": times[n // 2], "p99": times[min(n - 1, int(0.99 * n))]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True, help="click-model run directory")
@@ -109,6 +126,7 @@ def main() -> None:
         asyncio.run(seed_histories(port, products, args.users, 20))
         asyncio.run(open_loop(port, products, args.users, args.candidates, args.rate, 3.0))
         before = load()
+        c = asyncio.run(closed_loop(port, products, args.users, args.candidates, 300))
         r = asyncio.run(open_loop(port, products, args.users, args.candidates, args.rate,
                                   args.seconds))
         after = load()
@@ -119,7 +137,11 @@ def main() -> None:
     row = (f"| {json.loads((args.model / 'metrics.json').read_text())['model']} | "
            f"{args.candidates} | {args.rate:.0f} | {r['achieved']:,.0f} | {r['p50']:.1f} | "
            f"{r['p99']:.1f} | {r['max']:.0f} | {r['errors']} | {before} → {after} |")
+    closed = (f"One request at a time (300 requests, same server, load {before}): p50 "
+              f"{c['p50']:.1f} ms, p99 {c['p99']:.1f} ms per request of {args.candidates} "
+              "candidates.")
     print(row)
+    print(closed)
     update_section("rank", "\n".join([
         f"`python benchmarks/rank.py --model {args.model} --rate {args.rate:.0f} --seconds "
         f"{args.seconds:.0f}` ({machine()}; CPU only, shared machine, load generator on the "
@@ -128,7 +150,7 @@ def main() -> None:
         "after a 3 s warm-up, latency from the scheduled time.", "",
         "| model | candidates | offered req/s | achieved req/s | p50 ms | p99 ms | max ms | "
         "errors | load avg (before → after) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|", row, "",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|", row, "", closed, "",
         f"Training the same model (kuairand-pure-slice, 1 torch thread, niced, while other "
         f"jobs shared the 2 cores): {train['cases_per_s']:,.0f} train exposures/s over "
         f"{train['epochs']} epochs ({train['train_seconds']:.0f} s).",
