@@ -85,12 +85,12 @@ class SRGNNEncoder(nn.Module):
         super().__init__()
         self.items = output.table                                 # [n_items + 1, d]
         self.steps = p.steps
-        self.hybrid = p.hybrid
         self.gnn = GatedGraphLayer(p.hidden)
         self.w1 = nn.Linear(p.hidden, p.hidden)                   # W₁ (its bias is c)
         self.w2 = nn.Linear(p.hidden, p.hidden, bias=False)       # W₂
         self.q = nn.Linear(p.hidden, 1, bias=False)               # q
-        self.w3 = nn.Linear(2 * p.hidden, p.hidden, bias=False)   # W₃
+        # W₃ (absent without the hybrid readout: DDP refuses parameters that get no gradient)
+        self.w3 = nn.Linear(2 * p.hidden, p.hidden, bias=False) if p.hybrid else None
         uniform_init(self, output, p.hidden)
 
     def forward(self, g: GraphBatch) -> torch.Tensor:
@@ -101,7 +101,7 @@ class SRGNNEncoder(nn.Module):
         s_l = v[g.last]                                           # [B, d]
         alpha = self.q(torch.sigmoid(self.w1(s_l)[g.pos_graph] + self.w2(seq)))  # [P, 1]
         s_g = torch.zeros_like(s_l).index_add_(0, g.pos_graph, alpha * seq)  # [B, d]
-        if not self.hybrid:
+        if self.w3 is None:
             return s_g
         return self.w3(torch.cat([s_l, s_g], dim=1))              # s_h [B, d]
 
