@@ -1,0 +1,66 @@
+"""scripts/diginetica_doc.py: the table is computed from the runs' files (by hand here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from sessionrec.errors import DataError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("diginetica_doc",
+                                                  ROOT / "scripts" / "diginetica_doc.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["diginetica_doc"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(root: Path, name: str, model: str, ranks: list[int], train: dict,
+         targets: tuple[int, ...] = (10, 11, 12)) -> None:
+    d = root / name
+    d.mkdir(parents=True)
+    hr = [sum(r <= k for r in ranks) / len(ranks) for k in (10, 20)]
+    mrr = [sum(1 / r for r in ranks if r <= k) / len(ranks) for k in (10, 20)]
+    (d / "metrics.json").write_text(json.dumps({
+        "model": model, "n_predictions": len(ranks), "train": train,
+        "metrics": {"recall@10": hr[0], "recall@20": hr[1], "mrr@10": mrr[0],
+                    "mrr@20": mrr[1]}}), encoding="utf-8")
+    pl.DataFrame({"target_event": list(targets), "session": [0, 1, 1],
+                  "position": [1, 1, 2], "rank": ranks}).write_parquet(d / "ranks.parquet")
+
+
+def test_table_by_hand(tmp_path: Path) -> None:
+    doc = _script()
+    _run(tmp_path, "vsknn", "vsknn", [1, 30, 2], {"seconds": 6.0})
+    _run(tmp_path, "narm", "narm", [1, 5, 25],
+         {"seconds": 700.0, "train_seconds": 600.0, "epochs": 3, "peak_rss_mb": 1234.0})
+    text = doc.section(tmp_path, "vsknn", n_boot=50)
+    narm = next(line for line in text.splitlines() if line.startswith("| `narm`"))
+    cells = [c.strip() for c in narm.strip("|").split("|")]
+    # HR@20 2/3 both; MRR@20 (1 + 1/5) / 3 = 40.00 vs (1 + 1/2) / 3 = 50.00 -> -10.00
+    assert cells[2:6] == ["66.67", "40.00", "66.67", "40.00"]
+    assert cells[6].startswith("+0.00") and cells[7].startswith("-10.00")
+    assert cells[8:12] == ["10.0", "1,234", "3", "49.70 / 16.17"]
+    # sorted by MRR@20: vsknn (50.00) first
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert rows[0].startswith("| `vsknn`")
+    assert "**not met**" in text
+
+
+def test_runs_on_other_test_cases_are_refused(tmp_path: Path) -> None:
+    doc = _script()
+    _run(tmp_path, "vsknn", "vsknn", [1, 30, 2], {"seconds": 6.0})
+    _run(tmp_path, "other", "narm", [1, 5, 25], {"seconds": 1.0}, targets=(10, 11, 13))
+    with pytest.raises(DataError, match="not evaluated on the same prepared test split"):
+        doc.section(tmp_path, "vsknn", n_boot=10)
+    with pytest.raises(DataError, match="no baseline run 'sknn'"):
+        doc.section(tmp_path, "sknn", n_boot=10)
