@@ -103,6 +103,10 @@ MODEL_FACTORIES: list[ModelFactory] = [
         **extra})
       for extra in ({}, {"hops": 2, "epsilon": 1, "global_attention": "linear",
                          "n_sample": 4, "logq": 1.0, "max_len": 2, "dropout_local": 0.1})),
+    get_model_class("slist"),
+    functools.partial(get_model_class("slist"), alpha=1.0, epsilon=0.0, normalise="l2",
+                      session_weight=1.0, train_weight=1.0, predict_weight=2.0),
+    functools.partial(get_model_class("slist"), alpha=0.0, direction="sr"),
     *(functools.partial(get_model_class("core"), **{
         "embedding": 6, "batch_size": 4, "n_epochs": 2, "progress": False, **extra})
       for extra in ({"heads": 2, "inner": 8, "max_len": 3},
