@@ -1,6 +1,6 @@
 """Regenerate the diginetica-srgnn-dev section of docs/results.md from run directories.
 
-    python scripts/diginetica_doc.py [--runs runs/dsd/runs] [--baseline vsknn] [--out docs/results.md]
+    python scripts/diginetica_doc.py [--runs runs/dsd/runs] [--baseline vsknn] [--out FILE]
 
 Every sub-directory of ``--runs`` holding ``metrics.json`` and ``ranks.parquet`` (as
 ``sessionrec train`` / ``evaluate`` write them, all on the same prepared test split) is a row:

@@ -32,8 +32,8 @@ def test_slit_closed_form_by_hand():
     model = SLIST(alpha=0.0, **PLAIN).fit(Sessions.from_lists([[0, 1, 2]], 3))
     torch.testing.assert_close(model.score([[0, 1]]), torch.tensor([[0.0, 0.2, 0.8]]))
     # predict_weight δ = 1: the older item weighs exp(-1)
-    model = SLIST(alpha=0.0, predict_weight=1.0, **PLAIN).fit(Sessions.from_lists([[0, 1, 2]],
-                                                                                  3))
+    train = Sessions.from_lists([[0, 1, 2]], 3)
+    model = SLIST(alpha=0.0, predict_weight=1.0, **PLAIN).fit(train)
     want = np.exp(-1) * np.array([0, .4, .6]) + np.array([0, -.2, .2])
     torch.testing.assert_close(model.score([[0, 1]]), torch.from_numpy(want[None].astype(np.float32)))
 
