@@ -29,7 +29,7 @@ import polars as pl
 
 from sessionrec.config import dump_toml, load_config, to_dict
 from sessionrec.data.io import atomic_write_text
-from sessionrec.data.sessions import Sessions
+from sessionrec.data.sessions import Sessions, event_type_names
 from sessionrec.data.stats import read_splits
 from sessionrec.errors import ConfigError, DataError, valid_choices
 from sessionrec.evaluation import (
@@ -115,12 +115,19 @@ def load_splits(data_dir: Path, name: str = "") -> Splits:
     items = pl.read_parquet(data_dir / "items.parquet")
     n_items = items.height
     vocab = vocab_fingerprint(items)
-    out = {s: Sessions.from_frame(frames[s], n_items, vocab) for s in ("train", "valid", "test")}
+    names = event_type_names(tuple(frames[s] for s in ("train", "valid", "test")))
+    out = {s: Sessions.from_frame(frames[s], n_items, vocab, names)
+           for s in ("train", "valid", "test")}
     return Splits(out["train"], out["valid"], out["test"], name or data_dir.name, items)
 
 
 def concat_sessions(a: Sessions, b: Sessions) -> Sessions:
     """``a`` followed by ``b`` (e.g. train + valid for the final fit)."""
+    if (a.event_types is not None and b.event_types is not None
+            and a.event_type_names != b.event_type_names):
+        raise DataError(f"cannot join sessions with different behaviour codes "
+                        f"({a.event_type_names} and {b.event_type_names}); load both splits "
+                        "with load_splits")
     return Sessions(
         items=np.concatenate([a.items, b.items]),
         offsets=np.concatenate([a.offsets, b.offsets[1:] + a.offsets[-1]]),
@@ -129,6 +136,9 @@ def concat_sessions(a: Sessions, b: Sessions) -> Sessions:
         session_ids=np.concatenate([a.session_ids, b.session_ids]),
         n_items=a.n_items,
         vocab=a.vocab,
+        event_types=(None if a.event_types is None or b.event_types is None
+                     else np.concatenate([a.event_types, b.event_types])),
+        event_type_names=a.event_type_names,
     )
 
 

@@ -120,6 +120,18 @@ MODEL_FACTORIES: list[ModelFactory] = [
         {"name": "stamp", "params": {"embedding": 6, "batch_size": 4, "n_epochs": 1,
                                      "progress": False}, "normalise": "softmax"},
         {"name": "sknn", "normalise": "max"}]),
+    *(functools.partial(get_model_class("gru4rec-tan"), **{
+        "embedding": 6, "hidden": 8, "batch_size": 4, "n_epochs": 2, "progress": False,
+        **extra})
+      for extra in ({}, {"augment": False, "item_dropout": 0.3, "finetune_fraction": 0.5,
+                         "finetune_epochs": 1},
+                    {"prediction": "embedding", "max_len": 2},
+                    {"n_sample": 4, "loss": "bpr-max", "layers": 2, "dropout_hidden": 0.2})),
+    *(functools.partial(get_model_class("rib"), **{
+        "embedding": 6, "behaviour_dim": 3, "dwell_dim": 2, "hidden": 8, "batch_size": 4,
+        "n_epochs": 2, "progress": False, **extra})
+      for extra in ({}, {"attention": False, "behaviour_dim": 0, "n_sample": 4,
+                         "loss": "top1-max", "max_len": 2})),
 ]
 
 

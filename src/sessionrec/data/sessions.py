@@ -28,6 +28,10 @@ class Sessions:
         n_items: size of the item vocabulary (the ranking is over all of them).
         vocab: fingerprint of the item vocabulary ("" if unknown); models store it so that
             weights are never used with another vocabulary.
+        event_types: optional int64 [n_events] behaviour code of every event (view, cart,
+            ...): 0 where unknown, ``c >= 1`` for ``event_type_names[c - 1]``; None when the
+            data has no ``event_type`` column (only behaviour-aware models read it).
+        event_type_names: the behaviour names of the codes ``1, 2, ...``.
     """
 
     items: np.ndarray
@@ -37,6 +41,8 @@ class Sessions:
     session_ids: np.ndarray
     n_items: int
     vocab: str = ""
+    event_types: np.ndarray | None = None
+    event_type_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.offsets.ndim != 1 or len(self.offsets) < 1 or self.offsets[0] != 0:
@@ -47,6 +53,13 @@ class Sessions:
             raise DataError("users and session_ids need one entry per session")
         if len(self.items) and (self.items.min() < 0 or self.items.max() >= self.n_items):
             raise DataError(f"item indices must lie in [0, {self.n_items})")
+        if self.event_types is not None:
+            if len(self.event_types) != len(self.items):
+                raise DataError("event_types and items disagree in length")
+            if len(self.event_types) and (self.event_types.min() < 0 or self.event_types.max()
+                                          > len(self.event_type_names)):
+                raise DataError(f"event type codes must lie in [0, "
+                                f"{len(self.event_type_names)}] (0: unknown)")
 
     @property
     def n_sessions(self) -> int:
@@ -80,8 +93,10 @@ class Sessions:
         np.cumsum(lengths, out=offsets[1:])
         starts = np.repeat(self.offsets[:-1][sessions], lengths)
         idx = starts + (np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths))
+        kinds = None if self.event_types is None else self.event_types[idx]
         return Sessions(self.items[idx], offsets, self.ts[idx], self.users[sessions],
-                        self.session_ids[sessions], self.n_items, self.vocab)
+                        self.session_ids[sessions], self.n_items, self.vocab, kinds,
+                        self.event_type_names)
 
     @classmethod
     def from_lists(
@@ -98,10 +113,14 @@ class Sessions:
         return cls(items, offsets, ts, u, np.arange(len(sessions)), n_items)
 
     @classmethod
-    def from_frame(cls, df: pl.DataFrame, n_items: int, vocab: str = "") -> Sessions:
-        """Build from a prepared split (columns session_id, item_idx, ts, optional user_idx).
+    def from_frame(cls, df: pl.DataFrame, n_items: int, vocab: str = "",
+                   event_type_names: tuple[str, ...] | None = None) -> Sessions:
+        """Build from a prepared split (columns session_id, item_idx, ts, optional user_idx
+        and event_type).
 
         ``vocab`` is the fingerprint of the vocabulary the indices refer to.
+        ``event_type_names`` numbers the behaviours (see :func:`event_type_names`; by default
+        those of ``df``); without an ``event_type`` column ``event_types`` is None.
 
         Rows must already be grouped by session and ordered by time inside each session, as
         ``sessionrec prepare`` writes them.
@@ -123,6 +142,10 @@ class Sessions:
             users = df["user_idx"].fill_null(-1).to_numpy()[starts].astype(np.int64)
         else:
             users = np.full(len(starts), -1, dtype=np.int64)
+        kinds, names = None, ()
+        if "event_type" in df.columns:
+            names = event_type_names((df,)) if event_type_names is None else event_type_names
+            kinds = event_type_codes(df["event_type"], names)
         return cls(
             items=df["item_idx"].to_numpy().astype(np.int64),
             offsets=offsets,
@@ -131,4 +154,25 @@ class Sessions:
             session_ids=sid.to_numpy()[starts],
             n_items=n_items,
             vocab=vocab,
+            event_types=kinds,
+            event_type_names=names,
         )
+
+
+def event_type_names(frames: tuple[pl.DataFrame, ...]) -> tuple[str, ...]:
+    """The sorted distinct non-null ``event_type`` values of ``frames`` (codes 1, 2, ...)."""
+    names: set[str] = set()
+    for df in frames:
+        if "event_type" in df.columns:
+            names.update(v for v in df["event_type"].unique().to_list() if v is not None)
+    return tuple(sorted(names))
+
+
+def event_type_codes(column: pl.Series, names: tuple[str, ...]) -> np.ndarray:
+    """int64 codes of ``column``'s behaviours: ``1 + names.index(v)``, 0 for null or a
+    name not in ``names``."""
+    lookup = pl.DataFrame({"event_type": list(names),
+                           "code": np.arange(1, len(names) + 1, dtype=np.int64)})
+    joined = column.cast(pl.String).to_frame("event_type").join(
+        lookup, on="event_type", how="left", maintain_order="left")
+    return joined["code"].fill_null(0).to_numpy().astype(np.int64)

@@ -127,12 +127,27 @@ class NeuralRecommender(SessionRecommender):
         :meth:`batch_source` yields; e.g. session graphs for the GNN models)."""
         return batch
 
+    def make_objective(self, counts: np.ndarray) -> OutputLoss:
+        """The training loss of ``(output, h, targets)`` (override for another objective);
+        ``counts`` are the training item counts."""
+        p = self.params
+        objective = Objective(p.loss, p.n_sample, p.sample_alpha, p.logq, p.bpreg, p.elu_param)
+        if p.n_sample < 0 and p.loss != "cross-entropy":
+            raise ConfigError(f"{self.name}: n_sample = -1 trains a full softmax, which needs "
+                              f"loss = 'cross-entropy' (got {p.loss!r}); set n_sample >= 0 to "
+                              "train with sampled negatives")
+        return OutputLoss(objective, counts, seed=p.seed)
+
     # -- building ------------------------------------------------------------------------------
     def _build_net(self, n_items: int) -> SessionNet:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(epoch_seed(self.params.seed, -1, 1))
-            output = ItemOutput(n_items, self.output_dim(), bias=self.output_bias)
+            output = self.build_output(n_items)
             return SessionNet(self.build_encoder(n_items, output), output)
+
+    def build_output(self, n_items: int) -> ItemOutput:
+        """The shared item output layer (override for another scoring of the items)."""
+        return ItemOutput(n_items, self.output_dim(), bias=self.output_bias)
 
     def _rank_batch(self, world_size: int) -> int:
         b = self.params.batch_size
@@ -152,12 +167,7 @@ class NeuralRecommender(SessionRecommender):
         source = self.batch_source(train, rank, world_size)
         net = self._build_net(self.n_items_)
         counts = np.bincount(train.items, minlength=self.n_items_).astype(np.float64)
-        objective = Objective(p.loss, p.n_sample, p.sample_alpha, p.logq, p.bpreg, p.elu_param)
-        if p.n_sample < 0 and p.loss != "cross-entropy":
-            raise ConfigError(f"{self.name}: n_sample = -1 trains a full softmax, which needs "
-                              f"loss = 'cross-entropy' (got {p.loss!r}); set n_sample >= 0 to "
-                              "train with sampled negatives")
-        net.objective = OutputLoss(objective, counts, seed=p.seed)
+        net.objective = self.make_objective(counts)
         self.net_ = net
         validate = None
         if valid is not None and valid.n_events and (np.diff(valid.offsets) >= 2).any():
