@@ -111,6 +111,9 @@ MODEL_FACTORIES: list[ModelFactory] = [
         "embedding": 6, "batch_size": 4, "n_epochs": 2, "progress": False, **extra})
       for extra in ({"heads": 2, "inner": 8, "max_len": 3},
                     {"encoder": "ave", "n_sample": 4, "logq": 1.0, "temperature": 0.2})),
+    *(functools.partial(get_model_class("sasrec"), **{
+        "embedding": 6, "batch_size": 4, "n_epochs": 2, "progress": False, **extra})
+      for extra in ({"max_len": 3}, {"heads": 2, "blocks": 1, "n_sample": 4, "dropout": 0.0})),
     functools.partial(get_model_class("hybrid"), components=[{"name": "sr"},
                                                             {"name": "vsknn"}],
                       weights=[0.6, 0.4]),

@@ -50,3 +50,19 @@ def test_core_learns_the_next_item():
         assert recall["recall@5"] > 0.8, recall
         top = model.score([[3]]).argmax(1)
         assert top.tolist() == [3]
+
+
+def test_sasrec_learns_the_next_item_and_indexes_positions_by_recency():
+    train, test = cyclic(300, 0), cyclic(40, 1)
+    model = get_model_class("sasrec")(embedding=16, batch_size=16, n_epochs=4,
+                                      learning_rate=0.01, dropout=0.1, progress=False)
+    assert evaluate(model.fit(train), train, test, ks=(1,)).metrics()["recall@1"] > 0.9
+    # the last item of any prefix gets position 0 (SASRec's last slot of its window): a
+    # one-item prefix is [x_a·√d + P_0] through the blocks, whatever the batch's width
+    enc = model.net_.encoder.eval()
+    got = model.score([[3]])
+    x = enc.items(torch.tensor([[3]])) * enc.scale + enc.positions(torch.tensor([[0]]))
+    with torch.no_grad():
+        h = enc.blocks(x, mask=torch.zeros(1, 1, dtype=torch.bool),
+                       src_key_padding_mask=torch.zeros(1, 1, dtype=torch.bool))[:, 0]
+    torch.testing.assert_close(got, model.net_.output.full(h), rtol=1e-5, atol=1e-5)
