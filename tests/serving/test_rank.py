@@ -81,3 +81,17 @@ def test_behaviours_change_the_ranking_redis(model_dir, redis_url, redis_prefix)
     keys = sorted(k.decode() for k in redis.Redis.from_url(redis_url).scan_iter(
         f"{redis_prefix}hist:new-user:*"))
     assert keys == [f"{redis_prefix}hist:new-user:{b}" for b in ("click", "like", "skip")]
+
+
+def test_rank_model_setting_mounts_the_routes_on_the_main_app(model_dir):
+    from sessionrec.serving.app import create_app
+    from sessionrec.serving.store import MemoryStore
+
+    from .helpers import make_bundle, settings
+
+    app = create_app(settings(rank_model=model_dir, max_candidates=2), bundle=make_bundle(),
+                     store=MemoryStore(1800, 86400))
+    with TestClient(app) as c:
+        r = c.post("/v1/rank", json={"user_id": "u", "candidates": ["1", "2", "3"]})
+        assert r.status_code == 422 and "at most 2" in r.json()["detail"]
+        assert c.post("/v1/rank", json={"user_id": "u", "candidates": ["1"]}).status_code == 200

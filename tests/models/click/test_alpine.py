@@ -91,3 +91,20 @@ def test_targets_only_see_earlier_history():
     b = net.logits(make_batch(rows([0, 1, 4]), 5, 300))  # the click at t=20 changes
     assert a[0] == b[0]  # the target at t=15 saw clicks at 0 and 10 only
     assert a[1] != b[1]
+
+
+def test_graph_lstm_without_graph_is_a_standard_lstm():
+    # eq. 1: with graph=False the cell must match torch's LSTM given the same weights
+    torch.manual_seed(1)
+    ours = GraphLSTM(3, 4, graph=False)
+    ref = torch.nn.LSTM(3, 4, batch_first=True)
+    # torch orders the gates i, f, g(u), o; ours i, f, o, u
+    perm = torch.cat([torch.arange(0, 8), torch.arange(12, 16), torch.arange(8, 12)])
+    with torch.no_grad():
+        ref.weight_ih_l0.copy_(ours.wx.weight[perm])
+        ref.bias_ih_l0.copy_(ours.wx.bias[perm])
+        ref.weight_hh_l0.copy_(ours.wh.weight[perm])
+        ref.bias_hh_l0.zero_()
+    x = torch.randn(2, 5, 3)
+    expected, _ = ref(x)
+    assert torch.allclose(ours(x), expected, atol=1e-6)
