@@ -133,8 +133,8 @@ def section(root: Path) -> str:
     if base and "alpine" in runs:
         best = max(base, key=lambda b: statistics.mean(metric(runs[b], "auc")))
         lines += ["", "Per-user AUC (mean over the seeds both models have) minus the best "
-                  f"baseline, **{NAMES[best]}**: paired t-test (seed 001 §4.4) and paired bootstrap 95 % "
-                  "interval (1,000 resamples of users).", "",
+                  f"baseline, **{NAMES[best]}**: paired t-test (seed 001 §4.4) and paired "
+                  "bootstrap 95 % interval (1,000 resamples of users).", "",
                   "| Model | Δ AUC | t | p (t-test) | bootstrap CI | users |",
                   "|---|---:|---:|---:|---:|---:|"]
         lines += [test_row(NAMES[a], runs[a], runs[best]) for a in ALPINES if a in runs]
