@@ -76,7 +76,7 @@ class Prod2VecRecommender(SessionRecommender):
         self.exclude_viewed, self.min_dwell = bool(exclude_viewed), float(min_dwell)
         self.item_table: pl.DataFrame | None = None
         self.ann: AnnIndex | None = None
-        self.cold_ = torch.zeros(0, dim)  # unit vectors of cold-start products (serving)
+        self.cold = torch.zeros(0, dim)  # cold-start products (serving; not learned: add_cold)
 
     def set_item_table(self, items: pl.DataFrame) -> None:
         """The vocabulary (``items.parquet``) whose brand / category / price become tokens."""
@@ -125,7 +125,7 @@ class Prod2VecRecommender(SessionRecommender):
     # -- cold start (serving) -----------------------------------------------------------------
     @property
     def n_cold(self) -> int:
-        return int(self.cold_.shape[0])
+        return int(self.cold.shape[0])
 
     def add_cold(self, vectors: np.ndarray) -> None:
         """Serve ``vectors`` [m, dim] (cold-start products, placed in this model's space from
@@ -133,7 +133,7 @@ class Prod2VecRecommender(SessionRecommender):
         self._check_fitted()
         v = torch.as_tensor(np.asarray(vectors, dtype=np.float32))
         v = v.reshape(-1, self.vectors_.shape[1])
-        self.cold_ = torch.nn.functional.normalize(v, dim=1)
+        self.cold = torch.nn.functional.normalize(v, dim=1)
         self._space_cache = None
 
     def _space(self) -> torch.Tensor:
@@ -142,7 +142,7 @@ class Prod2VecRecommender(SessionRecommender):
             return self.vectors_
         cached = getattr(self, "_space_cache", None)
         if cached is None:
-            cached = self._space_cache = torch.cat([self.vectors_, self.cold_])
+            cached = self._space_cache = torch.cat([self.vectors_, self.cold])
         return cached
 
     # -- serving ----------------------------------------------------------------------------
@@ -231,7 +231,7 @@ class Prod2VecRecommender(SessionRecommender):
         cosine; a cold product has no popularity)."""
         if not self.n_cold:
             return cand, sims
-        cold = (self.cold_ @ self.session_vectors([prefix])[0]).numpy()
+        cold = (self.cold @ self.session_vectors([prefix])[0]).numpy()
         top = np.argsort(-cold, kind="stable")[:wide]
         return (np.concatenate([cand, self.n_items_ + top]),
                 np.concatenate([sims, cold[top]]).astype(np.float32))
