@@ -108,3 +108,15 @@ def test_graph_lstm_without_graph_is_a_standard_lstm():
     x = torch.randn(2, 5, 3)
     expected, _ = ref(x)
     assert torch.allclose(ours(x), expected, atol=1e-6)
+
+
+def test_click_attention_covers_only_earlier_clicks():
+    torch.manual_seed(0)
+    p = AlpineParams(embedding=4, hidden=4, mlp=4)
+    net = AlpineNet(p, np.zeros((5, 5), dtype=np.int64), (1, 1, 1, 1, 1), n_users=1).eval()
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    rows = [UserRows(0, (np.array([0, 1, 2]), np.array([0, 10, 20])), empty, empty, empty,
+                     np.array([3, 4]), np.array([15, 5]), np.array([1, 0]), np.array([-1, -1]))]
+    alpha = net.click_attention(make_batch(rows, 5, 300))
+    assert alpha[0, 2] == 0 and alpha[0, :2].sum().item() == pytest.approx(1.0)
+    assert alpha[1].tolist() == [1.0, 0.0, 0.0]  # only the click at t=0 precedes t=5

@@ -90,10 +90,15 @@ class SequenceBranch(nn.Module):
         idx, has = temporal_neighbours(sim, valid, self.p.neighbours)
         return self.lstm(x, idx, has)
 
+    def attend(self, emb: ItemEmbedding, items: torch.Tensor, ts: torch.Tensor,
+               batch: BehaviourBatch, x_new: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f [T, d], α [T, L]): the attended history of each target and its weights."""
+        h = self.states(emb, items)[batch.target_row]  # [T, L, d]
+        return self.attention(h, history_mask(ts, batch), x_new)
+
     def forward(self, emb: ItemEmbedding, items: torch.Tensor, ts: torch.Tensor,
                 batch: BehaviourBatch, x_new: torch.Tensor) -> torch.Tensor:
-        h = self.states(emb, items)[batch.target_row]  # [T, L, d]
-        f, _ = self.attention(h, history_mask(ts, batch), x_new)
+        f, _ = self.attend(emb, items, ts, batch, x_new)
         return self.head(torch.cat([f, x_new], dim=-1)).squeeze(-1)
 
 
@@ -137,6 +142,12 @@ class AlpineNet(ClickNet):
 
     def logits(self, batch: BehaviourBatch) -> torch.Tensor:
         return fuse(self.branch_logits(batch), self.alpha)
+
+    def click_attention(self, batch: BehaviourBatch) -> torch.Tensor:
+        """float [T, L_click]: each target's attention over the click history (Fig. 7)."""
+        x_new = self.items(batch.target_item)
+        return self.interest.attend(self.items, batch.click_items, batch.click_ts, batch,
+                                    x_new)[1]
 
 
 def fuse(branch_logits: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
