@@ -36,10 +36,9 @@ from torch import nn
 
 from sessionrec.batching.prefixes import PrefixBatch
 from sessionrec.models.base import register_model
-from sessionrec.models.neural.base import NeuralParams, NeuralRecommender, SessionNet
+from sessionrec.models.neural.base import NeuralParams, NeuralRecommender
 from sessionrec.models.neural.output import ItemOutput
 from sessionrec.models.neural.params import param
-from sessionrec.training.trainer import epoch_seed
 
 
 @dataclass(frozen=True)
@@ -130,9 +129,6 @@ class CORE(NeuralRecommender):
     def build_encoder(self, n_items: int, output: ItemOutput) -> nn.Module:
         return COREEncoder(self.params, output)
 
-    def _build_net(self, n_items: int) -> SessionNet:
+    def build_output(self, n_items: int) -> ItemOutput:
         p = self.params
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(epoch_seed(p.seed, -1, 1))
-            output = CosineItemOutput(n_items, p.embedding, p.temperature, p.dropout_item)
-            return SessionNet(self.build_encoder(n_items, output), output)
+        return CosineItemOutput(n_items, p.embedding, p.temperature, p.dropout_item)
