@@ -117,7 +117,7 @@ def table(runs: list[Run], baseline: str, n_boot: int = 1000) -> tuple[str, list
             cells.append("—" if d is None else
                          f"{d[metric][0]:+.2f} [{d[metric][1]:+.2f}, {d[metric][2]:+.2f}]")
         t = _train(run)
-        cells += [_num(train_minutes(run), ".1f"), _num(t.get("peak_rss_mb"), ",.0f"),
+        cells += [_num(train_minutes(run), ".2f"), _num(t.get("peak_rss_mb"), ",.0f"),
                   str(t.get("epochs", "—")),
                   "{:.2f} / {:.2f}".format(*PAPERS[run.metrics.get("model")])
                   if run.metrics.get("model") in PAPERS else "",
@@ -153,7 +153,9 @@ def section(runs_dir: Path, baseline: str, n_boot: int = 1000) -> str:
         "`COMMAND.txt`). Δ = run minus the baseline in points, paired bootstrap over test "
         f"sessions ({n_boot:,} resamples). Train min = fitting time (for a hybrid of fitted "
         "runs, the sum of its components'); peak RSS = the training process's maximum "
-        "resident memory after fitting. Paper figures are on the real test week.", "",
+        "resident memory after fitting (a `sessionrec evaluate` of several models runs in one "
+        "process: its later models show the peak so far). Paper figures are on the real test "
+        "week.", "",
         text, "", verdict])
 
 

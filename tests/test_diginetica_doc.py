@@ -49,7 +49,7 @@ def test_table_by_hand(tmp_path: Path) -> None:
     # HR@20 2/3 both; MRR@20 (1 + 1/5) / 3 = 40.00 vs (1 + 1/2) / 3 = 50.00 -> -10.00
     assert cells[2:6] == ["66.67", "40.00", "66.67", "40.00"]
     assert cells[6].startswith("+0.00") and cells[7].startswith("-10.00")
-    assert cells[8:12] == ["10.0", "1,234", "3", "49.70 / 16.17"]
+    assert cells[8:12] == ["10.00", "1,234", "3", "49.70 / 16.17"]
     # sorted by MRR@20: vsknn (50.00) first
     rows = [line for line in text.splitlines() if line.startswith("| `")]
     assert rows[0].startswith("| `vsknn`")
