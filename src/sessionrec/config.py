@@ -210,4 +210,7 @@ def _toml_value(value: Any) -> str:
         return f'"{escaped}"'
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):  # a table inside a list (e.g. a hybrid's components)
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()
+                               if v is not None) + "}"
     raise ConfigError(f"cannot write {value!r} as TOML")

@@ -179,3 +179,13 @@ normalise = "max"
     assert model.specs[1]["normalise"] == "max"
     train, _ = _splits()
     assert tuple(model.fit(train).score([[0]]).shape) == (1, 4)
+
+
+def test_a_hybrid_config_is_written_back_as_toml() -> None:
+    import tomllib
+
+    from sessionrec.config import dump_toml
+
+    data = {"model": {"name": "hybrid", "params": {"weights": [0.5, 0.5], "components": [
+        {"name": "vsknn", "params": {"k": 50}}, {"run": "runs/x", "normalise": "max"}]}}}
+    assert tomllib.loads(dump_toml(data)) == data
