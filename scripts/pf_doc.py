@@ -29,6 +29,7 @@ from sessionrec.evaluation.significance import paired_bootstrap
 RUN = re.compile(r"^(?P<variant>[a-z0-9_]+)-s(?P<seed>\d+)$")
 DOC = Path(__file__).resolve().parents[1] / "docs" / "results.md"
 ORDER = ("onestep", "base", "pf")
+MIN_CASES = 20
 LABEL = {"onestep": "one-step BPTT (default)", "base": "bptt window, no adversarial term",
          "pf": "bptt window + professor forcing"}
 
@@ -73,15 +74,20 @@ def section(study: Path) -> tuple[str, str]:
     meta = json.loads((first / "metrics.json").read_text())
     dataset, model = meta["dataset"], meta["model"]
     variants = [v for v in ORDER if v in runs] + sorted(set(runs) - set(ORDER))
-    horizons = json.loads((first / "next_n.json").read_text())["max_horizon"]
+    n_cases = json.loads((first / "next_n.json").read_text())["n_cases"]
+    # Horizon 1 is the next-item protocol (same cases, same ranks): shown once, as next-item.
+    # Horizons with fewer than MIN_CASES cases are left out (listed with their counts).
+    hs = [int(k[1:]) for k, v in n_cases.items() if v >= MIN_CASES and k != "h1"]
     lines = [f"### {model} on {dataset}", ""]
+    if "pf" in runs:
+        meta = json.loads((next(iter(runs["pf"].values())) / "metrics.json").read_text())
     pf_params = {k: v for k, v in meta["params"].items() if k.startswith(("pf_", "bptt",
                                                                           "grad_clip"))}
     lines.append(f"Study directory `{study.name}`; config parameters of the window and the "
                  f"adversarial term: `{json.dumps(pf_params)}`.")
     lines.append("")
     head = ["variant", "seeds", "epochs", "next-item R@20", "next-item MRR@20",
-            *[f"next-n h{h} R@20" for h in range(1, horizons + 1)], "D accuracy (last epoch)"]
+            *[f"next-n h{h} R@20" for h in hs], "D accuracy (last epoch)"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for v in variants:
         seeds = sorted(runs[v])
@@ -93,12 +99,13 @@ def section(study: Path) -> tuple[str, str]:
                ",".join(str(m["train"].get("epochs", "?")) for m in mets),
                _ms([m["metrics"]["recall@20"] for m in mets]),
                _ms([m["metrics"]["mrr@20"] for m in mets]),
-               *[_ms([n["metrics"][f"h{h}/recall@20"] for n in nn])
-                 for h in range(1, horizons + 1)], acc]
+               *[_ms([n["metrics"][f"h{h}/recall@20"] for n in nn]) for h in hs], acc]
         lines.append("| " + " | ".join(row) + " |")
-    n_cases = json.loads((first / "next_n.json").read_text())["n_cases"]
     lines += ["", "next-n cases per horizon: " + ", ".join(f"{k} {v:,}"
-                                                           for k, v in n_cases.items()), ""]
+                                                           for k, v in n_cases.items())
+              + f" (h1 = the next-item cases; horizons with fewer than {MIN_CASES} cases are "
+              "not shown). D accuracy: the discriminator's accuracy on its last epoch's "
+              "batches (0.5 = it cannot tell free-running from teacher-forced rollouts).", ""]
     if "pf" in runs and "base" in runs:
         seeds = sorted(set(runs["pf"]) & set(runs["base"]))
         lines += [f"Professor forcing minus teacher forcing only (same window), paired over "
@@ -106,7 +113,7 @@ def section(study: Path) -> tuple[str, str]:
                   "seeds, 95 % bootstrap interval resampling test sessions (1,000 resamples).",
                   "", "| protocol | metric | base | pf | pf − base | 95 % interval | "
                   "significant |", "|---|---|---:|---:|---:|---|---|"]
-        for horizon in [None, *range(1, horizons + 1)]:
+        for horizon in [None, *hs]:
             for metric in ("recall@20", "mrr@20"):
                 a = _case_values([runs["pf"][s] for s in seeds], metric, horizon)
                 b = _case_values([runs["base"][s] for s in seeds], metric, horizon)
@@ -117,7 +124,7 @@ def section(study: Path) -> tuple[str, str]:
                 sig = "yes" if ci.low > 0 or ci.high < 0 else "no"
                 proto = "next-item" if horizon is None else f"next-n h{horizon}"
                 lines.append(f"| {proto} | {metric} | {b['value'].mean():.4f} | "
-                             f"{a['value'].mean():.4f} | {ci.mean:+.4f} | "
+                             f"{a['value'].mean():.4f} | {ci.estimate:+.4f} | "
                              f"[{ci.low:+.4f}, {ci.high:+.4f}] | {sig} |")
         lines.append("")
     # Accuracy by position: next-item Recall@20 by prefix length, seed means.

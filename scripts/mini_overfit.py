@@ -1,0 +1,119 @@
+"""The ladder's MINI step (seed 000, ch. 3.4): HGRU4Rec must overfit MINI completely.
+
+    python scripts/mini_overfit.py [--out runs/ladder/mini] [--epochs 150] [--events 60000]
+
+Generates a synthetic Galaxus-format log (``sessionrec synth``), subsamples it to the MINI
+preset (``sessionrec prepare --preset MINI``: about 20 users, 85 products, 600 events), trains
+HGRU4Rec with both levels (session and user GRU) on train and measures, after every epoch, the
+training loss and MRR@10 on the *training* sessions (the model's own validation hook pointed at
+train; each session starts from its user's state after the whole training history, which is
+what memorising means here). A model whose gradient reaches both levels drives the loss towards
+0 and the training MRR towards 1. Writes ``OUT/history.json``, the plot
+``docs/ladder/mini_overfit.png`` and the docs/results.md section ``ladder-mini``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _report import machine, update_section
+from sessionrec.evaluation import evaluate
+from sessionrec.models.hgru4rec import HGRU4Rec
+from sessionrec.runs import load_splits
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = {"layers": [100], "user_layers": [100], "loss": "cross-entropy", "optimizer": "adam",
+          "learning_rate": 0.01, "batch_size": 8, "n_sample": 256, "dropout_p_hidden": 0.0,
+          "dropout_p_init": 0.0, "dropout_p_hidden_usr": 0.0, "progress": False, "threads": 1,
+          "seed": 0}
+
+
+def prepare(out: Path, events: int) -> Path:
+    data = out / "data"
+    if (data / "manifest.json").is_file():
+        return data
+    cli = [sys.executable, "-m", "sessionrec.cli"]
+    subprocess.run([*cli, "synth", "--events", str(events), "--out", str(out / "raw"),
+                    "--overwrite"], check=True, cwd=ROOT, capture_output=True)
+    subprocess.run([*cli, "prepare", "--source", "galaxus", "--input", str(out / "raw"),
+                    "--out", str(data), "--preset", "MINI", "--overwrite"], check=True,
+                   cwd=ROOT)
+    return data
+
+
+def plot(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(epochs, [h["loss"] for h in history], color="tab:red", label="train loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("train loss (cross-entropy per event)", color="tab:red")
+    ax2 = ax.twinx()
+    ax2.plot(epochs, [h["valid_score"] for h in history], color="tab:blue",
+             label="train MRR@10")
+    ax2.set_ylim(0, 1.02)
+    ax2.set_ylabel("MRR@10 on the training sessions", color="tab:blue")
+    ax.set_title("HGRU4Rec on MINI: overfit check (both levels)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/ladder/mini"))
+    parser.add_argument("--epochs", type=int, default=150)
+    parser.add_argument("--events", type=int, default=60000)
+    parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "results.md")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    splits = load_splits(prepare(args.out, args.events))
+    train = splits.train
+    model = HGRU4Rec(**PARAMS, n_epochs=args.epochs)
+    t0 = time.perf_counter()
+    model.fit(train, train)  # "validation" on train: the memorisation curve
+    seconds = time.perf_counter() - t0
+    history = model.fit_stats_["history"]["epochs"]
+    final = evaluate(model, train, train, ks=(1, 10, 20)).metrics()
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    (args.out / "history.json").write_text(json.dumps(
+        {"params": PARAMS, "epochs": args.epochs, "history": history, "final_train": final,
+         "train_seconds": seconds}, indent=1), encoding="utf-8")
+    plot(history, ROOT / "docs" / "ladder" / "mini_overfit.png")
+    first, last = history[0], history[-1]
+    body = "\n".join([
+        "## The ladder, MINI: HGRU4Rec overfits (seed 000, ch. 3.4)", "",
+        f"`python scripts/mini_overfit.py --epochs {args.epochs}` on {machine()}; load average "
+        f"after the run {load} (shared machine), {seconds:.0f} s. Data: `sessionrec synth "
+        f"--events {args.events}` subsampled with `sessionrec prepare --preset MINI`: "
+        f"{train.n_events} training events, {train.n_sessions} sessions, {train.n_items} "
+        "items. HGRU4Rec with session and user GRU (100 + 100 units), Adam 0.01, "
+        "cross-entropy over in-batch targets + 256 sampled negatives, no dropout; after each "
+        "epoch MRR@10 on the training sessions themselves (each from its user's state after "
+        "the training history).", "",
+        "| epoch | train loss | train MRR@10 |", "|---:|---:|---:|",
+        f"| {first['epoch']} | {first['loss']:.4f} | {first['valid_score']:.4f} |",
+        *[f"| {h['epoch']} | {h['loss']:.4f} | {h['valid_score']:.4f} |"
+          for h in history if h["epoch"] in (10, 25, 50, 100)],
+        f"| {last['epoch']} | {last['loss']:.4f} | {last['valid_score']:.4f} |", "",
+        f"After the last epoch, on the training sessions (full ranking, pessimistic ties): "
+        f"Recall@20 {final['recall@20']:.4f}, MRR@20 {final['mrr@20']:.4f}, "
+        f"Recall@1 {final['recall@1']:.4f}.", "",
+        "![MINI overfit](ladder/mini_overfit.png)"])
+    update_section("ladder-mini", body, doc=args.doc)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
