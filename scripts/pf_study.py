@@ -4,7 +4,8 @@
         --out runs/pf/yoochoose-100k --seeds 0 1 2 [--variants base pf] [--epochs N] [--jobs 2]
 
 For every seed and variant it runs ``sessionrec train`` (the config plus the variant's
-``--set`` overrides, one torch thread, ``nice``) into ``OUT/<variant>-s<seed>``, then the
+``--set`` overrides, one torch thread; run the script itself under ``nice -n 10``) into
+``OUT/<variant>-s<seed>``, then the
 next-n protocol (:mod:`sessionrec.evaluation.next_n`) on the saved model and the test split,
 written beside the run's metrics as ``next_n.json`` and ``next_n_ranks.parquet``. The data are
 prepared once into ``OUT/data``. ``scripts/pf_doc.py`` turns the run directories into the
@@ -36,7 +37,7 @@ def train(config: str, data: Path, run: Path, seed: int, sets: list[str],
           epochs: int | None) -> None:
     if (run / "metrics.json").is_file():
         return
-    cmd = ["nice", "-n", "10", sys.executable, "-m", "sessionrec.cli", "train", "--config",
+    cmd = [sys.executable, "-m", "sessionrec.cli", "train", "--config",
            config, "--data", str(data), "--out", str(run), "--overwrite",
            "--set", f"seed={seed}", "--set", f"model.params.seed={seed}",
            "--set", "model.params.progress=false", "--set", "model.params.threads=1"]
@@ -49,8 +50,8 @@ def train(config: str, data: Path, run: Path, seed: int, sets: list[str],
     subprocess.run(cmd, check=True, env=env, cwd=ROOT)
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     (run / "COMMAND.txt").write_text(
-        " ".join(cmd[3:]) + f"\nwall {time.time() - t0:.0f} s, load average after {load}, "
-        "2 cores\n", encoding="utf-8")
+        "sessionrec " + " ".join(cmd[3:]) + f"\nwall {time.time() - t0:.0f} s, load average "
+        f"after {load}, 2 cores\n", encoding="utf-8")
 
 
 def next_n(run: Path, data: Path, horizon: int) -> None:
