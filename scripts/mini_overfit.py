@@ -111,24 +111,33 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=60000)
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "results.md")
     parser.add_argument("--lr", type=float, default=PARAMS["learning_rate"])
+    parser.add_argument("--render", action="store_true",
+                        help="only rewrite the section and plot from OUT/history.json")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     splits = load_splits(prepare(args.out, args.events))
     train = splits.train
-    PARAMS["learning_rate"] = args.lr
-    model = Tracked(**PARAMS, n_epochs=args.epochs)
-    t0 = time.perf_counter()
-    model.fit(train, train)  # "validation" on train: the memorisation curve
-    seconds = time.perf_counter() - t0
-    history = model.fit_stats_["history"]["epochs"]
-    ranks = train_walk_ranks(model, train)
-    final = {"recall@20": float(recall_at_k(ranks, 20).mean()),
-             "mrr@20": float(mrr_at_k(ranks, 20).mean()),
-             "recall@1": float(recall_at_k(ranks, 1).mean())}
-    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
-    (args.out / "history.json").write_text(json.dumps(
-        {"params": PARAMS, "epochs": args.epochs, "history": history, "final_train": final,
-         "train_seconds": seconds}, indent=1), encoding="utf-8")
+    if args.render:
+        saved = json.loads((args.out / "history.json").read_text(encoding="utf-8"))
+        PARAMS.update(saved["params"])
+        args.epochs, args.lr = saved["epochs"], saved["params"]["learning_rate"]
+        history, final, seconds = saved["history"], saved["final_train"], saved["train_seconds"]
+        load = saved.get("load", "?")
+    else:
+        PARAMS["learning_rate"] = args.lr
+        model = Tracked(**PARAMS, n_epochs=args.epochs)
+        t0 = time.perf_counter()
+        model.fit(train, train)  # "validation" on train: the memorisation curve
+        seconds = time.perf_counter() - t0
+        history = model.fit_stats_["history"]["epochs"]
+        ranks = train_walk_ranks(model, train)
+        final = {"recall@20": float(recall_at_k(ranks, 20).mean()),
+                 "mrr@20": float(mrr_at_k(ranks, 20).mean()),
+                 "recall@1": float(recall_at_k(ranks, 1).mean())}
+        load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+        (args.out / "history.json").write_text(json.dumps(
+            {"params": PARAMS, "epochs": args.epochs, "history": history, "final_train": final,
+             "train_seconds": seconds, "load": load}, indent=1), encoding="utf-8")
     plot(history, args.doc.parent / "ladder" / "mini_overfit.png")
     first, last = history[0], history[-1]
     body = "\n".join([
@@ -147,7 +156,7 @@ def main() -> None:
         "| epoch | train loss | train MRR@20 |", "|---:|---:|---:|",
         f"| {first['epoch']} | {first['loss']:.4f} | {first['valid_score']:.4f} |",
         *[f"| {h['epoch']} | {h['loss']:.4f} | {h['valid_score']:.4f} |"
-          for h in history if h["epoch"] in (10, 25, 50, 100)],
+          for h in history if h["epoch"] in (10, 25, 50, 100, 200) and h is not last],
         f"| {last['epoch']} | {last['loss']:.4f} | {last['valid_score']:.4f} |", "",
         "With the weights of the epoch of the best training MRR@20 (what fit keeps), on the "
         "training walk: "
