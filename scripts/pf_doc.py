@@ -78,7 +78,9 @@ def section(study: Path) -> tuple[str, str]:
     # Horizon 1 is the next-item protocol (same cases, same ranks): shown once, as next-item.
     # Horizons with fewer than MIN_CASES cases are left out (listed with their counts).
     hs = [int(k[1:]) for k, v in n_cases.items() if v >= MIN_CASES and k != "h1"]
-    lines = [f"### {model} on {dataset}", ""]
+    lines = [f"## Professor forcing (issue 19): {model} on {dataset}", "",
+             "Command: `python scripts/pf_study.py` then `python scripts/pf_doc.py` (see "
+             "docs/professor_forcing.md); shared 2-core machine, one torch thread per run.", ""]
     if "pf" in runs:
         meta = json.loads((next(iter(runs["pf"].values())) / "metrics.json").read_text())
     pf_params = {k: v for k, v in meta["params"].items() if k.startswith(("pf_", "bptt",
