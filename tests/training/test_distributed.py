@@ -47,8 +47,11 @@ def test_models_without_data_parallel_training_are_refused_up_front(prepared, tm
                                                                     capsys):
     assert main(["train", "--set", f"data.prepared={prepared}", "--out", str(tmp_path / "r"),
                  "--nproc", "2", "--set", "model.name=gru4rec"]) == 2
-    assert "'gru4rec' does not train data-parallel (--nproc 2); models that do: narm" in (
-        capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert "'gru4rec' does not train data-parallel (--nproc 2); models that do: " in err
+    listed = err.split("models that do: ")[1].strip().split(", ")
+    assert listed == sorted(listed) and {"narm", "stamp"} <= set(listed)
+    assert "gru4rec" not in listed and "vsknn" not in listed
 
 
 def _raise_on_rank_one() -> None:
