@@ -43,6 +43,7 @@ no longer than the data's tail):
 
 Reproduce every section (each command builds what is missing under `runs/experiments/`):
 
+<!-- readme-test: needs diginetica, taobao, rees46 -->
 ```bash
 for d in synthetic diginetica taobao rees46; do
   sessionrec experiment simulate --config configs/experiments/$d.toml \\
