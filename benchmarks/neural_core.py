@@ -102,14 +102,25 @@ async def _post(conn, host: str, path: str, body: bytes) -> int:
 
 async def open_loop(host: str, port: int, products: list[str], rate: float,
                     seconds: float, connections: int = 32) -> dict:
-    """Requests started on a fixed clock (i / rate); latency from the scheduled time.
+    """``POST /v1/events`` clicks on a fixed clock (see :func:`open_loop_requests`)."""
+    rng = random.Random(0)
+    return await open_loop_requests(
+        host, port, "/v1/events",
+        lambda i: json.dumps({"session_id": f"s{i % 2000}",
+                              "product_id": rng.choice(products)}).encode(),
+        rate, seconds, connections)
+
+
+async def open_loop_requests(host: str, port: int, path: str, make_body, rate: float,
+                             seconds: float, connections: int = 32) -> dict:
+    """``POST path`` with ``make_body(i)``, started on a fixed clock (i / rate); latency from
+    the scheduled time.
 
     A plain asyncio HTTP/1.1 client over ``connections`` keep-alive connections (a request
     waits for a free one, and that wait counts in its latency), so the generator itself stays
     cheap at the offered rate.
     """
     n = int(rate * seconds)
-    rng = random.Random(0)
     pool: asyncio.Queue = asyncio.Queue()
     for _ in range(connections):
         pool.put_nowait(await _connection(host, port))
@@ -118,11 +129,10 @@ async def open_loop(host: str, port: int, products: list[str], rate: float,
 
     async def one(i: int, scheduled: float) -> None:
         nonlocal errors
-        body = json.dumps({"session_id": f"s{i % 2000}",
-                           "product_id": rng.choice(products)}).encode()
+        body = make_body(i)
         conn = await pool.get()
         try:
-            if await _post(conn, host, "/v1/events", body) != 200:
+            if await _post(conn, host, path, body) != 200:
                 errors += 1
         except (OSError, asyncio.IncompleteReadError, ValueError):
             errors += 1

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from _report import machine, update_section
-from neural_core import _connection, _post, free_port, load
+from neural_core import _connection, _post, free_port, load, open_loop_requests
 
 
 async def seed_histories(port: int, products: list[str], users: int, events: int) -> None:
@@ -40,44 +40,12 @@ async def seed_histories(port: int, products: list[str], users: int, events: int
 
 async def open_loop(port: int, products: list[str], users: int, n_candidates: int,
                     rate: float, seconds: float, connections: int = 32) -> dict:
-    n = int(rate * seconds)
     rng = random.Random(0)
-    pool: asyncio.Queue = asyncio.Queue()
-    for _ in range(connections):
-        pool.put_nowait(await _connection("127.0.0.1", port))
-    latencies: list[float] = []
-    errors = 0
-
-    async def one(i: int, scheduled: float) -> None:
-        nonlocal errors
-        body = json.dumps({"user_id": f"bench{i % users}",
-                           "candidates": rng.sample(products, n_candidates)}).encode()
-        conn = await pool.get()
-        try:
-            if await _post(conn, "127.0.0.1", "/v1/rank", body) != 200:
-                errors += 1
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            errors += 1
-            conn = await _connection("127.0.0.1", port)
-        pool.put_nowait(conn)
-        latencies.append((time.perf_counter() - scheduled) * 1000)
-
-    start = time.perf_counter() + 0.2
-    tasks = []
-    for i in range(n):
-        scheduled = start + i / rate
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(i, scheduled)))
-    await asyncio.gather(*tasks)
-    wall = time.perf_counter() - start
-    while not pool.empty():
-        pool.get_nowait()[1].close()
-    latencies.sort()
-    q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))]  # noqa: E731
-    return {"requests": n, "achieved": n / wall, "errors": errors, "p50": q(0.5),
-            "p99": q(0.99), "max": latencies[-1]}
+    return await open_loop_requests(
+        "127.0.0.1", port, "/v1/rank",
+        lambda i: json.dumps({"user_id": f"bench{i % users}",
+                              "candidates": rng.sample(products, n_candidates)}).encode(),
+        rate, seconds, connections)
 
 
 async def closed_loop(port: int, products: list[str], users: int, n_candidates: int,
