@@ -484,3 +484,22 @@ def test_a_placement_outside_the_known_ones_is_refused(tmp_path):
             DataError, match="placement"):
         log.append([Event(kind="recommendation", idempotency_key="r1", experiment="exp",
                           product_ids=("p",), ts=T0, placement="sidebar")])
+
+
+def test_switch_to_wal_waits_out_another_opener(tmp_path):
+    # Two processes opening a new file at once: the second's journal-mode switch meets the
+    # first's lock and SQLite answers "database is locked" without calling the busy handler.
+    import sqlite3
+    import threading
+
+    from sessionrec.experiments.eventlog_sqlite import _set_wal
+
+    path = tmp_path / "new.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    opener = sqlite3.connect(path, timeout=0, isolation_level=None)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        _set_wal(opener, 0.05)
+    threading.Timer(0.2, lambda: holder.execute("COMMIT")).start()
+    _set_wal(opener, 5.0)
+    assert opener.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -21,6 +21,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -71,6 +72,26 @@ _INSERT = (f"INSERT INTO experiment_events ({', '.join(list(EVENT_SCHEMA)[1:])})
            "ON CONFLICT (experiment, idempotency_key) DO NOTHING")
 
 
+def _set_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Switch ``conn``'s database to write-ahead logging, waiting out other openers.
+
+    Changing the journal mode needs an exclusive lock, and SQLite does not always call the
+    busy handler for it: two processes opening a new file at once can see "database is
+    locked" at once.  The switch is retried until ``timeout_s`` has passed.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 class SQLiteEventLog(EventLog):
     """Event log in the SQLite file ``path`` (created with its directory), or ``":memory:"``.
 
@@ -101,7 +122,7 @@ class SQLiteEventLog(EventLog):
         try:
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s,
                                    isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode = WAL")
+            _set_wal(conn, self.busy_timeout_s)
             conn.execute("PRAGMA synchronous = FULL")
         except sqlite3.DatabaseError as err:
             raise ConfigError(f"event log {self.path}: cannot open it as an SQLite database "
