@@ -72,7 +72,8 @@ def render(rows: list[dict], command: str, identical: bool, note: str = "") -> s
         "## quickstart: wall time, torch threads and a competing process",
         "",
         "`sessionrec quickstart` end to end (synthesise 200,000 events, prepare, fit and "
-        "evaluate pop, cooc, markov, sr, vsknn and GRU4Rec for 3 epochs), timed from outside. "
+        "evaluate pop, cooc, markov, sr, vsknn and GRU4Rec for 2 epochs of 256 lanes with 512 "
+        "sampled negatives), timed from outside. "
         "\"busy\": one CPU-bound competing process (a Python busy loop) ran throughout. "
         "\"load\" is the 1-minute load average just before the run: this machine is shared, "
         "so \"idle\" means no competitor of ours, not an idle machine.",
