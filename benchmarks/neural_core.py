@@ -24,20 +24,16 @@ import asyncio
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from _loadgen import free_port, load, open_loop_requests
 from _report import machine, update_section
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "sessionrec.cli"]
-
-
-def load() -> str:
-    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def train(config: str, out: Path, extra: list[str]) -> dict:
@@ -73,33 +69,6 @@ def ddp_section(args) -> str:
         f"(events/s ×{many / one:.2f}); Recall@20 difference {d_recall:+.4f}."])
 
 
-# -- open-loop serving ----------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def _connection(host: str, port: int):
-    return await asyncio.open_connection(host, port)
-
-
-async def _post(conn, host: str, path: str, body: bytes) -> int:
-    """One keep-alive HTTP/1.1 POST on ``conn``; returns the status code."""
-    reader, writer = conn
-    writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-    await writer.drain()
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    await reader.readexactly(length)
-    return status
-
-
 async def open_loop(host: str, port: int, products: list[str], rate: float,
                     seconds: float, connections: int = 32) -> dict:
     """``POST /v1/events`` clicks on a fixed clock (see :func:`open_loop_requests`)."""
@@ -109,53 +78,6 @@ async def open_loop(host: str, port: int, products: list[str], rate: float,
         lambda i: json.dumps({"session_id": f"s{i % 2000}",
                               "product_id": rng.choice(products)}).encode(),
         rate, seconds, connections)
-
-
-async def open_loop_requests(host: str, port: int, path: str, make_body, rate: float,
-                             seconds: float, connections: int = 32) -> dict:
-    """``POST path`` with ``make_body(i)``, started on a fixed clock (i / rate); latency from
-    the scheduled time.
-
-    A plain asyncio HTTP/1.1 client over ``connections`` keep-alive connections (a request
-    waits for a free one, and that wait counts in its latency), so the generator itself stays
-    cheap at the offered rate.
-    """
-    n = int(rate * seconds)
-    pool: asyncio.Queue = asyncio.Queue()
-    for _ in range(connections):
-        pool.put_nowait(await _connection(host, port))
-    latencies: list[float] = []
-    errors = 0
-
-    async def one(i: int, scheduled: float) -> None:
-        nonlocal errors
-        body = make_body(i)
-        conn = await pool.get()
-        try:
-            if await _post(conn, host, path, body) != 200:
-                errors += 1
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            errors += 1
-            conn = await _connection(host, port)
-        pool.put_nowait(conn)
-        latencies.append((time.perf_counter() - scheduled) * 1000)
-
-    start = time.perf_counter() + 0.2
-    tasks = []
-    for i in range(n):
-        scheduled = start + i / rate
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(i, scheduled)))
-    await asyncio.gather(*tasks)
-    wall = time.perf_counter() - start
-    while not pool.empty():
-        pool.get_nowait()[1].close()
-    latencies.sort()
-    q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))]  # noqa: E731
-    return {"requests": n, "achieved": n / wall, "errors": errors, "p50": q(0.5),
-            "p99": q(0.99), "max": latencies[-1]}
 
 
 def serve_one(run_dir: Path, vocab: Path, rate: float, seconds: float) -> dict:

@@ -22,19 +22,19 @@ import sys
 import time
 from pathlib import Path
 
+from _loadgen import connection, free_port, load, open_loop_requests, post
 from _report import machine, update_section
-from neural_core import _connection, _post, free_port, load, open_loop_requests
 
 
 async def seed_histories(port: int, products: list[str], users: int, events: int) -> None:
     rng = random.Random(1)
-    conn = await _connection("127.0.0.1", port)
+    conn = await connection("127.0.0.1", port)
     for u in range(users):
         for _ in range(events):
             kind = rng.choices(["click", "impression", "like"], [0.45, 0.5, 0.05])[0]
             body = json.dumps({"user_id": f"bench{u}", "product_id": rng.choice(products),
                                "behaviour": kind}).encode()
-            await _post(conn, "127.0.0.1", "/v1/behaviours", body)
+            await post(conn, "127.0.0.1", "/v1/behaviours", body)
     conn[1].close()
 
 
@@ -52,13 +52,13 @@ async def closed_loop(port: int, products: list[str], users: int, n_candidates: 
                       n: int) -> dict:
     """``n`` requests one after another: the server's own time per request, no queueing."""
     rng = random.Random(2)
-    conn = await _connection("127.0.0.1", port)
+    conn = await connection("127.0.0.1", port)
     times = []
     for i in range(n):
         body = json.dumps({"user_id": f"bench{i % users}",
                            "candidates": rng.sample(products, n_candidates)}).encode()
         t0 = time.perf_counter()
-        await _post(conn, "127.0.0.1", "/v1/rank", body)
+        await post(conn, "127.0.0.1", "/v1/rank", body)
         times.append((time.perf_counter() - t0) * 1000)
     conn[1].close()
     times.sort()

@@ -1,0 +1,92 @@
+"""Open-loop HTTP load for the serving benchmarks: requests started on a fixed clock.
+
+A closed-loop generator (each connection sends its next request when the previous answer
+arrives) slows down with the server and so hides queueing ("coordinated omission"). Here
+request ``i`` is due at ``start + i / rate`` whatever happened before, and its latency is
+measured from that scheduled time, so a stalled server shows up in the tail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+
+
+def load() -> str:
+    """The 1/5/15-minute load averages, for the row beside a figure."""
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def connection(host: str, port: int):
+    return await asyncio.open_connection(host, port)
+
+
+async def post(conn, host: str, path: str, body: bytes) -> int:
+    """One keep-alive HTTP/1.1 POST on ``conn``; returns the status code."""
+    reader, writer = conn
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    await reader.readexactly(length)
+    return status
+
+
+async def open_loop_requests(host: str, port: int, path: str, make_body, rate: float,
+                             seconds: float, connections: int = 32) -> dict:
+    """``POST path`` with ``make_body(i)``, started on a fixed clock (i / rate); latency from
+    the scheduled time.
+
+    A plain asyncio HTTP/1.1 client over ``connections`` keep-alive connections (a request
+    waits for a free one, and that wait counts in its latency), so the generator itself stays
+    cheap at the offered rate.
+    """
+    n = int(rate * seconds)
+    pool: asyncio.Queue = asyncio.Queue()
+    for _ in range(connections):
+        pool.put_nowait(await connection(host, port))
+    latencies: list[float] = []
+    errors = 0
+
+    async def one(i: int, scheduled: float) -> None:
+        nonlocal errors
+        body = make_body(i)
+        conn = await pool.get()
+        try:
+            if await post(conn, host, path, body) != 200:
+                errors += 1
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            errors += 1
+            conn = await connection(host, port)
+        pool.put_nowait(conn)
+        latencies.append((time.perf_counter() - scheduled) * 1000)
+
+    start = time.perf_counter() + 0.2
+    tasks = []
+    for i in range(n):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, scheduled)))
+    await asyncio.gather(*tasks)
+    wall = time.perf_counter() - start
+    while not pool.empty():
+        pool.get_nowait()[1].close()
+    latencies.sort()
+    q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))]  # noqa: E731
+    return {"requests": n, "achieved": n / wall, "errors": errors, "p50": q(0.5),
+            "p99": q(0.99), "p999": q(0.999), "max": latencies[-1]}
