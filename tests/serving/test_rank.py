@@ -95,3 +95,80 @@ def test_rank_model_setting_mounts_the_routes_on_the_main_app(model_dir):
         r = c.post("/v1/rank", json={"user_id": "u", "candidates": ["1", "2", "3"]})
         assert r.status_code == 422 and "at most 2" in r.json()["detail"]
         assert c.post("/v1/rank", json={"user_id": "u", "candidates": ["1"]}).status_code == 200
+
+
+class _DownHistories:
+    """A history store whose server is gone: every call fails as a dropped connection does."""
+
+    async def append(self, user, behaviour, item, ts_us):
+        raise ConnectionError("connection refused")
+
+    async def get(self, user):
+        raise ConnectionError("connection refused")
+
+    async def close(self):
+        pass
+
+    def describe(self):
+        return "down"
+
+
+def _rank_app(model_dir, histories):
+    from fastapi import FastAPI
+
+    from sessionrec.serving.metrics import Metrics
+    from sessionrec.serving.rank import load_ranker, rank_router
+
+    app, metrics = FastAPI(), Metrics()
+    ranker = load_ranker(model_dir)
+    app.include_router(rank_router(ranker, histories, 5, metrics=metrics))
+    return app, metrics, ranker
+
+
+def _sample(metrics, name, **labels):
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_store_down_ranks_from_an_empty_history_and_says_so(model_dir):
+    from sessionrec.serving.histories import MemoryHistories
+
+    app, metrics, _ = _rank_app(model_dir, _DownHistories())
+    body = {"user_id": "new-user", "candidates": ["1", "nope", "2", "3"]}
+    r = TestClient(app).post("/v1/rank", json=body)
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["fallback"] is True and got["reason"] == "store_unavailable"
+    # Same order and scores as a working store holding no history for this user.
+    healthy, _, _ = _rank_app(model_dir, MemoryHistories(50))
+    want = TestClient(healthy).post("/v1/rank", json=body).json()
+    assert want["fallback"] is False and want["reason"] is None
+    assert got["items"] == want["items"]
+    assert _sample(metrics, "sessionrec_fallbacks_total", reason="store_unavailable") == 1
+    assert _sample(metrics, "sessionrec_store_errors_total", op="history_get") == 1
+
+
+def test_behaviour_that_cannot_be_stored_is_refused_not_dropped(model_dir):
+    app, metrics, _ = _rank_app(model_dir, _DownHistories())
+    r = TestClient(app).post("/v1/behaviours", json={"user_id": "u", "product_id": "1",
+                                                     "behaviour": "click"})
+    assert r.status_code == 503 and "behaviour store unavailable" in r.json()["detail"]
+    assert r.headers["retry-after"] == "1"
+    assert _sample(metrics, "sessionrec_store_errors_total", op="history_append") == 1
+
+
+def test_model_failure_answers_in_request_order(model_dir, monkeypatch):
+    from sessionrec.serving.histories import MemoryHistories
+
+    app, metrics, ranker = _rank_app(model_dir, MemoryHistories(50))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(ranker, "scores", broken)
+    r = TestClient(app).post("/v1/rank", json={"user_id": "u", "candidates": ["x", "3", "1"]})
+    assert r.status_code == 200
+    got = r.json()
+    assert got["fallback"] is True and got["reason"] == "model_error"
+    assert [(i["product_id"], i["known"], i["score"]) for i in got["items"]] == [
+        ("3", True, None), ("1", True, None), ("x", False, None)]
+    assert _sample(metrics, "sessionrec_fallbacks_total", reason="model_error") == 1

@@ -466,7 +466,7 @@ def create_app(settings: ServeSettings, bundle: Bundle | None = None,
     if settings.rank_model:  # candidate re-ranking with a click-probability model
         from sessionrec.serving.rank import add_rank_routes
 
-        add_rank_routes(app, settings)
+        add_rank_routes(app, settings, metrics)
     if settings.ui:
         from sessionrec.console.routes import add_console
 

@@ -9,6 +9,15 @@ ordered by the model's click probability (``score``, the sigmoid of the fused lo
 ones outside the model's vocabulary in request order with ``known: false`` and no score. An
 empty, too long or repeating candidate list is refused (422) with a message naming the
 problem; an unknown behaviour type likewise.
+
+Fallbacks, as on ``/v1/events``: the answer never fails because a dependency does. When the
+history store cannot be read, the model ranks the candidates from an empty history (the user's
+own vector and the candidates' features still count) and the answer says ``fallback: true``,
+``reason: "store_unavailable"``; when the model itself fails, the known candidates keep their
+request order without scores (``reason: "model_error"``). Both are counted in
+``sessionrec_fallbacks_total{reason=...}`` and store failures in
+``sessionrec_store_errors_total{op="history_get"}`` (``history_append`` for behaviours, which
+answer 503: a behaviour that cannot be stored must be sent again, not silently dropped).
 """
 
 from __future__ import annotations
@@ -24,7 +33,8 @@ from pydantic import BaseModel, Field
 
 from sessionrec.batching.behaviours import UserRows
 from sessionrec.models.neural.click import ClickRecommender
-from sessionrec.serving.histories import HistoryStore
+from sessionrec.serving.histories import HistoryStore, empty_history
+from sessionrec.serving.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +71,10 @@ class Ranked(BaseModel):
     user_id: str
     model: str
     items: list[RankedItem]
+    fallback: bool = Field(False, description="true when the answer did not come from the "
+                                              "model with the user's stored history")
+    reason: str | None = Field(None, description="why: store_unavailable (ranked from an "
+                                                 "empty history) or model_error (request order)")
 
 
 def check_candidates(candidates: list[str], max_candidates: int) -> None:
@@ -107,11 +121,20 @@ class Ranker:
                    for j in order]
         return out + [RankedItem(product_id=c, score=None, known=False) for c in unknown]
 
+    def unranked(self, candidates: list[str]) -> list[RankedItem]:
+        """The candidates in request order without scores, known ones first."""
+        return ([RankedItem(product_id=c, score=None, known=True)
+                 for c in candidates if c in self.item_index]
+                + [RankedItem(product_id=c, score=None, known=False)
+                   for c in candidates if c not in self.item_index])
+
 
 def rank_router(ranker: Ranker, histories: HistoryStore, max_candidates: int = 500,
-                name: str = "") -> APIRouter:
-    """The ``/v1/rank`` and ``/v1/behaviours`` routes over ``ranker`` and ``histories``."""
+                name: str = "", metrics: Metrics | None = None) -> APIRouter:
+    """The ``/v1/rank`` and ``/v1/behaviours`` routes over ``ranker`` and ``histories``;
+    fallbacks and store errors are counted in ``metrics`` (the app's)."""
     router = APIRouter(tags=["ranking"])
+    metrics = metrics if metrics is not None else Metrics()
     model_name = name or ranker.model.name
     lock = asyncio.Lock()  # one model call at a time per process (torch threads are shared)
 
@@ -125,22 +148,34 @@ def rank_router(ranker: Ranker, histories: HistoryStore, max_candidates: int = 5
                                        ts)
             except Exception as err:  # the store is down: say so, do not lose it silently
                 log.warning("history store failed: %s", err)
-                raise HTTPException(503, f"behaviour store unavailable: {err}") from err
+                metrics.store_errors.labels("history_append").inc()
+                raise HTTPException(503, f"behaviour store unavailable: {err}",
+                                    headers={"Retry-After": "1"}) from err
         return Recorded(user_id=event.user_id, product_id=event.product_id,
                         behaviour=event.behaviour, known=idx is not None)
 
     @router.post("/v1/rank", response_model=Ranked)
     async def rank(req: RankRequest) -> Ranked:
         check_candidates(req.candidates, max_candidates)
+        reason = None
         try:
             history = await histories.get(req.user_id)
-        except Exception as err:
-            log.warning("history store failed: %s", err)
-            raise HTTPException(503, f"behaviour store unavailable: {err}") from err
+        except Exception as err:  # rank without the history rather than fail the page
+            log.warning("history store failed, ranking from an empty history: %s", err)
+            metrics.store_errors.labels("history_get").inc()
+            history, reason = empty_history(), "store_unavailable"
         now_us = int(time.time() * 1_000_000) + 1
-        async with lock:
-            items = ranker.rank(req.user_id, req.candidates, history, now_us)
-        return Ranked(user_id=req.user_id, model=model_name, items=items)
+        try:
+            async with lock:
+                items = ranker.rank(req.user_id, req.candidates, history, now_us)
+        except Exception:  # a model failure must not break the page
+            log.exception("rank model failed for user %r; answering in request order",
+                          req.user_id)
+            items, reason = ranker.unranked(req.candidates), "model_error"
+        if reason is not None:
+            metrics.fallbacks.labels(reason).inc()
+        return Ranked(user_id=req.user_id, model=model_name, items=items,
+                      fallback=reason is not None, reason=reason)
 
     return router
 
@@ -153,14 +188,16 @@ def load_ranker(path: str) -> Ranker:
     return Ranker(ClickRecommender.load(p / "model" if (p / "model").is_dir() else p))
 
 
-def add_rank_routes(app, settings) -> None:
-    """Serve ``settings.rank_model`` on ``app`` with histories in ``settings.store``."""
+def add_rank_routes(app, settings, metrics: Metrics | None = None) -> None:
+    """Serve ``settings.rank_model`` on ``app`` with histories in ``settings.store``; fallbacks
+    and store errors go to ``metrics`` (the app's ``/metrics``)."""
     from sessionrec.serving.histories import open_histories
 
     ranker = load_ranker(settings.rank_model)
     histories = open_histories(settings.store, ranker.model.params.max_len,
                                settings.redis_prefix, settings.max_users)
-    app.include_router(rank_router(ranker, histories, settings.max_candidates))
+    app.include_router(rank_router(ranker, histories, settings.max_candidates,
+                                   metrics=metrics))
 
 
 def create_rank_app(model: str, store: str = "memory", max_candidates: int = 500,
@@ -173,8 +210,10 @@ def create_rank_app(model: str, store: str = "memory", max_candidates: int = 500
     ranker = load_ranker(model)
     app = FastAPI(title="sessionrec rank", version="1")
     histories = open_histories(store, ranker.model.params.max_len, prefix, 1_000_000)
-    app.include_router(rank_router(ranker, histories, max_candidates))
+    metrics = Metrics()
+    app.include_router(rank_router(ranker, histories, max_candidates, metrics=metrics))
     app.state.histories = histories
+    app.state.metrics = metrics
     return app
 
 
