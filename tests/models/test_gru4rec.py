@@ -119,12 +119,12 @@ def test_best_epoch_weights_are_restored_when_it_is_not_the_last(monkeypatch):
     monkeypatch.setattr(GRU4Rec, "_validation_mrr", lambda self, t, v: next(scores))
     three = small(n_epochs=3).fit(train, valid)
     assert three.fit_stats_["history"]["best_epoch"] == 2
-    for k, v in two.weights_.items():
-        assert torch.equal(v, three.weights_[k]), k
+    for k, v in two.net_.state_dict().items():
+        assert torch.equal(v, three.net_.state_dict()[k]), k
 
 
 def _weights(model):
-    return {k: v.clone() for k, v in model.weights_.items()}
+    return {k: v.clone() for k, v in model.net_.state_dict().items()}
 
 
 def test_resume_after_a_kill_gives_the_same_weights(tmp_path, monkeypatch):
@@ -159,7 +159,7 @@ def test_resume_after_a_kill_gives_the_same_weights(tmp_path, monkeypatch):
     resumed.fit(train, context=resumed_ctx)
     assert resumed.fit_stats_["history"]["resumed_from_epoch"] >= 1
     for k, v in _weights(full).items():
-        assert torch.equal(v, resumed.weights_[k]), k
+        assert torch.equal(v, resumed.net_.state_dict()[k]), k
 
 
 def test_checkpoint_of_another_vocabulary_is_refused(tmp_path):
@@ -176,8 +176,8 @@ def test_deterministic_and_seed_sensitive():
     a = small(seed=1).fit(cyclic(60))
     b = small(seed=1).fit(cyclic(60))
     c = small(seed=2).fit(cyclic(60))
-    assert torch.equal(a.weights_["Wy"], b.weights_["Wy"])
-    assert not torch.equal(a.weights_["Wy"], c.weights_["Wy"])
+    assert torch.equal(a.net_.Wy, b.net_.Wy)
+    assert not torch.equal(a.net_.Wy, c.net_.Wy)
 
 
 def test_fit_stats_count_events_over_epochs():
@@ -196,12 +196,12 @@ def test_pretrained_item_vectors_as_input(tmp_path):
     frozen = small(n_epochs=6).set_pretrained_items(vectors, freeze=True)
     assert frozen.input_mode == "embedding" and frozen.get_params()["item_vectors"] == "frozen"
     frozen.fit(train)
-    assert torch.equal(frozen.weights_["E"], vectors)  # never updated
+    assert torch.equal(frozen.net_.E, vectors)  # never updated
     assert evaluate(frozen, train, test, ks=(3,)).metrics()["recall@3"] > 0.5
     loaded = SessionRecommender.load(frozen.save(tmp_path / "m"))
     assert torch.equal(loaded.score([[1, 2]]), frozen.score([[1, 2]]))
     tuned = small().set_pretrained_items(vectors, freeze=False).fit(train)
-    assert not torch.equal(tuned.weights_["E"], vectors)
+    assert not torch.equal(tuned.net_.E, vectors)
     with pytest.raises(SessionRecError, match=f"have {N + 2} rows"):
         small().set_pretrained_items(torch.zeros(N + 2, 6)).fit(train)
 

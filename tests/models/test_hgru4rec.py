@@ -134,10 +134,10 @@ def test_extend_user_history_continues_the_walk():
 def test_deterministic_and_seed_sensitive():
     train = histories()
     a, b, c = small(seed=1).fit(train), small(seed=1).fit(train), small(seed=2).fit(train)
-    for k in a.weights_:
-        assert torch.equal(a.weights_[k], b.weights_[k]), k
+    for k, v in a.net_.state_dict().items():
+        assert torch.equal(v, b.net_.state_dict()[k]), k
     assert torch.equal(a.user_states_, b.user_states_)
-    assert not torch.equal(a.weights_["u_w_ih0"], c.weights_["u_w_ih0"])
+    assert not torch.equal(a.net_.u_w_ih0, c.net_.u_w_ih0)
 
 
 def test_save_load_restores_user_states(tmp_path):
@@ -188,8 +188,8 @@ def test_resume_after_a_kill_gives_the_same_model(tmp_path, monkeypatch):
     resumed_ctx = FitContext(tmp_path / "ckpt", resume=True)
     resumed.fit(train, context=resumed_ctx)
     assert resumed.fit_stats_["history"]["resumed_from_epoch"] >= 1
-    for k, v in full.weights_.items():
-        assert torch.equal(v, resumed.weights_[k]), k
+    for k, v in full.net_.state_dict().items():
+        assert torch.equal(v, resumed.net_.state_dict()[k]), k
     assert torch.equal(full.user_states_, resumed.user_states_)
 
 
@@ -209,11 +209,11 @@ def test_pretrained_item_vectors_frozen_or_fine_tuned(tmp_path):
     assert frozen.get_params()["embedding"] == 5
     assert frozen.input_mode == "embedding"
     frozen.fit(train)
-    assert torch.equal(frozen.weights_["E"], vectors)
+    assert torch.equal(frozen.net_.E, vectors)
     loaded = SessionRecommender.load(frozen.save(tmp_path / "m"))
     assert torch.equal(loaded.score([[1, 2]]), frozen.score([[1, 2]]))
     tuned = small().set_pretrained_items(vectors.numpy(), freeze=False).fit(train)
-    assert not torch.equal(tuned.weights_["E"], vectors)
+    assert not torch.equal(tuned.net_.E, vectors)
     with pytest.raises(SessionRecError, match=f"have {N + 1} rows but the training "
                                               f"catalogue has {N} items"):
         small().set_pretrained_items(torch.zeros(N + 1, 5)).fit(train)

@@ -85,8 +85,8 @@ def test_professor_forcing_trains_deterministically_and_learns(cls, feed):
     train, test = cyclic(120, 0), cyclic(30, 1)
     a = small(cls, pf_feed=feed, n_epochs=2).fit(train)
     b = small(cls, pf_feed=feed, n_epochs=2).fit(train)
-    for k in a.weights_:
-        assert torch.equal(a.weights_[k], b.weights_[k]), k
+    for k, v in a.net_.state_dict().items():
+        assert torch.equal(v, b.net_.state_dict()[k]), k
     assert len(a.fit_stats_["professor_forcing"]) == 2
     assert evaluate(a, train, test, ks=(20,)).metrics()["mrr@20"] > 0.6
 
@@ -96,4 +96,4 @@ def test_adversarial_term_changes_the_trajectory():
     a = small(pf_weight=0.0).fit(train)
     b = small(pf_weight=5.0).fit(train)
     assert "professor_forcing" not in a.fit_stats_
-    assert not torch.equal(a.weights_["w_hh0"], b.weights_["w_hh0"])
+    assert not torch.equal(a.net_.w_hh0, b.net_.w_hh0)

@@ -15,10 +15,16 @@ Training follows the original's semantics exactly where they matter for accuracy
   the hidden state carried to the next step, as in the original); output bias per item;
 * Adagrad with momentum (or Adam), updating only the rows of the item matrices a step touches.
 
+The network is an ``nn.Module`` (:class:`~sessionrec.models.neural.gru4rec_net.GRU4RecNet`,
+the fitted ``net_``): it owns the item tables and the GRU stack and computes one step. This
+module holds the parameters, the session-parallel training walk and inference.
+
 Speed comes from doing less, not from approximating: the item rows of a step are gathered
-once into a small dense leaf tensor (no sparse gradients to coalesce), the GRU step is the
-fused ``torch.gru_cell`` kernel, gradients come from one ``torch.autograd.grad`` call, and
-negatives are drawn in large blocks with Walker's alias method.
+once into a small dense leaf tensor (:mod:`sessionrec.models.item_rows`; no sparse gradients
+to coalesce), the GRU step is the fused ``torch.gru_cell`` kernel, gradients come from one
+``torch.autograd.grad`` call, the optimiser updates only the touched item rows
+(:mod:`sessionrec.training.optim`), and negatives are drawn in large blocks with Walker's
+alias method.
 
 Parameter names follow the official implementation (``layers``, ``loss``, ``batch_size``,
 ``dropout_p_embed``, ``dropout_p_hidden``, ``learning_rate``, ``momentum``, ``n_sample``,
@@ -30,7 +36,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -38,7 +43,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sessionrec.batching.negatives import NegativeSampler
 from sessionrec.batching.session_parallel import (
@@ -49,6 +53,8 @@ from sessionrec.batching.session_parallel import (
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, SessionRecError
 from sessionrec.models.base import SessionRecommender, register_model
+from sessionrec.models.item_rows import gather_rows, output_log_q
+from sessionrec.models.neural.gru4rec_net import GRU4RecNet
 from sessionrec.models.professor import (
     PF_DEFAULTS,
     Adversary,
@@ -88,11 +94,6 @@ def available_memory() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return 1 << 62
-
-
-def _uniform_(t: torch.Tensor, fan_sum: float, gen: torch.Generator, scale: float) -> None:
-    bound = scale * math.sqrt(6.0 / fan_sum)
-    t.uniform_(-bound, bound, generator=gen)
 
 
 @register_model
@@ -252,48 +253,19 @@ class GRU4Rec(SessionRecommender):
             return "constrained"
         return "embedding" if int(self._params["embedding"]) > 0 else "onehot"
 
-    def _shapes(self, n_items: int) -> dict[str, tuple[int, ...]]:
-        """Every parameter's shape (item matrices first: they are updated by rows)."""
-        return self._session_shapes(n_items, self._params["layers"][-1], 0)
+    def _build_net(self, n_items: int, device: str | None = None) -> GRU4RecNet:
+        """The network for ``n_items`` items (parameters zero; ``device="meta"``: shapes only)."""
+        p = self._params
+        return GRU4RecNet(n_items, p["layers"], self.input_mode, int(p["embedding"]),
+                          dropout_p_embed=float(p["dropout_p_embed"]),
+                          dropout_p_hidden=float(p["dropout_p_hidden"]), device=device)
 
-    def _session_shapes(self, n_items: int, out_width: int,
-                        context: int) -> dict[str, tuple[int, ...]]:
-        """Shapes of the item matrices and the GRU stack.
-
-        ``out_width``: width of the output layer's input (the last layer's size for GRU4Rec);
-        ``context``: width of a vector joined to every step's input (0: none; HGRU4Rec's user
-        state), as a projection ``Wc0`` into the gates of the one-hot input layer, else as
-        extra columns of the first layer's input.
-        """
-        layers = self._params["layers"]
-        mode = self.input_mode
-        shapes: dict[str, tuple[int, ...]] = {"Wy": (n_items, out_width), "By": (n_items, 1)}
-        if mode == "embedding":
-            shapes["E"] = (n_items, int(self._params["embedding"]))
-        first = 0
-        if mode == "onehot":
-            h = layers[0]
-            shapes.update(Wx0=(n_items, 3 * h), Wrz0=(h, 2 * h), Wh0=(h, h), Bh0=(3 * h,))
-            if context:
-                shapes["Wc0"] = (context, 3 * h)
-            first = 1
-        n_in = {"constrained": out_width,
-                "embedding": int(self._params["embedding"])}.get(mode, layers[0]) + context
-        for i in range(first, len(layers)):
-            d_in = n_in if i == 0 else layers[i - 1]
-            shapes[f"w_ih{i}"] = (3 * layers[i], d_in)
-            shapes[f"w_hh{i}"] = (3 * layers[i], layers[i])
-            shapes[f"b_ih{i}"] = (3 * layers[i],)
-            shapes[f"b_hh{i}"] = (3 * layers[i],)
-        return shapes
-
-    ROW_PARAMS = ("Wy", "By", "E", "Wx0")
     VALID_K = 20  # early stopping watches validation MRR@VALID_K
 
     def estimate_memory(self, n_items: int) -> dict[str, int]:
         """Bytes the fit needs, by part (weights, optimiser state, score matrices)."""
         p = self._params
-        n_weights = sum(math.prod(s) for s in self._shapes(n_items).values())
+        n_weights = sum(t.numel() for t in self._build_net(n_items, "meta").parameters())
         states = 1 if p["optimizer"] == "adagrad" else 2  # adagrad: acc (+ momentum); adam: m, v
         if p["optimizer"] == "adagrad" and float(p["momentum"]) > 0:
             states = 2
@@ -320,94 +292,39 @@ class GRU4Rec(SessionRecommender):
                 "rare items out of the catalogue")
 
     # -- parameters ---------------------------------------------------------------------------
-    def _init_weights(self, n_items: int) -> None:
+    def _init_net(self, n_items: int) -> None:
+        """``net_``: a new network with the seeded uniform init (and pre-trained vectors)."""
+        self.net_ = self._build_net(n_items)
         gen = torch.Generator().manual_seed(epoch_seed(self._params["seed"], -1, 1))
-        scale = float(self._params["init_scale"])
-        self.weights_: dict[str, torch.Tensor] = {}
-        for key, shape in self._shapes(n_items).items():
-            t = torch.zeros(shape, dtype=torch.float32)
-            fan_sum = self._fan_sum(key, shape)
-            if fan_sum is not None:
-                _uniform_(t, fan_sum, gen, scale)
-            self.weights_[key] = t
+        self.net_.reset_parameters(gen, float(self._params["init_scale"]))
         if self._params["item_vectors"]:
-            self.weights_["E"].copy_(self._pretrained_for(n_items))
+            with torch.no_grad():
+                self.net_.E.copy_(self._pretrained_for(n_items))
 
-    def _fan_sum(self, key: str, shape: tuple[int, ...]) -> int | None:
-        """fan_in + fan_out of the uniform init of parameter ``key`` (None: zeros)."""
-        if key in ("Wy", "E"):
-            return shape[0] + shape[1]
-        if key in ("Wx0", "Wc0"):  # three gate blocks of [rows, h]
-            return shape[0] + shape[1] // 3
-        if key in ("Wrz0", "Wh0"):  # gate blocks of [h, h]
-            return 2 * shape[0]
-        if key.startswith(("w_ih", "w_hh")):  # gate blocks of [h, d_in]
-            return shape[0] // 3 + shape[1]
-        return None
-
-    def _dense_keys(self) -> list[str]:
-        return [k for k in self.weights_ if k not in self.ROW_PARAMS]
+    def _weights(self) -> dict[str, torch.Tensor]:
+        """The network's parameters as saved: ``w.<name>`` (views, no copies)."""
+        return {f"w.{k}": v for k, v in self.net_.state_dict().items()}
 
     def _state(self) -> dict[str, torch.Tensor]:
-        return {f"w.{k}": v for k, v in self.weights_.items()}
+        return self._weights()
 
     def _set_state(self, state: dict[str, torch.Tensor]) -> None:
-        expected = self._shapes(self.n_items_)
+        expected = {k: tuple(v.shape) for k, v in self._build_net(self.n_items_, "meta")
+                    .state_dict().items()}
         got = {k[2:]: v for k, v in state.items() if k.startswith("w.")}
         if set(got) != set(expected) or any(tuple(got[k].shape) != expected[k] for k in got):
             raise SessionRecError(
                 f"saved {self.name} weights do not fit this model ({self.n_items_:,} items, "
                 f"layers {self._params['layers']}): the checkpoint comes from another "
                 "vocabulary or other hyper-parameters")
-        self.weights_ = {k: got[k].float().contiguous() for k in expected}
+        net = self._build_net(self.n_items_)
+        net.load_state_dict({k: v.float() for k, v in got.items()})
+        self.net_ = net.eval()
 
-    # -- the recurrent step -------------------------------------------------------------------
-    def _layer0_onehot(self, rows: torch.Tensor, h: torch.Tensor,
-                       w: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The original's one-hot input layer: item rows are the gates' input projections."""
-        vx = rows + w["Bh0"]
-        vx_x, vx_r, vx_z = vx.chunk(3, 1)
-        vh_r, vh_z = (h @ w["Wrz0"]).chunk(2, 1)
-        r = torch.sigmoid(vx_r + vh_r)
-        z = torch.sigmoid(vx_z + vh_z)
-        cand = torch.tanh((r * h) @ w["Wh0"] + vx_x)
-        return (1.0 - z) * h + z * cand
-
-    def _recur(self, x: torch.Tensor, hidden: list[torch.Tensor], w: dict[str, torch.Tensor],
-               training: bool, context: torch.Tensor | None = None,
-               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """One step from input rows ``x``; returns the last layer's output and new states.
-
-        ``context`` [n, c] joins the step's input after the input dropout (see
-        :meth:`_session_shapes`).
-        """
-        p = self._params
-        new: list[torch.Tensor] = []
-        first = 0
-        if self.input_mode == "onehot":
-            if context is not None:
-                x = x + context @ w["Wc0"]
-            x = self._layer0_onehot(x, hidden[0], w)
-            if training and p["dropout_p_embed"]:
-                x = F.dropout(x, p["dropout_p_embed"], True)
-            new.append(x)
-            first = 1
-        else:
-            if training and p["dropout_p_embed"]:
-                x = F.dropout(x, p["dropout_p_embed"], True)
-            if context is not None:
-                x = torch.cat([x, context], dim=1)
-        for i in range(first, len(p["layers"])):
-            x = torch.gru_cell(x, hidden[i], w[f"w_ih{i}"], w[f"w_hh{i}"], w[f"b_ih{i}"],
-                               w[f"b_hh{i}"])
-            if training and p["dropout_p_hidden"]:
-                x = F.dropout(x, p["dropout_p_hidden"], True)
-            new.append(x)
-        return x, new
-
-    def _input_rows(self, items: torch.Tensor) -> torch.Tensor:
-        key = {"constrained": "Wy", "embedding": "E", "onehot": "Wx0"}[self.input_mode]
-        return self.weights_[key].index_select(0, items)
+    @property
+    def train_input(self) -> bool:
+        """Whether training updates the input item table (not frozen pre-trained vectors)."""
+        return self._params["item_vectors"] != "frozen"
 
     # -- training -----------------------------------------------------------------------------
     def _fit(self, train: Sessions, valid: Sessions | None) -> None:
@@ -446,11 +363,10 @@ class GRU4Rec(SessionRecommender):
             raise SessionRecError(f"{self.name}: no training session has two or more events")
         plan = self._walk_plan(train, sessions)
         counts = np.bincount(train.items, minlength=n_items).astype(np.float64)
-        self._init_weights(n_items)
-        opt = RowOptimizer(self.weights_, p["optimizer"], p["learning_rate"], p["momentum"])
-        dense = self._dense_keys()
-        for k in dense:
-            self.weights_[k].requires_grad_(True)
+        self._init_net(n_items)
+        opt = RowOptimizer(dict(self.net_.named_parameters()), p["optimizer"],
+                           p["learning_rate"], p["momentum"])
+        dense = self.net_.dense_names()
         sampler = NegativeSampler(counts, p["n_sample"], p["sample_alpha"],
                                   p["sample_cache_size"], seed=p["seed"])
         log_counts = torch.from_numpy(np.log(np.maximum(counts, 1.0))).float()
@@ -467,6 +383,7 @@ class GRU4Rec(SessionRecommender):
 
         def train_epoch(epoch: int) -> EpochStats:
             t0 = time.perf_counter()
+            self.net_.train()
             torch.manual_seed(epoch_seed(p["seed"], epoch, 2))
             sampler.reseed(epoch_seed(p["seed"], epoch, 3), rows=steps_estimate)
             loss_sum, n_pairs = 0.0, 0
@@ -497,7 +414,7 @@ class GRU4Rec(SessionRecommender):
             validate = lambda: self._validation_mrr(train, valid)  # noqa: E731
         loop = EpochLoop(
             int(p["n_epochs"]), int(p["patience"]), self._train_state, self._load_train_state,
-            lambda: {f"w.{k}": v.detach() for k, v in self.weights_.items()}, validate,
+            self._weights, validate,
             context.checkpoint_dir, context.resume,
             fingerprint={"model": self.name, "n_items": n_items, "vocab": self.vocab_,
                          "item_vectors": self._pretrained_digest(),
@@ -508,8 +425,7 @@ class GRU4Rec(SessionRecommender):
         try:
             history = loop.run(train_epoch)
         finally:
-            for k in dense:
-                self.weights_[k] = self.weights_[k].detach()
+            self.net_.eval()
             del self._opt, self._adversary
         epochs_run = len(history.epochs)
         self.fit_stats_ = {
@@ -527,16 +443,14 @@ class GRU4Rec(SessionRecommender):
             self.fit_stats_["professor_forcing"] = pf_history
 
     def _train_state(self) -> dict[str, torch.Tensor]:
-        state = {f"w.{k}": v.detach().clone() for k, v in self.weights_.items()}
+        state = {k: v.clone() for k, v in self._weights().items()}
         state.update({f"opt.{k}": v.clone() for k, v in self._opt.state_dict().items()})
         if self._adversary is not None:
             state["pf"] = self._adversary.state_dict()
         return state
 
     def _load_train_state(self, state: dict[str, torch.Tensor]) -> None:
-        for k, v in self.weights_.items():
-            with torch.no_grad():
-                v.copy_(state[f"w.{k}"])
+        self.net_.load_state_dict({k[2:]: v for k, v in state.items() if k.startswith("w.")})
         opt_state = {k[4:]: v for k, v in state.items() if k.startswith("opt.")}
         if opt_state:
             self._opt.load_state_dict(opt_state)
@@ -546,10 +460,6 @@ class GRU4Rec(SessionRecommender):
     def _walk_plan(self, train: Sessions, sessions: np.ndarray) -> np.ndarray:
         """What :meth:`_epoch_steps` walks: the trainable ``sessions`` by first-event time."""
         return session_order(train.offsets, train.ts[train.offsets[:-1]], sessions)
-
-    def _frozen_keys(self) -> tuple[str, ...]:
-        """Item matrices that training must not update (frozen pre-trained item vectors)."""
-        return ("E",) if self._params["item_vectors"] == "frozen" else ()
 
     def _row_stepper(self, opt: RowOptimizer, loss_fn, log_counts: torch.Tensor,
                      dense: list[str]) -> Callable[..., tuple[float, Any]]:
@@ -565,60 +475,29 @@ class GRU4Rec(SessionRecommender):
         (e.g. a user GRU when no session starts) get no update.
         """
         p = self._params
-        w = self.weights_
-        mode = self.input_mode
-        in_key = {"constrained": "Wy", "embedding": "E", "onehot": "Wx0"}[mode]
-        train_input = in_key not in self._frozen_keys()
+        net, train_input = self.net_, self.train_input
         batch_size = float(p["batch_size"])
         sample_alpha = float(p["sample_alpha"])
         use_logq = p["loss"] == "cross-entropy" and float(p["logq"]) > 0
-        dense_params = [w[k] for k in dense]
+        dense_params = [net.get_parameter(k) for k in dense]
 
         def step(x_items: torch.Tensor, y_items: torch.Tensor, samples: torch.Tensor,
                  forward: Callable[[torch.Tensor], tuple[torch.Tensor, Any]],
                  ) -> tuple[float, Any]:
-            m = len(x_items)
-            y_all = torch.cat([y_items, samples]) if len(samples) else y_items
-            # Gather every item row the step touches once; gradients land in these leaves.
-            if mode == "constrained":
-                uniq, inv = torch.unique(torch.cat([x_items, y_all]), return_inverse=True)
-                wy = w["Wy"].index_select(0, uniq).requires_grad_(True)
-                x_in = wy.index_select(0, inv[:m])
-                o_idx, in_leaf, in_rows = inv[m:], wy, uniq
-            else:
-                uniq, inv_y = torch.unique(y_all, return_inverse=True)
-                wy = w["Wy"].index_select(0, uniq).requires_grad_(True)
-                in_rows, inv_x = torch.unique(x_items, return_inverse=True)
-                in_leaf = w[in_key].index_select(0, in_rows).requires_grad_(train_input)
-                x_in, o_idx = in_leaf.index_select(0, inv_x), inv_y
-            by = w["By"].index_select(0, uniq).requires_grad_(True)
-            out, carry = forward(x_in)
-            scores = torch.addmm(by.index_select(0, o_idx).view(1, -1), out,
-                                 wy.index_select(0, o_idx).t())
-            log_q = None
-            if use_logq:
-                log_q = log_counts[y_all]
-                if len(samples):
-                    log_q = torch.cat([log_q[:m], log_q[m:] * sample_alpha])
+            y_all = torch.cat([y_items, samples]) if len(samples) else y_items  # [m + S]
+            rows = gather_rows(net, x_items, y_all, train_input)
+            out, carry = forward(rows.x_in)  # [m, out_width]
+            scores = rows.scores(out, rows.out_idx)  # [m, m + S]
+            log_q = output_log_q(log_counts, y_all, len(x_items), sample_alpha) if use_logq \
+                else None
             loss = loss_fn(scores, log_q) / batch_size
-            train_in = in_leaf is not wy and train_input
-            leaves = [wy, by] + ([in_leaf] if train_in else [])
+            leaves = rows.leaves()
             grads = torch.autograd.grad(loss, dense_params + leaves, allow_unused=True)
             with torch.no_grad():
                 for k, g in zip(dense, grads, strict=False):
                     if g is not None:
                         opt.step_dense(k, g)
-                g_wy, g_by = grads[len(dense)], grads[len(dense) + 1]
-                opt.step_rows("Wy", uniq, g_wy)
-                # The bias rows of input-only items get no gradient and must not move.
-                if mode == "constrained":  # uniq also holds input-only rows
-                    touched = torch.zeros(len(uniq), dtype=torch.bool)
-                    touched[o_idx] = True
-                    opt.step_rows("By", uniq[touched], g_by[touched])
-                else:
-                    opt.step_rows("By", uniq, g_by)
-                if train_in:
-                    opt.step_rows(in_key, in_rows, grads[-1])
+            rows.update(opt, list(grads[len(dense):]))
             return float(loss.detach()) * batch_size, carry
 
         return step
@@ -628,7 +507,6 @@ class GRU4Rec(SessionRecommender):
                      dense: list[str]) -> Iterator[tuple[float, int]]:
         """Train one epoch; yields (summed loss, lanes) per step."""
         p = self._params
-        w = self.weights_
         step = self._row_stepper(opt, loss_fn, log_counts, dense)
         hidden = [torch.zeros((min(int(p["batch_size"]), len(order)), h))
                   for h in p["layers"]]
@@ -645,7 +523,7 @@ class GRU4Rec(SessionRecommender):
             y_items = items[torch.from_numpy(batch.targets)]
             loss, new_hidden = step(
                 x_items, y_items, sampler.draw(),
-                lambda x_in, hidden=hidden: self._recur(x_in, hidden, w, training=True))
+                lambda x_in, hidden=hidden: self.net_(x_in, hidden))
             hidden = [h.detach() for h in new_hidden]
             yield loss, len(x_items)
 
@@ -661,7 +539,7 @@ class GRU4Rec(SessionRecommender):
     def _unroll_walk(self, order: np.ndarray, offsets: np.ndarray, items: torch.Tensor,
                      ) -> tuple[Iterator[WalkStep], list[torch.Tensor]]:
         """The session-parallel walk as :class:`WalkStep` s, and the first carried state."""
-        p, w = self._params, self.weights_
+        p = self._params
         hidden = [torch.zeros((min(int(p["batch_size"]), len(order)), h)) for h in p["layers"]]
         min_lanes = 2 if int(p["n_sample"]) == 0 else 1
 
@@ -677,7 +555,7 @@ class GRU4Rec(SessionRecommender):
                         hidden = [h.index_select(0, keep) for h in hidden]
                     if reset is not None:
                         hidden = [h.masked_fill(reset, 0.0) for h in hidden]
-                    out, new = self._recur(x_in, hidden, w, training=True)
+                    out, new = self.net_(x_in, hidden)
                     return Stepped(out, new, new[-1], hidden, None)
 
                 yield WalkStep(items[torch.from_numpy(batch.inputs)],
@@ -686,20 +564,17 @@ class GRU4Rec(SessionRecommender):
 
         return walk(), hidden
 
-    def _free_step(self, x: torch.Tensor, hidden: list[torch.Tensor], context: Any,
-                   ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
-        """One free-running training step: (output layer input, new layers, top layer)."""
-        out, new = self._recur(x, hidden, self.weights_, training=True)
+    def free_step(self, x: torch.Tensor, hidden: list[torch.Tensor], context: Any,
+                  ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """One free-running training step from input rows ``x`` (professor forcing):
+        (output layer input, new session layers, top layer)."""
+        out, new = self.net_(x, hidden)
         return out, new, new[-1]
-
-    def _input_matrix(self) -> torch.Tensor:
-        """The whole input item matrix (rows of :meth:`_input_rows`)."""
-        return self.weights_[{"constrained": "Wy", "embedding": "E",
-                              "onehot": "Wx0"}[self.input_mode]]
 
     def _validation_mrr(self, train: Sessions, valid: Sessions) -> float:
         from sessionrec.evaluation.evaluator import evaluate
 
+        self.net_.eval()  # train_epoch sets train() again
         result = evaluate(self, train, valid, ks=(self.VALID_K,),
                           batch_size=int(self._params["eval_lanes"]))
         return result.metrics()[f"mrr@{self.VALID_K}"]
@@ -725,24 +600,23 @@ class GRU4Rec(SessionRecommender):
         known = (items >= 0) & (items < self.n_items_)
         if not bool(known.any()):
             return state.clone()
-        rows = self._input_rows(items.clamp(0, self.n_items_ - 1))
+        rows = self.net_.input_rows(items.clamp(0, self.n_items_ - 1))
         return torch.where(known.unsqueeze(1), self._advance_rows(state, rows), state)
 
     def _advance_rows(self, state: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """The states after a step whose input rows are ``rows`` (every item known)."""
-        _, new = self._recur(rows, self._split_state(state), self.weights_, training=False)
+        _, new = self.net_(rows, self._split_state(state))
         return torch.cat(new, dim=1)
 
     def item_embeddings(self) -> torch.Tensor:
         """float32 [n_items, d]: the output item vectors (``Wy``)."""
         self._check_fitted()
-        return self.weights_["Wy"].detach()
+        return self.net_.Wy.detach()
 
     @torch.no_grad()
     def scores_from_state(self, state: torch.Tensor) -> torch.Tensor:
         """float32 [n, n_items] scores of every item from session states."""
-        return torch.addmm(self.weights_["By"].view(1, -1), self._output_input(state),
-                           self.weights_["Wy"].t())
+        return self.net_.scores(self._output_input(state))
 
     def _output_input(self, state: torch.Tensor) -> torch.Tensor:
         """The output layer's input in a state: the last layer's part."""

@@ -2,7 +2,7 @@
 
 Two recurrent levels, trained jointly:
 
-* the **session GRU** (``layers``) is GRU4Rec's network, reused piece by piece from
+* the **session GRU** (``layers``) is GRU4Rec's network, reused from
   :mod:`sessionrec.models.gru4rec`: input modes, output layer, losses, popularity-sampled
   negatives, row-wise optimiser, one-step detached back-propagation;
 * the **user GRU** (``user_layers``) steps once per session: when a session of a user ends,
@@ -34,6 +34,9 @@ the validation split) without training.
 Input: one-hot-equivalent, learned embedding or constrained, as GRU4Rec; or pre-trained item
 vectors (:meth:`HGRU4Rec.set_pretrained_items`, frozen or fine-tuned) as the input embedding.
 
+The network (both levels) is :class:`~sessionrec.models.neural.gru4rec_net.HGRU4RecNet`
+(the fitted ``net_``); this module holds the user-parallel walk and the user histories.
+
 Session states follow GRU4Rec's conventions (float32 [n, state_size]); an HGRU4Rec session
 state is the session layers followed by the user state's top layer, so ``advance`` and
 ``scores_from_state`` need nothing else. User states are float32 [n, user_state_size] (all user
@@ -47,7 +50,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sessionrec.batching.negatives import NegativeSampler
 from sessionrec.batching.user_parallel import UserSchedule, user_parallel, user_schedule
@@ -55,6 +57,7 @@ from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, SessionRecError
 from sessionrec.models.base import SessionRecommender, register_model
 from sessionrec.models.gru4rec import GRU4Rec
+from sessionrec.models.neural.gru4rec_net import HGRU4RecNet
 from sessionrec.models.unroll import Stepped, WalkStep
 from sessionrec.training.context import FitContext
 from sessionrec.training.optim import RowOptimizer
@@ -145,81 +148,31 @@ class HGRU4Rec(GRU4Rec):
         user_layers = self._params["user_layers"]
         return user_layers[-1] if user_layers else 0
 
-    def _shapes(self, n_items: int) -> dict[str, tuple[int, ...]]:
+    def _build_net(self, n_items: int, device: str | None = None) -> HGRU4RecNet:
         p = self._params
-        layers, uw = p["layers"], self._user_width
-        shapes = self._session_shapes(
-            n_items, layers[-1] + (uw if p["user_to_output"] else 0),
-            uw if p["user_propagation"] == "all" else 0)
-        d_in = layers[-1]
-        for i, h in enumerate(p["user_layers"]):
-            shapes[f"u_w_ih{i}"] = (3 * h, d_in)
-            shapes[f"u_w_hh{i}"] = (3 * h, h)
-            shapes[f"u_b_ih{i}"] = (3 * h,)
-            shapes[f"u_b_hh{i}"] = (3 * h,)
-            d_in = h
-        if uw:
-            shapes["Winit"] = (uw, sum(layers))
-            shapes["Binit"] = (sum(layers),)
-        return shapes
+        return HGRU4RecNet(n_items, p["layers"], p["user_layers"], self.input_mode,
+                           int(p["embedding"]), user_to_output=bool(p["user_to_output"]),
+                           propagate_all=p["user_propagation"] == "all",
+                           dropout_p_embed=float(p["dropout_p_embed"]),
+                           dropout_p_hidden=float(p["dropout_p_hidden"]),
+                           dropout_p_hidden_usr=float(p["dropout_p_hidden_usr"]),
+                           dropout_p_init=float(p["dropout_p_init"]), device=device)
 
-    def _fan_sum(self, key: str, shape: tuple[int, ...]) -> int | None:
-        if key.startswith(("u_w_ih", "u_w_hh")):  # gate blocks of [h, d_in]
-            return shape[0] // 3 + shape[1]
-        if key == "Winit":
-            return shape[0] + shape[1]
-        return super()._fan_sum(key, shape)
-
-    # -- the two levels -----------------------------------------------------------------------
-    def _context(self, user: Layers) -> torch.Tensor | None:
-        """What joins every session step's input (``all``: the top user layer)."""
-        return user[-1] if user and self._params["user_propagation"] == "all" else None
-
-    def _session_step(self, x: torch.Tensor, hidden: Layers, user: Layers,
-                      training: bool) -> tuple[torch.Tensor, Layers]:
-        """One session step from input rows ``x``: (output layer input, new session layers)."""
-        out, new = self._recur(x, hidden, self.weights_, training, context=self._context(user))
-        if self._params["user_to_output"]:
-            out = torch.cat([out, user[-1]], dim=1)
-        return out, new
-
-    def _feed(self, hidden: Layers, user: Layers, items: torch.Tensor,
-              training: bool) -> Layers:
+    # -- the two levels (HGRU4RecNet; dropout follows its train() / eval() mode) --------------
+    def _feed(self, hidden: Layers, user: Layers, items: torch.Tensor) -> Layers:
         """Session layers after clicking ``items`` (items unknown to the model: unchanged)."""
         known = (items >= 0) & (items < self.n_items_)
         all_known = bool(known.all())
-        rows = self._input_rows(items if all_known else items.clamp(0, self.n_items_ - 1))
-        _, new = self._recur(rows, hidden, self.weights_, training, context=self._context(user))
+        rows = self.net_.input_rows(items if all_known
+                                    else items.clamp(0, self.n_items_ - 1))
+        _, new = self.net_.session_step(rows, hidden, user)
         if all_known:
             return new
         return [torch.where(known.unsqueeze(1), a, b) for a, b in zip(new, hidden, strict=True)]
 
-    def _user_step(self, session_top: torch.Tensor, user: Layers, training: bool) -> Layers:
-        """User layers after a session whose final top-layer state is ``session_top``."""
-        p, w = self._params, self.weights_
-        x, new = session_top, []
-        for i in range(len(p["user_layers"])):
-            x = torch.gru_cell(x, user[i], w[f"u_w_ih{i}"], w[f"u_w_hh{i}"], w[f"u_b_ih{i}"],
-                               w[f"u_b_hh{i}"])
-            if training and p["dropout_p_hidden_usr"]:
-                x = F.dropout(x, p["dropout_p_hidden_usr"], True)
-            new.append(x)
-        return new
-
-    def _session_init(self, user_top: torch.Tensor, training: bool) -> Layers:
-        """Session layers of new sessions of users whose top user layer is ``user_top``."""
-        p, w = self._params, self.weights_
-        if not p["user_layers"]:
-            return [torch.zeros((len(user_top), h)) for h in p["layers"]]
-        s0 = torch.tanh(torch.addmm(w["Binit"], user_top, w["Winit"]))
-        if training and p["dropout_p_init"]:
-            s0 = F.dropout(s0, p["dropout_p_init"], True)
-        return list(s0.split(p["layers"], dim=1))
-
     def _start_sessions(self, hidden: Layers, user: Layers, session_start: np.ndarray,
                         user_start: np.ndarray, closing: torch.Tensor,
-                        fresh_users: torch.Tensor | None, training: bool,
-                        ) -> tuple[Layers, Layers]:
+                        fresh_users: torch.Tensor | None) -> tuple[Layers, Layers]:
         """States after a step's session boundaries, before its input.
 
         A lane starting another session of its user first finishes the previous one: its last
@@ -237,8 +190,8 @@ class HGRU4Rec(GRU4Rec):
                 rows = [u.index_select(0, idx) for u in user]
                 with torch.no_grad():
                     final = self._feed([h.index_select(0, idx) for h in hidden], rows,
-                                       closing.index_select(0, idx), training)
-                new = self._user_step(final[-1], rows, training)
+                                       closing.index_select(0, idx))
+                new = self.net_.user_step(final[-1], rows)
                 user = [u.index_put((idx,), v) for u, v in zip(user, new, strict=True)]
             if user_start.any():
                 idx = torch.from_numpy(np.flatnonzero(user_start))
@@ -249,7 +202,7 @@ class HGRU4Rec(GRU4Rec):
                     user = [u.index_put((idx,), v) for u, v in zip(user, fresh, strict=True)]
         idx = torch.from_numpy(np.flatnonzero(session_start))
         top = user[-1].index_select(0, idx) if user else torch.zeros((len(idx), 0))
-        init = self._session_init(top, training)
+        init = self.net_.session_init(top)
         hidden = [h.index_put((idx,), v) for h, v in zip(hidden, init, strict=True)]
         return hidden, user
 
@@ -286,8 +239,8 @@ class HGRU4Rec(GRU4Rec):
 
             def forward(x_in, hidden=hidden, user=user, batch=batch, closing=closing):
                 hidden, user = self._start_sessions(hidden, user, batch.session_start,
-                                                    batch.user_start, closing, None, True)
-                out, new_hidden = self._session_step(x_in, hidden, user, True)
+                                                    batch.user_start, closing, None)
+                out, new_hidden = self.net_.session_step(x_in, hidden, user)
                 return out, (new_hidden, user)
 
             loss, (new_hidden, new_user) = step(x_items, y_items, sampler.draw(), forward)
@@ -320,8 +273,8 @@ class HGRU4Rec(GRU4Rec):
                         user = [u.index_select(0, keep) for u in user]
                         closing = closing.index_select(0, keep)
                     hidden, user = self._start_sessions(hidden, user, batch.session_start,
-                                                        batch.user_start, closing, None, True)
-                    out, new = self._session_step(x_in, hidden, user, True)
+                                                        batch.user_start, closing, None)
+                    out, new = self.net_.session_step(x_in, hidden, user)
                     return Stepped(out, (new, user, y_items), new[-1], hidden, user)
 
                 yield WalkStep(items[torch.from_numpy(batch.inputs)], y_items, advance,
@@ -329,12 +282,13 @@ class HGRU4Rec(GRU4Rec):
 
         return walk(), state
 
-    def _free_step(self, x: torch.Tensor, hidden: Layers, context: Layers,
-                   ) -> tuple[torch.Tensor, Layers, torch.Tensor]:
-        out, new = self._session_step(x, hidden, context, True)
+    def free_step(self, x: torch.Tensor, hidden: Layers, context: Layers,
+                  ) -> tuple[torch.Tensor, Layers, torch.Tensor]:
+        out, new = self.net_.session_step(x, hidden, context)
         return out, new, new[-1]
 
     def _validation_mrr(self, train: Sessions, valid: Sessions) -> float:
+        self.net_.eval()  # train_epoch sets train() again
         self._remember_users(train)  # validation sessions continue the training histories
         return super()._validation_mrr(train, valid)
 
@@ -374,9 +328,9 @@ class HGRU4Rec(GRU4Rec):
                 idx = torch.from_numpy(lanes)
                 rows = [u.index_select(0, idx) for u in user]
                 final = self._feed([h.index_select(0, idx) for h in hidden], rows,
-                                   closing.index_select(0, idx), False)
+                                   closing.index_select(0, idx))
                 out_ids.append(lane_users[lanes])
-                out_states.append(torch.cat(self._user_step(final[-1], rows, False), dim=1))
+                out_states.append(torch.cat(self.net_.user_step(final[-1], rows), dim=1))
 
         for step, batch in enumerate(user_parallel(sessions.offsets, schedule, n)):
             if batch.keep is not None:
@@ -392,8 +346,8 @@ class HGRU4Rec(GRU4Rec):
             if known is not None and batch.user_start.any():
                 fresh = _lookup(known, batch.users[batch.user_start], uss)
             hidden, user = self._start_sessions(hidden, user, batch.session_start,
-                                                batch.user_start, closing, fresh, False)
-            hidden = self._feed(hidden, user, items[torch.from_numpy(batch.inputs)], False)
+                                                batch.user_start, closing, fresh)
+            hidden = self._feed(hidden, user, items[torch.from_numpy(batch.inputs)])
             closing = items[torch.from_numpy(batch.targets)]
             lane_users = batch.users
         finish(np.arange(len(lane_users)))
@@ -471,7 +425,7 @@ class HGRU4Rec(GRU4Rec):
         self._check_fitted()
         user = list(user_state.float().split(self._params["user_layers"], dim=1))
         top = user[-1] if user else torch.zeros((len(user_state), 0))
-        return torch.cat([*self._session_init(top, False), top], dim=1)
+        return torch.cat([*self.net_.session_init(top), top], dim=1)
 
     @torch.no_grad()
     def advance_user(self, user_state: torch.Tensor, session_state: torch.Tensor) -> torch.Tensor:
@@ -482,12 +436,12 @@ class HGRU4Rec(GRU4Rec):
             return user_state.clone()
         hidden, _ = self._split_session_state(session_state.float())
         user = list(user_state.float().split(self._params["user_layers"], dim=1))
-        return torch.cat(self._user_step(hidden[-1], user, False), dim=1)
+        return torch.cat(self.net_.user_step(hidden[-1], user), dim=1)
 
     def _advance_rows(self, state: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         hidden, top = self._split_session_state(state)
         user = [top] if self._user_width else []
-        _, new = self._session_step(rows, hidden, user, False)
+        _, new = self.net_.session_step(rows, hidden, user)
         return torch.cat([*new, top], dim=1)
 
     def _output_input(self, state: torch.Tensor) -> torch.Tensor:

@@ -163,15 +163,14 @@ class Adversary:
         hidden = [h.index_select(0, lanes) for h in first.start]
         context = _select(first.context, lanes)
         x = x_rows.index_select(0, lanes)
-        w = model.weights_
-        w_out, b_out = w["Wy"].detach(), w["By"].detach().view(1, -1)
-        w_in = model._input_matrix().detach()
+        net = model.net_
+        w_in = net.input_table.detach()
         free = []
         for t in range(t_len):
-            out, hidden, top = model._free_step(x, hidden, context)
+            out, hidden, top = model.free_step(x, hidden, context)
             free.append(top)
             if t + 1 < t_len:
-                scores = torch.addmm(b_out, out, w_out.t())
+                scores = net.scores(out)  # the item tables need no gradient: not leaves
                 if self.feed == "weighted":
                     x = torch.softmax(scores, dim=1) @ w_in
                 else:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from sessionrec.batching.negatives import NegativeSampler
+from sessionrec.models.item_rows import gather_rows, output_log_q
 from sessionrec.training.optim import RowOptimizer
 
 
@@ -96,38 +97,23 @@ def window_stepper(model, opt: RowOptimizer, loss_fn, log_counts: torch.Tensor,
     """``step(window, samples, state) -> (summed next-item loss, new state)`` for a window
     of :class:`WalkStep` s (see the module docstring); ``samples``: one draw per step."""
     p = model._params
-    w = model.weights_
-    mode = model.input_mode
-    in_key = {"constrained": "Wy", "embedding": "E", "onehot": "Wx0"}[mode]
-    train_input = in_key not in model._frozen_keys()
+    net, train_input = model.net_, model.train_input
     batch_size = float(p["batch_size"])
     sample_alpha = float(p["sample_alpha"])
     use_logq = p["loss"] == "cross-entropy" and float(p["logq"]) > 0
     grad_clip = float(p["grad_clip"])
-    dense_params = [w[k] for k in dense]
+    dense_params = [net.get_parameter(k) for k in dense]
 
     def step(window: list[WalkStep], samples: list[torch.Tensor],
              state: Any) -> tuple[float, Any]:
         ms = [len(s.x_items) for s in window]
         ys = [torch.cat([s.y_items, smp]) if len(smp) else s.y_items
               for s, smp in zip(window, samples, strict=True)]
-        x_all, y_all = torch.cat([s.x_items for s in window]), torch.cat(ys)
-        n_x = len(x_all)
         # Every item row of the window is gathered once; gradients land in these leaves.
-        if mode == "constrained":
-            uniq, inv = torch.unique(torch.cat([x_all, y_all]), return_inverse=True)
-            wy = w["Wy"].index_select(0, uniq).requires_grad_(True)
-            x_in_all = wy.index_select(0, inv[:n_x])
-            o_all, in_leaf, in_rows = inv[n_x:], wy, uniq
-        else:
-            uniq, o_all = torch.unique(y_all, return_inverse=True)
-            wy = w["Wy"].index_select(0, uniq).requires_grad_(True)
-            in_rows, inv_x = torch.unique(x_all, return_inverse=True)
-            in_leaf = w[in_key].index_select(0, in_rows).requires_grad_(train_input)
-            x_in_all = in_leaf.index_select(0, inv_x)
-        by = w["By"].index_select(0, uniq).requires_grad_(True)
-        x_ins = x_in_all.split(ms)
-        o_idxs = o_all.split([len(y) for y in ys])
+        rows = gather_rows(net, torch.cat([s.x_items for s in window]), torch.cat(ys),
+                           train_input)
+        x_ins = rows.x_in.split(ms)  # per step [m_t, d_in]
+        o_idxs = rows.out_idx.split([len(y) for y in ys])
         loss: torch.Tensor | None = None
         tops: list[torch.Tensor] = []
         first: Stepped | None = None
@@ -137,13 +123,8 @@ def window_stepper(model, opt: RowOptimizer, loss_fn, log_counts: torch.Tensor,
             first = first or stepped
             tops.append(stepped.top)
             o_idx = o_idxs[t]
-            scores = torch.addmm(by.index_select(0, o_idx).view(1, -1), stepped.out,
-                                 wy.index_select(0, o_idx).t())
-            log_q = None
-            if use_logq:
-                log_q = log_counts[ys[t]]
-                if len(samples[t]):
-                    log_q = torch.cat([log_q[:ms[t]], log_q[ms[t]:] * sample_alpha])
+            scores = rows.scores(stepped.out, o_idx)
+            log_q = output_log_q(log_counts, ys[t], ms[t], sample_alpha) if use_logq else None
             term = loss_fn(scores, log_q) / batch_size
             loss = term if loss is None else loss + term
         assert loss is not None and first is not None
@@ -153,25 +134,15 @@ def window_stepper(model, opt: RowOptimizer, loss_fn, log_counts: torch.Tensor,
             fight = adversary.engage(model, window, first, x_ins[0], tops)
             if fight is not None:
                 total = loss + adversary.weight * fight.generator_loss
-        train_in = in_leaf is not wy and train_input
-        leaves = [wy, by] + ([in_leaf] if train_in else [])
-        grads = list(torch.autograd.grad(total, dense_params + leaves, allow_unused=True))
+        grads = list(torch.autograd.grad(total, dense_params + rows.leaves(),
+                                         allow_unused=True))
         if grad_clip > 0:
             clip_total_norm(grads, grad_clip)
         with torch.no_grad():
             for k, g in zip(dense, grads, strict=False):
                 if g is not None:
                     opt.step_dense(k, g)
-            g_wy, g_by = grads[len(dense)], grads[len(dense) + 1]
-            opt.step_rows("Wy", uniq, g_wy)
-            if mode == "constrained":  # uniq also holds input-only rows: their bias stays
-                touched = torch.zeros(len(uniq), dtype=torch.bool)
-                touched[o_all] = True
-                opt.step_rows("By", uniq[touched], g_by[touched])
-            else:
-                opt.step_rows("By", uniq, g_by)
-            if train_in:
-                opt.step_rows(in_key, in_rows, grads[-1])
+        rows.update(opt, grads[len(dense):])
         if fight is not None:
             adversary.train_discriminator(fight)
         return float(loss.detach()) * batch_size, state
