@@ -87,3 +87,54 @@ def test_conditions_hold_after_filtering(raw):
     alive_sessions[session] = True
     expected = last_session_labels(codes.session_user, alive_sessions, valid=False)
     assert (labels[alive_sessions] == expected[alive_sessions]).all()
+
+
+def recount_filter(codes: EventCodes, rule, *, min_item_support: int, min_session_length: int,
+                   min_user_sessions: int, alive: np.ndarray):
+    """The filter written the obvious way: every count recomputed from scratch each pass."""
+    passes = []
+    while True:
+        n_in = int(alive.sum())
+        live = np.bincount(codes.session[alive], minlength=codes.n_sessions) > 0
+        labels = rule(live)
+        train = alive & (labels[codes.session] == TRAIN)
+        support = np.bincount(codes.item[train], minlength=codes.n_items)
+        keep = alive & (support[codes.item] >= min_item_support)
+        dropped_train = int((alive & ~keep & train).sum())
+        dropped_eval = int((alive & ~keep).sum()) - dropped_train
+        length = np.bincount(codes.session[keep], minlength=codes.n_sessions)
+        short = keep & (length[codes.session] < min_session_length)
+        alive = keep & ~short
+        live = np.bincount(codes.session[alive], minlength=codes.n_sessions) > 0
+        per_user = np.bincount(codes.session_user[live], minlength=codes.session_user.max() + 1)
+        light = alive & (per_user[codes.session_user[codes.session]] < min_user_sessions)
+        alive = alive & ~light
+        passes.append((n_in, dropped_train, dropped_eval, int(short.sum()), int(light.sum()),
+                       int(alive.sum())))
+        if int(alive.sum()) in (0, n_in):
+            return alive, labels, passes
+
+
+@settings(max_examples=60, deadline=None)
+@given(sessions_strategy, st.integers(1, 3), st.integers(2, 3), st.integers(1, 3),
+       st.booleans(), st.lists(st.booleans(), min_size=200, max_size=200))
+def test_incremental_counts_equal_a_full_recount(raw, support, length, user_sessions, valid,
+                                                 start):
+    # the filter keeps its counts up to date; it must agree with recounting every pass,
+    # including labels that move when a user's last session disappears, and a given start mask
+    raw = sorted(raw, key=lambda r: r[0])
+    codes = make_codes([items for _, items in raw], [u for u, _ in raw])
+    alive = np.array(start[:len(codes.item)])
+    rule = lambda live: last_session_labels(codes.session_user, live, valid=valid)  # noqa: E731
+    args = dict(min_item_support=support, min_session_length=length,
+                min_user_sessions=user_sessions)
+    want_alive, want_labels, want_passes = recount_filter(codes, rule, alive=alive, **args)
+    if not want_alive.any():
+        with pytest.raises(EmptyDataError):
+            filter_until_stable(codes, rule, alive=alive, **args)
+        return
+    got_alive, got_labels, got_passes = filter_until_stable(codes, rule, alive=alive, **args)
+    assert got_alive.tolist() == want_alive.tolist()
+    assert got_labels.tolist() == want_labels.tolist()
+    assert [(p.events_in, p.item_support_train, p.item_support_eval, p.session_length,
+             p.user_sessions, p.events_out) for p in got_passes] == want_passes
