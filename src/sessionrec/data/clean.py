@@ -55,6 +55,24 @@ def bot_user_agents(events: pl.LazyFrame) -> pl.Series:
     if "user_agent" not in events.collect_schema():
         return pl.Series("user_agent", [], dtype=pl.String)
     agents = events.select(pl.col("user_agent").drop_nulls().unique()).collect()["user_agent"]
+    return bots_among(agents)
+
+
+def agent_counts(events: pl.LazyFrame) -> tuple[int, pl.Series]:
+    """(number of events, distinct non-null user agents) in one pass over ``events``.
+
+    One scan yields both figures the clean step reports, so the log is read once for them.
+    """
+    if "user_agent" not in events.collect_schema():
+        return int(events.select(pl.len()).collect(engine="streaming").item()), pl.Series(
+            "user_agent", [], dtype=pl.String)
+    agents = events.group_by("user_agent").agg(pl.len()).collect(engine="streaming")
+    distinct = agents["user_agent"].drop_nulls()
+    return int(agents["len"].sum()), distinct
+
+
+def bots_among(agents: pl.Series) -> pl.Series:
+    """The user agents of ``agents`` (distinct values) that match a known crawler pattern."""
     return agents.filter(agents.str.contains(crawler_pattern()))
 
 

@@ -17,10 +17,30 @@ from sessionrec.errors import DataError
 
 def first_appearance_index(codes: np.ndarray, size: int) -> np.ndarray:
     """int32 [size]: 0, 1, 2, ... for codes in order of first appearance; -1 for absent ones."""
-    uniq, first = np.unique(codes, return_index=True)
+    seen = pl.Series(codes).unique(maintain_order=True).to_numpy()  # hashing, no sort
     index = np.full(size, -1, dtype=np.int32)
-    index[uniq[np.argsort(first, kind="stable")]] = np.arange(len(uniq), dtype=np.int32)
+    index[seen] = np.arange(len(seen), dtype=np.int32)
     return index
+
+
+def dense_ids(ids: pl.Series) -> tuple[np.ndarray, pl.Series]:
+    """(int64 code of every value, the sorted distinct values): ``distinct[code] == value``.
+
+    The code is the value's rank among the distinct values (as ``rank("dense") - 1``). Integer
+    ids spanning a range not much larger than the column are coded with a lookup table in
+    two linear passes; other columns are ranked by sorting.
+    """
+    if ids.dtype.is_integer() and ids.null_count() == 0 and len(ids):
+        values = ids.rechunk().to_numpy()
+        lo, hi = int(values.min()), int(values.max())
+        if hi - lo < 4 * len(values) + 1024:
+            present = np.zeros(hi - lo + 1, dtype=bool)
+            present[values - lo] = True
+            rank = np.cumsum(present, dtype=np.int64) - 1
+            distinct = pl.Series(ids.name, np.flatnonzero(present) + lo).cast(ids.dtype)
+            return rank[values - lo], distinct
+    codes = (ids.rank("dense").to_numpy() - 1).astype(np.int64)
+    return codes, ids.unique().sort()
 
 
 def item_vocab(item_ids: pl.Series, train_codes: np.ndarray,

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +27,13 @@ import polars as pl
 
 from sessionrec.config import dump_toml, to_dict
 from sessionrec.data import clean as cleaning
-from sessionrec.data.encode import check_encoded, item_metadata_from_events, item_vocab, user_vocab
+from sessionrec.data.encode import (
+    check_encoded,
+    dense_ids,
+    item_metadata_from_events,
+    item_vocab,
+    user_vocab,
+)
 from sessionrec.data.filter import EventCodes, filter_until_stable
 from sessionrec.data.io import atomic_directory
 from sessionrec.data.schema import METADATA_COLUMNS, canonical_order, validate_schema
@@ -134,15 +142,19 @@ def resolve(cfg: PrepareConfig, source: Source) -> Resolved:
 
 def load_events(source: Source, path: Path, cfg: PrepareConfig, res: Resolved,
                 counts: dict[str, int]) -> pl.DataFrame:
-    """Read, clean and sessionize: the aggregated events in canonical order (eager)."""
+    """Read, clean and sessionize: the aggregated events in canonical order (eager).
+
+    Two scans of the input: the event count and the distinct user agents (bots are matched on
+    those), then the cleaned rows, streamed into :func:`sessionize`.
+    """
     events = source.read(Path(path))
     validate_schema(events.collect_schema(), f"source {source.name!r} at {path}")
-    counts["raw_events"] = _count(events)
+    events = cleaning.fill_user_from_last_logged_in(events)
+    counts["raw_events"], agents = cleaning.agent_counts(events)
     if counts["raw_events"] == 0:
         raise EmptyDataError("the input has no events", path=str(path))
-    events = cleaning.fill_user_from_last_logged_in(events)
     if cfg.clean.drop_bots:
-        bots = cleaning.bot_user_agents(events)
+        bots = cleaning.bots_among(agents)
         counts["bot_user_agents"] = len(bots)
         events = cleaning.drop_bots(events, bots)
     events = cleaning.keep_event_types(events, cfg.clean.event_types)
@@ -150,8 +162,7 @@ def load_events(source: Source, path: Path, cfg: PrepareConfig, res: Resolved,
         events = cleaning.drop_anonymous(events)
     events = events.drop([c for c in ("user_agent", "last_logged_in_user_id")
                           if c in events.collect_schema()])
-    df = events.collect(engine="streaming")
-    df = sessionize(df, method=res.session_method, gap_minutes=cfg.sessionize.gap_minutes,
+    df = sessionize(events, method=res.session_method, gap_minutes=cfg.sessionize.gap_minutes,
                     user_aware=res.user_aware)
     if cfg.clean.drop_repeats:
         # Removing repeats never empties a session (its first event stays): ids stay dense.
@@ -163,22 +174,15 @@ def load_events(source: Source, path: Path, cfg: PrepareConfig, res: Resolved,
     return df
 
 
-def _count(lf: pl.LazyFrame) -> int:
-    return int(lf.select(pl.len()).collect(engine="streaming").item())
-
-
 def event_codes(df: pl.DataFrame,
                 user_aware: bool) -> tuple[EventCodes, pl.Series, pl.Series | None, np.ndarray]:
     """Dense codes of sessionized events, the item and user id of each code, session starts."""
-    session = df["session_id"].to_numpy().astype(np.int64, copy=False)
+    session = df["session_id"].rechunk().to_numpy().astype(np.int64, copy=False)
     starts = np.flatnonzero(changes(session))
-    item = (df["item_id"].rank("dense").to_numpy() - 1).astype(np.int64)
-    item_ids = df["item_id"].unique().sort()
+    item, item_ids = dense_ids(df["item_id"])
     session_user, user_ids = None, None
     if user_aware:
-        first_users = df["user_id"].gather(starts)
-        session_user = (first_users.rank("dense").to_numpy() - 1).astype(np.int64)
-        user_ids = first_users.unique().sort()
+        session_user, user_ids = dense_ids(df["user_id"].gather(starts))
     codes = EventCodes(session=session, item=item, session_user=session_user,
                        n_sessions=len(starts), n_items=len(item_ids))
     return codes, item_ids, user_ids, starts
@@ -214,18 +218,23 @@ def write_partitions(df: pl.DataFrame, directory: Path, n: int, user_aware: bool
 
     Text user ids are numbered by their dense rank in sorted order first.
 
-    One partition is materialised at a time, so the extra memory is about 1/n of the data.
+    Each partition is streamed from the frame into its file (``sink_parquet``), so the extra
+    memory is a few batches, not a copy of the partition.
     """
     directory.mkdir()
     key = pl.col("user_id") if user_aware else pl.col("session_id")
     dtype = df.schema["user_id" if user_aware else "session_id"]
     # Text ids: the id's dense rank (0-based, in sorted order), which Spark computes the same.
     part = ((key.rank("dense") - 1).cast(pl.Int64) if dtype == pl.String else key) % n
-    parts = df.select(part.alias("p"))["p"].to_numpy()
-    for p in range(n):
-        chunk = df.filter(pl.Series(parts == p))
-        if len(chunk):
-            chunk.write_parquet(directory / f"part-{p:05d}.parquet")
+    parts = df.select(part.cast(pl.Int32).alias("p"))["p"]
+    sizes = np.bincount(parts.to_numpy(), minlength=n)
+    frame = df.lazy().with_columns(parts.alias(PART))
+    for p in np.flatnonzero(sizes):
+        frame.filter(pl.col(PART) == p).drop(PART).sink_parquet(
+            directory / f"part-{p:05d}.parquet")
+
+
+PART = "__partition"  # a helper column name no source uses
 
 
 def filter_and_subsample(codes: EventCodes, rule: SplitRule, cfg: PrepareConfig, res: Resolved,
@@ -293,48 +302,80 @@ def prepare(source: Source, input_path: Path, out_dir: Path, cfg: PrepareConfig,
 
 def polars_steps(source: Source, input_path: Path, tmp: Path, cfg: PrepareConfig, res: Resolved,
                  counts: dict[str, int], clock: Clock) -> tuple[dict, int, int | None, list]:
-    """Every step on Polars/NumPy, writing into ``tmp``; (split counts, items, users, passes)."""
+    """Every step on Polars/NumPy, writing into ``tmp``; (split counts, items, users, passes).
+
+    The aggregated sessions are written by a second thread while this one filters, splits
+    and encodes (both only read the cleaned frame); ``aggregate`` is that thread's time, which
+    overlaps the later steps'.
+    """
     df = load_events(source, input_path, cfg, res, counts)
     clock.lap("read_clean_sessionize")
-    if cfg.partitions:
-        write_partitions(df, tmp / "sessions", cfg.partitions, res.user_aware)
-    clock.lap("aggregate")
+    with ThreadPoolExecutor(1, thread_name_prefix="prepare-aggregate") as pool:
+        aggregate = pool.submit(_timed, write_partitions, df, tmp / "sessions",
+                                cfg.partitions, res.user_aware) if cfg.partitions else None
+        codes, item_ids, user_ids, starts = event_codes(df, res.user_aware)
+        rule = split_rule(df, codes, starts, cfg, res)
+        alive, labels, passes = filter_and_subsample(codes, rule, cfg, res, counts)
+        clock.lap("filter_subsample_split")
+        metadata = source.read_items(Path(input_path)) if source.read_items else None
+        metadata = metadata.collect() if metadata is not None else item_metadata_from_events(df)
+        split_counts, items, users = encode_write(df, codes, item_ids, user_ids, alive, labels,
+                                                  metadata, tmp, res.user_aware)
+        clock.record("aggregate", aggregate.result() if aggregate is not None else 0.0)
+    clock.lap("encode_write")
+    return split_counts, len(items), None if users is None else len(users), passes
 
-    codes, item_ids, user_ids, starts = event_codes(df, res.user_aware)
-    rule = split_rule(df, codes, starts, cfg, res)
-    alive, labels, passes = filter_and_subsample(codes, rule, cfg, res, counts)
-    clock.lap("filter_subsample_split")
 
+def _timed(fn: Callable[..., None], *args: Any) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return round(time.perf_counter() - start, 3)
+
+
+def encode_write(df: pl.DataFrame, codes: EventCodes, item_ids: pl.Series,
+                 user_ids: pl.Series | None, alive: np.ndarray, labels: np.ndarray,
+                 metadata: pl.DataFrame | None, tmp: Path,
+                 user_aware: bool) -> tuple[dict, pl.DataFrame, pl.DataFrame | None]:
+    """Write the encoded splits and the vocabularies; (split counts, items, users).
+
+    Each split is streamed from the cleaned frame into its file with the index columns
+    attached, so no filtered copy of the events is materialised.
+    """
     event_labels = labels[codes.session]
-    metadata = source.read_items(Path(input_path)) if source.read_items else None
-    metadata = metadata.collect() if metadata is not None else item_metadata_from_events(df)
     items, index = item_vocab(item_ids, codes.item[alive & (event_labels == TRAIN)], metadata)
-    item_idx = index[codes.item[alive]]
-    check_encoded(item_idx)
+    item_idx = index[codes.item]
+    check_encoded(item_idx[alive])
     keep_cols = [c for c in canonical_order(df.columns) if c not in ("split", *METADATA_COLUMNS)]
-    df = df.select(keep_cols).filter(pl.Series(alive)).with_columns(
-        item_idx=pl.Series(item_idx, dtype=pl.Int32))
+    extra = [pl.Series("item_idx", item_idx, dtype=pl.Int32)]
+    del item_idx
     users = None
-    if res.user_aware:
-        assert codes.session_user is not None
-        user_codes = codes.session_user[codes.session[alive]]
-        users, user_index = user_vocab(user_ids, user_codes)
-        df = df.with_columns(user_idx=pl.Series(user_index[user_codes], dtype=pl.Int32))
-    event_labels = event_labels[alive]
-    split_counts = {}
-    for code, name in enumerate(SPLIT_NAMES):
-        part = df.filter(pl.Series(event_labels == code))
-        part.write_parquet(tmp / f"{name}.parquet")
-        split_counts[name] = {"events": len(part), "sessions": part["session_id"].n_unique()}
+    if user_aware:
+        assert codes.session_user is not None and user_ids is not None
+        users, user_index = user_vocab(user_ids, codes.session_user[codes.session[alive]])
+        extra.append(pl.Series("user_idx", user_index[codes.session_user[codes.session]],
+                               dtype=pl.Int32))
+    event_split = np.where(alive, event_labels, -1).astype(np.int8)
+    del event_labels
+    frame = df.lazy().select(keep_cols).with_columns(*extra, pl.Series(SPLIT_COL, event_split))
+    live = np.bincount(codes.session[alive], minlength=codes.n_sessions) > 0
+    events = np.bincount(event_split[alive], minlength=len(SPLIT_NAMES))
+    sessions = np.bincount(labels[live], minlength=len(SPLIT_NAMES))
+    split_counts = {name: {"events": int(events[code]), "sessions": int(sessions[code])}
+                    for code, name in enumerate(SPLIT_NAMES)}
     if split_counts["train"]["events"] == 0 or split_counts["test"]["events"] == 0:
         raise EmptyDataError(f"the split left train={split_counts['train']['events']} and "
                              f"test={split_counts['test']['events']} events",
                              hint="use more data or change split.test_days")
+    for code, name in enumerate(SPLIT_NAMES):
+        frame.filter(pl.col(SPLIT_COL) == code).drop(SPLIT_COL).sink_parquet(
+            tmp / f"{name}.parquet")
     items.write_parquet(tmp / "items.parquet")
     if users is not None:
         users.write_parquet(tmp / "users.parquet")
-    clock.lap("encode_write")
-    return split_counts, len(items), None if users is None else len(users), passes
+    return split_counts, items, users
+
+
+SPLIT_COL = "__split"  # a helper column name no source uses
 
 
 class Clock:
@@ -349,8 +390,12 @@ class Clock:
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()
-        self.laps[name] = round(now - self._last, 3)
+        self.record(name, now - self._last)
         self._last = now
+
+    def record(self, name: str, seconds: float) -> None:
+        """A step timed elsewhere (one that ran beside the others)."""
+        self.laps[name] = round(seconds, 3)
         self.progress.step(name)
         if len(self.laps) == self.STEPS:
             self.progress.close()
