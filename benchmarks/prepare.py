@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -45,9 +46,11 @@ def run_size(n: int, work: Path, keep: bool) -> dict:
                         "--seed", "0", "--out", str(raw)], check=True)
         print(f"  synth {n:,}: {time.perf_counter() - t0:.1f} s", flush=True)
     out = work / f"prepared-{n}"
+    load = os.getloadavg()[0]
     proc = subprocess.run([sys.executable, "-c", CHILD, str(raw), out], check=True,
                           capture_output=True, text=True)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["load"] = load
     if not keep:
         shutil.rmtree(out, ignore_errors=True)
     return result
@@ -70,7 +73,7 @@ def main() -> None:
         row = (n, r["wall_s"], r["peak_rss_gib"], m["counts"]["clean_events"],
                m["counts"]["filtered_events"], len(m["filter_passes"]),
                secs["read_clean_sessionize"], secs["aggregate"], secs["filter_subsample_split"],
-               secs["encode_write"], n / r["wall_s"])
+               secs["encode_write"], n / r["wall_s"], r["load"])
         rows.append(row)
         print(f"{n:>11,} events: {r['wall_s']:6.1f} s wall, {r['peak_rss_gib']:.2f} GiB peak RSS",
               flush=True)
@@ -82,16 +85,21 @@ def main() -> None:
         "filled, sessions given, filter 5 events/item in train, 5 sessions/user, 3 "
         "events/session until stable, last-session-out split with valid, 8 user partitions "
         "written). Raw data: `sessionrec synth --seed 0`, Parquet shards of 1M events. "
-        "Wall time and peak RSS are of the whole prepare process.",
+        "Wall time and peak RSS are of the whole prepare process; load is the 1-minute load "
+        "average just before it (the machine is shared). The aggregated sessions are written "
+        "by a second thread while the main one filters, splits and encodes, so 'aggregate "
+        "write s' overlaps the two columns after it and the steps add up to more than the "
+        "wall time.",
         "",
         "| raw events | wall s | peak RSS GiB | events after clean | after filter | filter "
         "passes | read+clean+sessionize s | aggregate write s | filter+split s | encode+write s "
-        "| raw events/s |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| raw events/s | load |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(f"| {r[0]:,} | {r[1]:.1f} | {r[2]:.2f} | {r[3]:,} | {r[4]:,} | {r[5]} | "
-                     f"{r[6]:.1f} | {r[7]:.1f} | {r[8]:.1f} | {r[9]:.1f} | {r[10]:,.0f} |")
+                     f"{r[6]:.1f} | {r[7]:.1f} | {r[8]:.1f} | {r[9]:.1f} | {r[10]:,.0f} | "
+                     f"{r[11]:.1f} |")
     if not args.no_doc:
         update_section("prepare", "\n".join(lines))
     print("\n".join(lines))
