@@ -15,7 +15,15 @@ class SessionRecError(Exception):
 
 
 class ConfigError(SessionRecError, ValueError):
-    """A configuration file or override is invalid (unknown key, wrong type, bad value)."""
+    """A configuration file or override is invalid (unknown key, wrong type, bad value).
+
+    ``key`` is the dotted config key at fault when one is known (``eval.protocol``), so that
+    :func:`sessionrec.config.load_config` can say whether it came from the file or an override.
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class DataError(SessionRecError, ValueError):
