@@ -46,6 +46,7 @@ class Outer:
     arms: dict[str, Arm] = field(default_factory=dict)
     params: dict[str, IntRange | Choice] = field(default_factory=dict)
     start: datetime.datetime | None = None
+    end: datetime.datetime | datetime.date | str | None = None
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -95,6 +96,10 @@ def test_dates_are_checked() -> None:
     assert from_dict(Outer, {"start": when}).start == when
     with pytest.raises(ConfigError, match=r"^start: expected a date-time, got 20260101$"):
         from_dict(Outer, {"start": 20260101})
+    assert from_dict(Outer, {"end": "2026-01-01"}).end == "2026-01-01"
+    with pytest.raises(ConfigError, match=r"^end: expected a date-time, a date or a string, got "
+                                          r"20260101$"):
+        from_dict(Outer, {"end": 20260101})
 
 
 def test_errors_name_the_file_or_the_override(tmp_path) -> None:
@@ -102,7 +107,7 @@ def test_errors_name_the_file_or_the_override(tmp_path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(Outer, path)
     assert str(err.value) == (f"config file {path}: unknown config key nme (did you mean 'name'? "
-                              "valid: name, arms, inner, params, start)")
+                              "valid: name, arms, end, inner, params, start)")
     path = write(tmp_path, 'name = "y"\n')
     with pytest.raises(ConfigError, match=r"^--set inner.depth=deep: inner.depth: expected an "
                                           r"integer, got 'deep'$"):

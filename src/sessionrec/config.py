@@ -126,6 +126,10 @@ def _coerce_union(value: Any, tp: Any, where: str) -> Any:
             return _coerce(value, arg, where)
         except ConfigError:
             continue
+    if all(a in _SCALARS for a in args):
+        names = [_SCALARS[a][0] for a in args]
+        expected = f"{', '.join(names[:-1])} or {names[-1]}"
+        raise ConfigError(f"{where}: expected {expected}, got {value!r}", key=where)
     raise ConfigError(f"{where}: {value!r} matches none of {tp}", key=where)
 
 

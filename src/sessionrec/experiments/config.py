@@ -43,16 +43,19 @@ from __future__ import annotations
 import math
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Literal
 
+from sessionrec.config import load_config
 from sessionrec.errors import ConfigError, SessionRecError
 from sessionrec.experiments.eventlog import PLACEMENTS
 from sessionrec.experiments.external import (
     EXTERNAL,
-    EXTERNAL_KEYS,
     ExternalSpec,
+    ExternalTable,
     check_no_external_keys,
     parse_external,
 )
@@ -62,9 +65,42 @@ UNITS = ("user", "session")
 HOLDOUT = "holdout"  # the pseudo-variant of held-out units
 BASELINES = {"often-bought-together": "cooc", "cooc": "cooc", "popular": "pop", "pop": "pop"}
 WEIGHT_TOLERANCE = 1e-9
-EXPERIMENT_KEYS = {"name", "salt", "unit", "start", "end", "attribution_window_days", "holdout",
-                   "control", "recommendation_ttl_days", "fallback", "orders"}
-VARIANT_KEYS = {"model", "weight", "placements"}
+
+
+# -- the file as written (keys and types checked by sessionrec.config.load_config) --------------
+@dataclass(frozen=True)
+class ExperimentTable:
+    """``[experiment]`` as written."""
+
+    name: str
+    salt: str
+    unit: Literal["user", "session"] = "user"
+    start: datetime | date | str | None = None  # a TOML date-time or date, or RFC 3339 text
+    end: datetime | date | str | None = None
+    attribution_window_days: float = 14.0
+    holdout: float = 0.0
+    control: str = "control"
+    recommendation_ttl_days: float = 30.0
+    fallback: str | None = None
+    orders: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class VariantTable(ExternalTable):
+    """``[variants.NAME]`` as written; an external variant also takes the keys of
+    :class:`~sessionrec.experiments.external.ExternalTable`."""
+
+    model: str
+    weight: float
+    placements: tuple[str, ...] = PLACEMENTS
+
+
+@dataclass(frozen=True)
+class ExperimentFile:
+    """The experiment TOML as written."""
+
+    experiment: ExperimentTable | None = None
+    variants: dict[str, VariantTable] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -130,27 +166,14 @@ class _Where:
         return ConfigError(f"experiment config {self.path}: {key}: {message}")
 
 
-def _number(table: dict, key: str, where: _Where, default: float, prefix: str) -> float:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise where.error(f"{prefix}{key}", f"expected a number, got {value!r}")
+def _finite(value: float, key: str, where: _Where) -> float:
     if not math.isfinite(value):
-        raise where.error(f"{prefix}{key}", f"must be finite, got {value!r}")
-    return float(value)
-
-
-def _text(table: dict, key: str, where: _Where, default: str | None = None) -> str:
-    value = table.get(key, default)
-    if value is None:
-        raise where.error(f"experiment.{key}", "is missing")
-    if not isinstance(value, str):
-        raise where.error(f"experiment.{key}", f"expected a string, got {value!r}")
+        raise where.error(key, f"must be finite, got {value!r}")
     return value
 
 
-def _moment(table: dict, key: str, where: _Where) -> datetime | None:
+def _moment(value: datetime | date | str | None, key: str, where: _Where) -> datetime | None:
     """A TOML offset date-time, a date (midnight UTC) or an RFC 3339 string with offset."""
-    value = table.get(key)
     if value is None:
         return None
     if isinstance(value, str):
@@ -165,27 +188,7 @@ def _moment(table: dict, key: str, where: _Where) -> datetime | None:
             raise where.error(f"experiment.{key}", f"{value.isoformat()} has no UTC offset; "
                                                    "add one, e.g. 2026-01-01T00:00:00Z")
         return value.astimezone(UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    raise where.error(f"experiment.{key}", f"expected a date-time, got {value!r}")
-
-
-def _check_keys(table: dict, allowed: set[str], where: _Where, prefix: str) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise where.error(f"{prefix}{unknown[0]}", f"unknown key (allowed: "
-                                                   f"{', '.join(sorted(allowed))})")
-
-
-def _parse_toml(path: Path, where: _Where) -> dict:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"experiment config {path} does not exist") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise _reword_toml_error(text, err, where) from None
+    return datetime(value.year, value.month, value.day, tzinfo=UTC)
 
 
 def _reword_toml_error(text: str, err: tomllib.TOMLDecodeError, where: _Where) -> ConfigError:
@@ -212,43 +215,39 @@ def _reword_toml_error(text: str, err: tomllib.TOMLDecodeError, where: _Where) -
     return ConfigError(f"experiment config {where.path}: not valid TOML: {err}")
 
 
-def _variant(name: str, table: object, base: Path, where: _Where) -> VariantSpec:
+def _variant(name: str, table: VariantTable, base: Path, where: _Where) -> VariantSpec:
     prefix = f"variants.{name}."
     if not NAME.fullmatch(name) or name == HOLDOUT:
         raise where.error(f"variants.{name}", f"variant names use [A-Za-z0-9_.-] and are not "
                                               f"{HOLDOUT!r}")
-    if not isinstance(table, dict):
-        raise where.error(f"variants.{name}", "expected a table with model and weight")
-    _check_keys(table, VARIANT_KEYS | EXTERNAL_KEYS, where, prefix)
-    model = table.get("model")
-    if not isinstance(model, str) or not model:
+    if not table.model:
         raise where.error(f"{prefix}model", f"expected a baseline name "
                                             f"({', '.join(BASELINES)}) or a run directory, got "
-                                            f"{model!r}")
-    if "weight" not in table:
-        raise where.error(f"{prefix}weight", "is missing")
-    weight = _number(table, "weight", where, 0.0, prefix)
+                                            f"{table.model!r}")
+    weight = _finite(table.weight, f"{prefix}weight", where)
     if weight < 0:
         raise where.error(f"{prefix}weight", f"must not be negative, got {weight!r}")
+
     def error(key: str, message: str) -> ConfigError:
         return where.error(f"{prefix}{key}", message)
 
-    placements = _placements(table.get("placements", list(PLACEMENTS)), error)
-    if model == EXTERNAL:
-        return VariantSpec(name, model, weight, None, parse_external(table, error), placements)
+    placements = _placements(table.placements, error)
+    if table.model == EXTERNAL:
+        return VariantSpec(name, table.model, weight, None, parse_external(table, error),
+                           placements)
     check_no_external_keys(table, error)
-    path = None if model in BASELINES else (base / model)
-    return VariantSpec(name, model, weight, path, None, placements)
+    path = None if table.model in BASELINES else (base / table.model)
+    return VariantSpec(name, table.model, weight, path, None, placements)
 
 
-def _placements(value: object, error) -> tuple[str, ...]:
+def _placements(value: tuple[str, ...],
+                error: Callable[[str, str], ConfigError]) -> tuple[str, ...]:
     """A variant's ``placements``: a non-empty list of known placements, without repeats."""
-    if (not isinstance(value, list) or not value
-            or not all(isinstance(p, str) and p in PLACEMENTS for p in value)):
+    if not value or not all(p in PLACEMENTS for p in value):
         raise error("placements", f"expected a non-empty list of {', '.join(PLACEMENTS)}, "
-                                  f"got {value!r}")
+                                  f"got {list(value)!r}")
     if len(set(value)) != len(value):
-        raise error("placements", f"lists a placement twice: {value!r}")
+        raise error("placements", f"lists a placement twice: {list(value)!r}")
     return tuple(value)
 
 
@@ -306,36 +305,33 @@ def load_experiment(path: str | Path, check_models: bool = True) -> ExperimentCo
     """
     path = Path(path)
     where = _Where(path)
-    data = _parse_toml(path, where)
-    _check_keys(data, {"experiment", "variants"}, where, "")
-    exp = data.get("experiment")
-    if not isinstance(exp, dict):
+    data = load_config(ExperimentFile, path, what="experiment config",
+                       reword=lambda text, err: _reword_toml_error(text, err, where))
+    exp = data.experiment
+    if exp is None:
         raise where.error("experiment", "the [experiment] table is missing")
-    _check_keys(exp, EXPERIMENT_KEYS, where, "experiment.")
     base = path.parent
-    name = _text(exp, "name", where)
+    name = exp.name
     if not NAME.fullmatch(name):
         raise where.error("experiment.name", f"{name!r}: use letters, digits and _ . - only")
-    salt = _text(exp, "salt", where)
+    salt = exp.salt
     if not salt:
         raise where.error("experiment.salt", "must not be empty")
-    unit = _text(exp, "unit", where, "user")
-    if unit not in UNITS:
-        raise where.error("experiment.unit", f"{unit!r} is not one of {', '.join(UNITS)}")
-    start, end = _moment(exp, "start", where), _moment(exp, "end", where)
+    unit = exp.unit
+    start, end = _moment(exp.start, "start", where), _moment(exp.end, "end", where)
     if start is not None and end is not None and end <= start:
         raise where.error("experiment.end", f"{end.isoformat()} is not after start "
                                             f"{start.isoformat()}")
-    window = _number(exp, "attribution_window_days", where, 14.0, "experiment.")
-    ttl = _number(exp, "recommendation_ttl_days", where, 30.0, "experiment.")
+    window = _finite(exp.attribution_window_days, "experiment.attribution_window_days", where)
+    ttl = _finite(exp.recommendation_ttl_days, "experiment.recommendation_ttl_days", where)
     for key, value in (("attribution_window_days", window), ("recommendation_ttl_days", ttl)):
         if value <= 0:
             raise where.error(f"experiment.{key}", f"must be positive, got {value!r}")
-    holdout = _number(exp, "holdout", where, 0.0, "experiment.")
+    holdout = _finite(exp.holdout, "experiment.holdout", where)
     if not 0 <= holdout < 1:
         raise where.error("experiment.holdout", f"must lie in [0, 1), got {holdout!r}")
-    raw_variants = data.get("variants")
-    if not isinstance(raw_variants, dict) or not raw_variants:
+    raw_variants = data.variants
+    if not raw_variants:
         raise where.error("variants", "no variants: add [variants.NAME] tables with model and "
                                       "weight")
     variants = tuple(_variant(str(n), t, base, where) for n, t in raw_variants.items())
@@ -351,7 +347,7 @@ def load_experiment(path: str | Path, check_models: bool = True) -> ExperimentCo
         listed = ", ".join(f"{v.name}={v.weight:g}" for v in variants)
         raise where.error("variants.*.weight", f"weights must sum to 1, got {total:.12g} "
                                                f"({listed})")
-    control = _text(exp, "control", where, "control")
+    control = exp.control
     if control not in {v.name for v in variants}:
         raise where.error("experiment.control", f"{control!r} is not among the variants "
                                                 f"({', '.join(v.name for v in variants)})")
@@ -364,13 +360,13 @@ def load_experiment(path: str | Path, check_models: bool = True) -> ExperimentCo
         raise where.error("experiment.control", f"{control!r} is an external variant; control "
                                                 "must be served here (it answers when the "
                                                 "external service fails)")
-    raw_fallback = exp.get("fallback")
-    if raw_fallback is not None and (not isinstance(raw_fallback, str) or not raw_fallback):
+    raw_fallback = exp.fallback
+    if raw_fallback is not None and not raw_fallback:
         raise where.error("experiment.fallback", f"expected a cooc run directory, got "
                                                  f"{raw_fallback!r}")
     fallback = None if raw_fallback is None else base / raw_fallback
-    raw_orders = exp.get("orders")
-    if raw_orders is not None and (not isinstance(raw_orders, str) or not raw_orders):
+    raw_orders = exp.orders
+    if raw_orders is not None and not raw_orders:
         raise where.error("experiment.orders", f"expected an obt run directory, got "
                                                f"{raw_orders!r}")
     orders = None if raw_orders is None else base / raw_orders

@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 EXTERNAL = "external"
 REQUEST_FIELDS = ("session_id", "user_id", "product_ids", "k")
-EXTERNAL_KEYS = {"url", "auth_header", "auth_env", "timeout_s", "breaker_failures",
-                 "breaker_reset_s", "request", "response", "response_item"}
 
 
 @dataclass(frozen=True)
@@ -58,53 +57,73 @@ class ExternalSpec:
         return value or None
 
 
-def parse_external(table: dict, error) -> ExternalSpec:
+@dataclass(frozen=True)
+class RequestFields:
+    """``[variants.NAME.request]``: our field -> the service's field name (default: ours)."""
+
+    session_id: str = "session_id"
+    user_id: str = "user_id"
+    product_ids: str = "product_ids"
+    k: str = "k"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalTable:
+    """The keys only an external variant's table takes, as written (None: not given).
+
+    Read by :func:`sessionrec.config.load_config` as part of a variant's table (types and
+    unknown keys checked there); :func:`parse_external` checks the values.
+    """
+
+    url: str | None = None
+    auth_header: str | None = None
+    auth_env: str | None = None
+    timeout_s: float | None = None
+    breaker_failures: int | None = None
+    breaker_reset_s: float | None = None
+    request: RequestFields | None = None
+    response: str | None = None
+    response_item: str | None = None
+
+
+EXTERNAL_KEYS = tuple(f.name for f in fields(ExternalTable))
+
+
+def parse_external(table: ExternalTable, error: Callable[[str, str], Exception]) -> ExternalSpec:
     """An :class:`ExternalSpec` from a variant's table; ``error(key, message)`` builds the
     :class:`~sessionrec.errors.ConfigError` naming the file and key."""
-    url = table.get("url")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+    url = table.url
+    if url is None or not url.startswith(("http://", "https://")):
         raise error("url", f"expected an http:// or https:// URL, got {url!r}")
-    texts = {}
-    for key in ("auth_header", "auth_env", "response", "response_item"):
-        value = table.get(key, "recommendations" if key == "response" else "")
-        if not isinstance(value, str):
-            raise error(key, f"expected a string, got {value!r}")
-        texts[key] = value
-    if texts["auth_header"] and not texts["auth_env"]:
+    auth_header, auth_env = table.auth_header or "", table.auth_env or ""
+    response = "recommendations" if table.response is None else table.response
+    if auth_header and not auth_env:
         raise error("auth_env", "auth_header needs auth_env: the environment variable holding "
                                 "its value (never the secret itself in the config)")
-    if not texts["response"]:
+    if not response:
         raise error("response", "must name the field holding the list of product ids")
-    numbers = {}
-    for key, default in (("timeout_s", 0.25), ("breaker_reset_s", 30.0)):
-        value = table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) \
-                or not math.isfinite(value) or value <= 0:
+    numbers = {"timeout_s": 0.25 if table.timeout_s is None else table.timeout_s,
+               "breaker_reset_s": 30.0 if table.breaker_reset_s is None
+               else table.breaker_reset_s}
+    for key, value in numbers.items():
+        if not math.isfinite(value) or value <= 0:
             raise error(key, f"expected a number > 0, got {value!r}")
-        numbers[key] = value
-    failures = table.get("breaker_failures", 5)
-    if isinstance(failures, bool) or not isinstance(failures, int) or failures < 1:
+    failures = 5 if table.breaker_failures is None else table.breaker_failures
+    if failures < 1:
         raise error("breaker_failures", f"expected an integer >= 1, got {failures!r}")
-    numbers["breaker_failures"] = failures
-    request = table.get("request", {})
-    if not isinstance(request, dict):
-        raise error("request", "expected a table: our field -> the service's field name")
-    unknown = sorted(set(request) - set(REQUEST_FIELDS))
-    if unknown:
-        raise error(f"request.{unknown[0]}", f"unknown field (known: {', '.join(REQUEST_FIELDS)})")
-    for key, value in request.items():
-        if not isinstance(value, str) or not value:
-            raise error(f"request.{key}", f"expected a field name, got {value!r}")
-    mapping = tuple((f, request.get(f, f)) for f in REQUEST_FIELDS)
-    return ExternalSpec(url=url, timeout_s=float(numbers["timeout_s"]),
-                        breaker_failures=int(numbers["breaker_failures"]),
+    request = table.request or RequestFields()
+    for key in REQUEST_FIELDS:
+        if not getattr(request, key):
+            raise error(f"request.{key}", f"expected a field name, got {getattr(request, key)!r}")
+    mapping = tuple((f, getattr(request, f)) for f in REQUEST_FIELDS)
+    return ExternalSpec(url=url, auth_header=auth_header, auth_env=auth_env,
+                        timeout_s=float(numbers["timeout_s"]), breaker_failures=failures,
                         breaker_reset_s=float(numbers["breaker_reset_s"]), request=mapping,
-                        **texts)
+                        response=response, response_item=table.response_item or "")
 
 
-def check_no_external_keys(table: dict, error) -> None:
+def check_no_external_keys(table: ExternalTable, error: Callable[[str, str], Exception]) -> None:
     """Model variants take none of the external keys."""
-    stray = sorted(set(table) & EXTERNAL_KEYS)
+    stray = [key for key in EXTERNAL_KEYS if getattr(table, key) is not None]
     if stray:
         raise error(stray[0], f"only an external variant (model = \"{EXTERNAL}\") takes it")
-
