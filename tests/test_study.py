@@ -179,3 +179,13 @@ def test_study_end_to_end_resumes_and_refuses_another_config(prepared, tmp_path,
     assert main(["study", "--config", str(config), "--out", str(out),
                  "--set", "model.params.layers=[24]"]) == 2
     assert "holds a study with another configuration" in capsys.readouterr().err
+
+
+def test_an_out_dir_with_an_unreadable_study_is_refused_naming_the_key(tmp_path):
+    from sessionrec.study import STUDY_FILE, check_out_dir
+
+    (tmp_path / STUDY_FILE).write_text('[study]\nsedes = [1]\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"holds no study this version can read: study "
+                                          r"configuration .*study.toml: unknown config key "
+                                          r"study.sedes \(did you mean 'seeds'\?"):
+        check_out_dir(load_config(StudyConfig), tmp_path)

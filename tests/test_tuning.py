@@ -43,16 +43,21 @@ def write(path: Path, text: str) -> Path:
 
 # -- the search space --------------------------------------------------------------------------
 @pytest.mark.parametrize("body, needle", [
-    ('[params.k]\ntype = "uniform"\nlow = 1\nhigh = 2\n', "unknown type 'uniform'"),
+    ('[params.k]\ntype = "uniform"\nlow = 1\nhigh = 2\n',
+     "params.k.type: 'uniform' is not one of 'int', 'float', 'categorical'"),
     ('[params.k]\ntype = "int"\nlow = 9\nhigh = 2\n', "low 9 > high 2"),
     ('[params.k]\ntype = "categorical"\nvalues = []\n', "non-empty list"),
-    ('[params.k]\ntype = "int"\nlow = 1\nhigh = 2\nlog = true\n', "unknown key 'log'"),
-    ('[params.k]\ntype = "int"\nlow = 1.5\nhigh = 2\n', "low must be an integer"),
-    ('[params.k]\ntype = "int"\nhigh = 2\n', "needs low"),
+    ('[params.k]\ntype = "int"\nlow = 1\nhigh = 2\nlog = true\n',
+     "unknown config key params.k.log (did you mean 'low'? valid: low, high, step, type)"),
+    ('[params.k]\ntype = "int"\nlow = 1.5\nhigh = 2\n',
+     "params.k.low: expected an integer, got 1.5"),
+    ('[params.k]\ntype = "int"\nhigh = 2\n', "params.k.low: is missing"),
     ('[params.k]\ntype = "float"\nlow = 0.0\nhigh = 1.0\nlog = true\n', "log = true needs low > 0"),
     ('[params.k]\ntype = "float"\nlow = 0.1\nhigh = 1.0\nstep = 0.1\nlog = true\n',
      "either step or log"),
-    ('[params.k]\ntype = "int"\nlow = 1\nhigh = 5\nstep = 0\n', "step must be an integer > 0"),
+    ('[params.k]\ntype = "int"\nlow = 1\nhigh = 5\nstep = 0\n', "params.k: step must be > 0"),
+    ('[params.k]\ntype = "int"\nlow = 1\nhigh = 5\nstep = 0.5\n',
+     "params.k.step: expected an integer, got 0.5"),
     ('[fixed]\nk = 3\n[params.k]\ntype = "int"\nlow = 1\nhigh = 5\n', "both fixed and searched"),
 ])
 def test_space_errors_name_the_parameter(tmp_path, body, needle):
@@ -60,13 +65,15 @@ def test_space_errors_name_the_parameter(tmp_path, body, needle):
     with pytest.raises(ConfigError) as err:
         load_space(path)
     assert needle in str(err.value)
-    assert "'k'" in str(err.value) and str(path) in str(err.value)
+    assert str(err.value).startswith(f"search space {path}: ")
+    assert "params.k" in str(err.value)
 
 
 def test_space_file_level_errors(tmp_path):
     with pytest.raises(ConfigError, match="nothing to search"):
         parse_space({"trials": 3})
-    with pytest.raises(ConfigError, match="unknown key 'trails'"):
+    with pytest.raises(ConfigError, match=r"^search space: unknown config key trails \(did you "
+                                          r"mean 'trials'\? valid: trials, "):
         parse_space({"trails": 3, "params": {"k": {"type": "int", "low": 1, "high": 2}}})
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_space(write(tmp_path / "bad.toml", "[params\n"))

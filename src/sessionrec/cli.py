@@ -306,15 +306,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_next_n(args: argparse.Namespace) -> int:
     """The next-n protocol (issue 19) on a saved run: free-running predictions 1..n ahead."""
-    import tomllib
-
     from sessionrec.evaluation.next_n import next_n_run
+    from sessionrec.modeldir import saved_prepared
 
     data = args.data
     if data is None:
-        cfg_file = Path(args.run) / "config.toml"
-        prepared = (tomllib.loads(cfg_file.read_text(encoding="utf-8")).get("data", {})
-                    .get("prepared") if cfg_file.is_file() else None)
+        prepared = saved_prepared(Path(args.run))
         if not prepared:
             raise SessionRecError(f"next-n: {args.run}/config.toml names no prepared data "
                                   "directory; pass --data DIR (the data the run trained on)")

@@ -40,20 +40,31 @@ def saved_vocab(model_dir: Path) -> str:
     return str(config.get("vocab", ""))
 
 
+def saved_prepared(run_dir: Path) -> str:
+    """``data.prepared`` of the run's saved ``config.toml`` ("" if it has none or cannot be read).
+
+    The saved config is an output of the run, read as plain TOML: a run written by an older
+    version may hold keys the current :class:`~sessionrec.runs.RunConfig` no longer takes.
+    """
+    config = run_dir / "config.toml"
+    if not config.is_file():
+        return ""
+    try:
+        data = tomllib.loads(config.read_text(encoding="utf-8")).get("data", {})
+    except tomllib.TOMLDecodeError:
+        return ""
+    prepared = data.get("prepared", "") if isinstance(data, dict) else ""
+    return prepared if isinstance(prepared, str) else ""
+
+
 def vocab_candidates(run_dir: Path | None) -> list[Path]:
     """Where a run's vocabulary may lie (see the module docstring), in order."""
     if run_dir is None:
         return []
     out = [run_dir / "data" / ITEMS_FILE]
-    config = run_dir / "config.toml"
-    if config.is_file():
-        try:
-            prepared = tomllib.loads(config.read_text(encoding="utf-8")).get(
-                "data", {}).get("prepared", "")
-        except tomllib.TOMLDecodeError:
-            prepared = ""
-        if prepared:
-            out += [Path(prepared) / ITEMS_FILE, run_dir / prepared / ITEMS_FILE]
+    prepared = saved_prepared(run_dir)
+    if prepared:
+        out += [Path(prepared) / ITEMS_FILE, run_dir / prepared / ITEMS_FILE]
     out.append(run_dir.parent.parent / "data" / ITEMS_FILE)
     return out
 

@@ -389,16 +389,15 @@ def check_out_dir(cfg: StudyConfig, out: Path) -> None:
     A study may be continued (killed runs are redone, finished ones kept) or extended with
     more seeds or variants; any other change of configuration needs a new ``OUT``.
     """
-    from sessionrec.config import from_dict
+    from sessionrec.config import load_config
 
     path = Path(out) / STUDY_FILE
     if path.is_file():
-        import tomllib
-
         try:
-            old = from_dict(StudyConfig, tomllib.loads(path.read_text(encoding="utf-8")))
-        except (tomllib.TOMLDecodeError, ConfigError) as err:
-            raise ConfigError(f"{path} is not a study configuration: {err}") from err
+            old = load_config(StudyConfig, path, what="study configuration")
+        except ConfigError as err:
+            raise ConfigError(f"{out} holds no study this version can read: {err}; choose "
+                              "another --out") from err
         if _identity(old) != _identity(cfg):
             raise ConfigError(f"{out} holds a study with another configuration ({path}); "
                               "choose another --out, or delete it to start over")

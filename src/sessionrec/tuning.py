@@ -76,15 +76,14 @@ import json
 import math
 import shlex
 import time
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from sessionrec.config import dump_toml, to_dict
+from sessionrec.config import dump_toml, from_dict, load_config, to_dict
 from sessionrec.data.io import atomic_write_text
 from sessionrec.errors import ConfigError, DataError, SessionRecError, valid_choices
 from sessionrec.runs import RunConfig, Splits, build_model
@@ -102,12 +101,6 @@ VALID_SPLIT_HINT = (
     "directory, prepare it again with --set split.valid=true"
 )
 
-_TYPE_KEYS: dict[str, frozenset[str]] = {
-    "int": frozenset({"type", "low", "high", "step"}),
-    "float": frozenset({"type", "low", "high", "step", "log"}),
-    "categorical": frozenset({"type", "values"}),
-}
-_SPACE_KEYS = frozenset({"model", "trials", "seed", "fixed", "params"})
 
 
 # -- search space ------------------------------------------------------------------------------
@@ -157,91 +150,94 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+# -- the file as written (keys and types checked by sessionrec.config.load_config) -------------
+@dataclass(frozen=True)
+class IntRange:
+    """``type = "int"``: ``low``, ``high``, optional ``step``."""
+
+    type: Literal["int"]
+    low: int
+    high: int
+    step: int = 1
 
 
-def parse_param(name: str, table: Any, where: str = "search space") -> Param:
+@dataclass(frozen=True)
+class FloatRange:
+    """``type = "float"``: ``low``, ``high``, optional ``step`` or ``log = true``."""
+
+    type: Literal["float"]
+    low: float
+    high: float
+    step: float | None = None
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class Categorical:
+    """``type = "categorical"``: ``values = [...]`` (any TOML values)."""
+
+    type: Literal["categorical"]
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class SpaceFile:
+    """A search-space TOML as written."""
+
+    model: str = ""
+    trials: int | None = None
+    seed: int | None = None
+    fixed: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, IntRange | FloatRange | Categorical] = field(default_factory=dict)
+
+
+def parse_param(name: str, table: IntRange | FloatRange | Categorical,
+                where: str = "search space") -> Param:
     """A :class:`Param` from its ``[params.<name>]`` table; ConfigError naming it otherwise."""
-    at = f"{where}: parameter {name!r}"
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"{at} must be a table such as {{ type = \"int\", low = 1, high = 9 }}")
-    kind = table.get("type")
-    if not isinstance(kind, str) or kind not in _TYPE_KEYS:
-        raise ConfigError(f"{at} has unknown type {kind!r}; valid types: "
-                          f"{', '.join(_TYPE_KEYS)}")
-    unknown = sorted(set(table) - _TYPE_KEYS[kind])
-    if unknown:
-        raise ConfigError(f"{at} ({kind}) has unknown key {unknown[0]!r}; valid keys: "
-                          f"{', '.join(sorted(_TYPE_KEYS[kind]))}")
-    if kind == "categorical":
-        values = table.get("values")
-        if not isinstance(values, list) or not values:
+    at = f"{where}: params.{name}"
+    if isinstance(table, Categorical):
+        if not table.values:
             raise ConfigError(f"{at} (categorical) needs a non-empty list: values = [...]")
-        return Param(name, kind, values=tuple(values))
-    check = _is_int if kind == "int" else _is_number
-    what = "an integer" if kind == "int" else "a number"
-    for key in ("low", "high"):
-        if key not in table:
-            raise ConfigError(f"{at} ({kind}) needs {key}")
-        if not check(table[key]):
-            raise ConfigError(f"{at}: {key} must be {what}, got {table[key]!r}")
-    low, high = table["low"], table["high"]
+        return Param(name, table.type, values=table.values)
+    low, high, step = table.low, table.high, table.step
     if low > high:
         raise ConfigError(f"{at}: low {low} > high {high}")
-    step = table.get("step", 1 if kind == "int" else None)
-    if step is not None and (not check(step) or step <= 0):
-        raise ConfigError(f"{at}: step must be {what} > 0, got {step!r}")
-    log = table.get("log", False)
-    if not isinstance(log, bool):
-        raise ConfigError(f"{at}: log must be true or false, got {log!r}")
-    if log and "step" in table:
+    if step is not None and step <= 0:
+        raise ConfigError(f"{at}: step must be > 0, got {step!r}")
+    if isinstance(table, IntRange):
+        return Param(name, table.type, low, high, step)
+    if table.log and step is not None:
         raise ConfigError(f"{at}: use either step or log = true, not both")
-    if log and low <= 0:
+    if table.log and low <= 0:
         raise ConfigError(f"{at}: log = true needs low > 0, got {low}")
-    if kind == "float":
-        return Param(name, kind, float(low), float(high),
-                     None if step is None else float(step), log)
-    return Param(name, kind, low, high, step)
+    return Param(name, table.type, low, high, step, table.log)
 
 
-def parse_space(data: Mapping[str, Any], where: str = "search space") -> SearchSpace:
-    """A :class:`SearchSpace` from parsed TOML; ConfigError naming the key otherwise."""
-    unknown = sorted(set(data) - _SPACE_KEYS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid keys: "
-                          f"{', '.join(sorted(_SPACE_KEYS))}")
-    params = data.get("params", {})
-    fixed = data.get("fixed", {})
-    if not isinstance(params, Mapping) or not params:
+def parse_space(data: Mapping[str, Any] | SpaceFile, where: str = "search space") -> SearchSpace:
+    """A :class:`SearchSpace` from parsed TOML (or a loaded :class:`SpaceFile`); ConfigError
+    naming the key otherwise."""
+    if not isinstance(data, SpaceFile):
+        try:
+            data = from_dict(SpaceFile, data)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}", key=err.key) from None
+    if not data.params:
         raise ConfigError(f"{where} has no [params.<name>] table: nothing to search")
-    if not isinstance(fixed, Mapping):
-        raise ConfigError(f"{where}: fixed must be a table of model parameters")
-    both = sorted(set(params) & set(fixed))
+    both = sorted(set(data.params) & set(data.fixed))
     if both:
-        raise ConfigError(f"{where}: parameter {both[0]!r} is both fixed and searched")
-    model = data.get("model", "")
-    if not isinstance(model, str):
-        raise ConfigError(f"{where}: model must be a model name, got {model!r}")
-    for key in ("trials", "seed"):
-        value = data.get(key)
-        if value is not None and (not _is_int(value) or value < (1 if key == "trials" else 0)):
-            raise ConfigError(f"{where}: {key} must be an integer >= "
-                              f"{1 if key == 'trials' else 0}, got {value!r}")
-    return SearchSpace(params=tuple(parse_param(n, t, where) for n, t in params.items()),
-                       fixed=dict(fixed), model=model, trials=data.get("trials"),
-                       seed=data.get("seed"))
+        raise ConfigError(f"{where}: params.{both[0]}: parameter {both[0]!r} is both fixed "
+                          "and searched")
+    for key, value, least in (("trials", data.trials, 1), ("seed", data.seed, 0)):
+        if value is not None and value < least:
+            raise ConfigError(f"{where}: {key} must be an integer >= {least}, got {value!r}")
+    return SearchSpace(params=tuple(parse_param(n, t, where) for n, t in data.params.items()),
+                       fixed=dict(data.fixed), model=data.model, trials=data.trials,
+                       seed=data.seed)
 
 
 def load_space(path: str | Path) -> SearchSpace:
     """Read and validate a search-space TOML file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"search space file {path} does not exist")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"search space file {path} is not valid TOML: {err}") from err
+    data = load_config(SpaceFile, path, what="search space")
     return parse_space(data, where=f"search space {path}")
 
 

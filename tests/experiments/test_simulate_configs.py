@@ -34,7 +34,7 @@ def test_simulation_config_loads_and_builds_what_it_serves(path: Path) -> None:
     if experiment.orders is not None:
         served.add(experiment.orders.resolve())
     if cfg.build.study:  # the study's runs: OUT/runs/<variant>/seed<S>
-        study_runs = (base / cfg.build.study["out"] / "runs").resolve()
+        study_runs = (base / cfg.build.study.out / "runs").resolve()
         served = {p for p in served if study_runs not in p.parents}
     assert served <= built, f"{path.name}: --build would not make {served - built}"
     assert cfg.build.prepare["split"]["method"] == "time"  # the simulated period is held out

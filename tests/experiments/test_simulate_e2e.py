@@ -17,6 +17,7 @@ from sessionrec.experiments.liveapi import InProcessServer
 from sessionrec.experiments.report import analyse
 from sessionrec.experiments.simulate import (
     BuildConfig,
+    BuildRun,
     SimulationConfig,
     SynthSpec,
     load_simulation,
@@ -60,8 +61,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SimulationCon
             source="galaxus", synth=SynthSpec(events=6_000, events_per_shard=500, seed=0),
             prepare={"split": {"method": "time", "test_days": 4.0, "valid": False},
                      "filter": {"min_user_sessions": 2}},
-            runs={"runs/cooc": {"model": "cooc"}, "runs/obt": {"model": "obt"},
-                  "runs/gru4rec": {"model": "gru4rec", "params": GRU}}))
+            runs={"runs/cooc": BuildRun("cooc"), "runs/obt": BuildRun("obt"),
+                  "runs/gru4rec": BuildRun("gru4rec", params=GRU)}))
     prerequisites.build(cfg, base, say=lambda _: None)
     assert (base / "data" / "orders.parquet").is_file()  # written for the obt run
     return base, cfg
@@ -187,7 +188,8 @@ def test_simulation_config_errors_name_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"clicks\.base"):
         load_simulation(path)
     path.write_text('experiment = "e.toml"\nprepared = "d"\n[build.runs.r]\nparams = {}\n')
-    with pytest.raises(ConfigError, match=r"build\.runs"):
+    with pytest.raises(ConfigError, match=r"^simulation config .*sim.toml: build\.runs\.r\.model: "
+                                          r"is missing$"):
         load_simulation(path)
     path.write_text('experiment = "e.toml"\nprepared = "d"\n')
     cfg = load_simulation(path, ("seed=3", "clicks.noise=0.0"))

@@ -159,3 +159,13 @@ def test_a_prefix_served_model_with_nan_weights_is_refused(runs_root, tmp_path):
     torch.save(weights, run / "model" / "weights.pt")
     with pytest.raises(SessionRecError, match="NaN or infinite"):
         load_bundle(run, vocab=runs_root / "data" / "items.parquet")
+
+
+def test_saved_prepared_reads_the_runs_own_config(tmp_path):
+    from sessionrec.modeldir import saved_prepared
+
+    assert saved_prepared(tmp_path) == ""  # no config.toml
+    (tmp_path / "config.toml").write_text('[data]\nprepared = "data/x"\n', encoding="utf-8")
+    assert saved_prepared(tmp_path) == "data/x"
+    (tmp_path / "config.toml").write_text("[data\n", encoding="utf-8")
+    assert saved_prepared(tmp_path) == ""  # unreadable: the other candidates are tried

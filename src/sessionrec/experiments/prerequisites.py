@@ -61,14 +61,13 @@ def build(cfg: SimulationConfig, base: Path, say: Callable[[str], None] = log.in
         run_dir = under(base, name)
         if (run_dir / "model").is_dir():
             continue
-        params = dict(spec.get("params", {}))
-        if spec["model"] == "obt" and "orders" not in params:
+        params = dict(spec.params)
+        if spec.model == "obt" and "orders" not in params:
             params["orders"] = str(orders_of(prepared, raw, say))
-        train_run(run_dir, prepared, spec["model"], params,
-                  int(spec.get("seed", 0)), cfg.dataset or b.source, say)
-    if b.study and not (under(base, b.study["out"]) / "study.json").is_file():
-        run_study(under(base, b.study["config"]), prepared, under(base, b.study["out"]),
-                  b.study.get("seeds", ()), b.study.get("set", ()), say)
+        train_run(run_dir, prepared, spec.model, params, spec.seed, cfg.dataset or b.source, say)
+    if b.study and not (under(base, b.study.out) / "study.json").is_file():
+        run_study(under(base, b.study.config), prepared, under(base, b.study.out),
+                  b.study.seeds, b.study.set, say)
 
 
 def orders_of(prepared: Path, raw: Path, say: Callable[[str], None] = log.info) -> Path:

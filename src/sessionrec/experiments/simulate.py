@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -58,6 +59,25 @@ class SynthSpec:
 
 
 @dataclass(frozen=True)
+class BuildRun:
+    """``[build.runs."DIR"]``: one ``sessionrec train`` run of a registered model."""
+
+    model: str
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class BuildStudy:
+    """``[build.study]``: ``sessionrec study --config CONFIG --out OUT`` (relative paths)."""
+
+    config: str
+    out: str
+    seeds: tuple[int, ...] = ()
+    set: tuple[str, ...] = ()  # study overrides, as for --set
+
+
+@dataclass(frozen=True)
 class BuildConfig:
     """How ``--build`` makes what is missing: raw data, prepared data, the variants' runs.
 
@@ -71,8 +91,8 @@ class BuildConfig:
     source: str = ""                      # source adapter of the raw data
     synth: SynthSpec = field(default_factory=SynthSpec)
     prepare: dict = field(default_factory=dict)  # PrepareConfig overrides
-    runs: dict = field(default_factory=dict)
-    study: dict = field(default_factory=dict)
+    runs: dict[str, BuildRun] = field(default_factory=dict)
+    study: BuildStudy | None = None
 
 
 @dataclass(frozen=True)
@@ -110,29 +130,13 @@ class SimulationConfig:
 
 def load_simulation(path: str | Path, overrides: tuple[str, ...] = ()) -> SimulationConfig:
     """Read a simulation TOML (see :class:`SimulationConfig`) with ``a.b=c`` overrides."""
-    cfg = load_config(SimulationConfig, path, overrides)
+    cfg = load_config(SimulationConfig, path, overrides, what="simulation config")
     if not cfg.experiment:
         raise ConfigError(f"simulation config {path}: experiment is missing (the experiment "
                           "TOML to serve, relative to this file)")
     if not cfg.prepared:
         raise ConfigError(f"simulation config {path}: prepared is missing (the prepared data "
                           "directory the variants were trained on: its end is the cut-off)")
-    for name, spec in cfg.build.runs.items():
-        if not isinstance(spec, dict) or not isinstance(spec.get("model"), str):
-            raise ConfigError(f"simulation config {path}: build.runs.{name!r} needs a table "
-                              "with model = \"<registered model name>\"")
-        unknown = set(spec) - {"model", "params", "seed"}
-        if unknown:
-            raise ConfigError(f"simulation config {path}: build.runs.{name!r} has unknown "
-                              f"key(s) {sorted(unknown)} (allowed: model, params, seed)")
-    study = cfg.build.study
-    if study:
-        unknown = set(study) - {"config", "out", "seeds", "set"}
-        if unknown or not isinstance(study.get("config"), str) or not isinstance(
-                study.get("out"), str):
-            raise ConfigError(f"simulation config {path}: build.study needs config and out "
-                              "(paths) and allows seeds and set"
-                              + (f"; unknown key(s) {sorted(unknown)}" if unknown else ""))
     return cfg
 
 
