@@ -9,14 +9,8 @@ measured from that scheduled time, so a stalled server shows up in the tail.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import time
-
-
-def load() -> str:
-    """The 1/5/15-minute load averages, for the row beside a figure."""
-    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def free_port() -> int:

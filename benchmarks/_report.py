@@ -1,10 +1,14 @@
-"""Write a benchmark's figures into docs/benchmarks.md between its own markers."""
+"""What every benchmark shares: the machine line, load average, peak RSS, repeated timings,
+and writing its figures into docs/benchmarks.md between its own markers."""
 
 from __future__ import annotations
 
 import os
 import platform
 import re
+import resource
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +20,27 @@ def machine() -> str:
     """One line describing where the figure was measured."""
     return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
             f"Python {platform.python_version()}, measured {datetime.now(UTC):%Y-%m-%d}")
+
+
+def load_average(sep: str = " / ") -> str:
+    """The 1, 5 and 15 minute load averages, e.g. ``"1.2 / 0.9 / 0.7"``."""
+    return sep.join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB (``ru_maxrss`` is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timings(fn: Callable[[], object], repeats: int) -> list[float]:
+    """Wall seconds of each of ``repeats`` calls of ``fn``, after one untimed warm-up call."""
+    fn()
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
 
 
 def update_section(name: str, body: str, doc: Path = DOC, title: str = TITLE) -> None:

@@ -29,8 +29,6 @@ scheduler, the CPU p99 what a query costs.
 from __future__ import annotations
 
 import argparse
-import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -38,19 +36,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine, update_section
+from _report import load_average, machine, peak_rss_mb, update_section
 from sessionrec.embeddings.ann import build_index, exact_search, recall_at, unit_rows
 
 SECTION = "ann"
 METHODS = ("exact", "hnsw", "ivf", "usearch")
-
-
-def load() -> str:
-    return "/".join(f"{x:.1f}" for x in os.getloadavg())
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def synthetic(kind: str, n: int, dim: int, seed: int) -> np.ndarray:
@@ -85,7 +75,7 @@ def measure(name: str, vectors: np.ndarray, queries: np.ndarray, hnsw_n: int,
                         f"{recall:.3f} | {np.percentile(lat[:, 0], 50):.3f} | "
                         f"{np.percentile(lat[:, 0], 99):.3f} | "
                         f"{np.percentile(lat[:, 1], 50):.3f} | "
-                        f"{np.percentile(lat[:, 1], 99):.3f} | {load()} | {note} |")
+                        f"{np.percentile(lat[:, 1], 99):.3f} | {load_average('/')} | {note} |")
         print(rows_out[-1], flush=True)
 
     if "exact" in methods:  # faiss flat and torch
@@ -123,11 +113,11 @@ def _hnsw_rows(row, vectors: np.ndarray, queries: np.ndarray, k: int, truth: np.
     import faiss
 
     n = len(vectors)
-    before = rss_mb()
+    before = peak_rss_mb()
     t0, c0 = time.perf_counter(), time.process_time()
     ann = build_index(vectors, k=k)
     build_s = (time.perf_counter() - t0, time.process_time() - c0)
-    mem = f"+{max(rss_mb() - before, 0):.0f} MB"
+    mem = f"+{max(peak_rss_mb() - before, 0):.0f} MB"
     size = f"{len(faiss.serialize_index(ann.index)) / 2**20:.0f} MB"
     for ef in (ann.ef_search, 2 * ann.ef_search):
         ann.index.hnsw.efSearch = ef
@@ -143,7 +133,7 @@ def _ivf_rows(row, vectors: np.ndarray, queries: np.ndarray, k: int, truth: np.n
     import faiss
 
     n = len(vectors)
-    before = rss_mb()
+    before = peak_rss_mb()
     t0, c0 = time.perf_counter(), time.process_time()
     nlist = nlist or int(4 * np.sqrt(n))
     ivf_index = faiss.IndexIVFFlat(faiss.IndexFlatIP(vectors.shape[1]), vectors.shape[1],
@@ -151,7 +141,7 @@ def _ivf_rows(row, vectors: np.ndarray, queries: np.ndarray, k: int, truth: np.n
     ivf_index.train(vectors[: train or 256 * nlist])
     ivf_index.add(vectors)
     build_s = (time.perf_counter() - t0, time.process_time() - c0)
-    mem = f"+{max(rss_mb() - before, 0):.0f} MB"
+    mem = f"+{max(peak_rss_mb() - before, 0):.0f} MB"
     for nprobe in (16, 64):
         ivf_index.nprobe = nprobe
         found, lat = timed_queries(lambda q, kk: ivf_index.search(q, kk)[1][0], queries, k)
@@ -165,13 +155,13 @@ def _usearch_rows(row, sub: np.ndarray, queries: np.ndarray, k: int) -> None:
         from usearch.index import Index
     except ImportError:
         return
-    before = rss_mb()
+    before = peak_rss_mb()
     t0, c0 = time.perf_counter(), time.process_time()
     u = Index(ndim=sub.shape[1], metric="ip", dtype="f32", connectivity=16,
               expansion_add=64, expansion_search=64)
     u.add(np.arange(len(sub)), sub, threads=1)
     build_s = (time.perf_counter() - t0, time.process_time() - c0)
-    mem = f"+{max(rss_mb() - before, 0):.0f} MB"
+    mem = f"+{max(peak_rss_mb() - before, 0):.0f} MB"
     found, lat = timed_queries(lambda q, kk: u.search(q[0], kk, threads=1).keys, queries, k)
     row("usearch HNSW c16 ef64", len(sub), build_s, mem, f"{u.memory_usage / 2**20:.0f} MB",
         recall_at(found, sub_truth), lat)

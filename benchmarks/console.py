@@ -16,7 +16,6 @@ machine is shared: the load average is printed beside every figure.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._report import machine, update_section
+from benchmarks._report import load_average, machine, update_section
 
 from sessionrec.data.sessions import Sessions
 from sessionrec.experiments.config import load_experiment
@@ -40,7 +39,7 @@ EVENTS_PER_UNIT = 29.5  # synthetic_events' average with 14 days and active shar
 
 
 def load() -> str:
-    return "load average " + ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return "load average " + load_average(", ")
 
 
 def build(folder: Path, n_events: int) -> tuple[Path, str, int]:

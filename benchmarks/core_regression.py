@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _report import machine, update_section
+from _report import load_average, machine, update_section
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,10 +53,10 @@ def main() -> None:
         try:
             for config in args.configs:
                 for seed in args.seeds:
-                    load0 = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+                    load0 = load_average()
                     a = train(before / "src", config, seed, args.epochs, Path(tmp) / "a")
                     b = train(ROOT / "src", config, seed, args.epochs, Path(tmp) / "b")
-                    load1 = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+                    load1 = load_average()
                     ma, mb = a["metrics"], b["metrics"]
                     ea, eb = a["train"]["events_per_s"], b["train"]["events_per_s"]
                     differ = sorted(k for k in ma if ma[k] != mb.get(k))

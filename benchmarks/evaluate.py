@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine, update_section
+from _report import machine, timings, update_section
 from sessionrec.data.sessions import Sessions
 from sessionrec.evaluation import evaluate, target_events
 from sessionrec.models.base import SessionRecommender
@@ -92,13 +91,7 @@ def synthetic_sessions(
 
 def timed(fn, repeats: int) -> float:
     """Best wall time of ``repeats`` runs (after one warm-up)."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return min(timings(fn, repeats))
 
 
 def main() -> None:

@@ -16,14 +16,14 @@ table into docs/benchmarks.md (section ``gru4rec_profile``).
 from __future__ import annotations
 
 import argparse
-import time
+import statistics
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from _report import machine, update_section
+from _report import machine, timings, update_section
 from sessionrec.batching.negatives import NegativeSampler
 from sessionrec.training.losses import get_loss
 from sessionrec.training.optim import RowOptimizer
@@ -32,11 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def timed(fn, repeat: int) -> float:
-    fn()
-    t0 = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    return (time.perf_counter() - t0) / repeat
+    """Mean wall time of ``repeat`` runs (after one warm-up)."""
+    return statistics.fmean(timings(fn, repeat))
 
 
 def main() -> None:

@@ -29,8 +29,8 @@ import sys
 import time
 from pathlib import Path
 
-from _loadgen import free_port, load, open_loop_requests
-from _report import machine, update_section
+from _loadgen import free_port, open_loop_requests
+from _report import load_average, machine, update_section
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "sessionrec.cli"]
@@ -48,13 +48,13 @@ def ddp_section(args) -> str:
     common = ["--set", f"model.params.n_epochs={args.epochs}", "--set", "model.params.patience=0"]
     rows, results = [], {}
     for nproc in (1, args.nproc):
-        before = load()
+        before = load_average()
         m = train("configs/yoochoose-100k/narm.toml", runs / f"narm-nproc{nproc}",
                   [*common, "--nproc", str(nproc)])
         results[nproc] = m
         rows.append(f"| {nproc} | {m['metrics']['recall@20']:.4f} | {m['metrics']['mrr@20']:.4f} "
                     f"| {m['train']['epochs']} | {m['train']['events_per_s']:,.0f} "
-                    f"| {m['train']['train_seconds']:.0f} | {before} → {load()} |")
+                    f"| {m['train']['train_seconds']:.0f} | {before} → {load_average()} |")
     one, many = results[1]["train"]["events_per_s"], results[args.nproc]["train"]["events_per_s"]
     d_recall = (results[args.nproc]["metrics"]["recall@20"]
                 - results[1]["metrics"]["recall@20"])
@@ -120,10 +120,11 @@ def serve_section(args) -> str:
     rows = []
     for name, run in (("GRU4Rec (recurrent state)", runs / "gru4rec"),
                       ("V-SKNN (prefix step)", vsknn), ("NARM (prefix step)", narm)):
-        before = load()
+        before = load_average()
         r = serve_one(run, vocab, args.rate, args.seconds)
         rows.append(f"| {name} | {args.rate:.0f} | {r['achieved']:,.0f} | {r['p50']:.1f} "
-                    f"| {r['p99']:.1f} | {r['max']:.0f} | {r['errors']} | {before} → {load()} |")
+                    f"| {r['p99']:.1f} | {r['max']:.0f} | {r['errors']} | {before} → "
+                    f"{load_average()} |")
     return "\n".join([
         f"`POST /v1/events` on yoochoose-100k models, memory store, one worker, loopback, "
         f"{args.seconds:.0f} s at a fixed offered rate per model after a 3 s warm-up (open "

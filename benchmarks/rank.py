@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from _loadgen import connection, free_port, load, open_loop_requests, post
-from _report import machine, update_section
+from _loadgen import connection, free_port, open_loop_requests, post
+from _report import load_average, machine, update_section
 
 
 async def seed_histories(port: int, products: list[str], users: int, events: int) -> None:
@@ -93,11 +93,11 @@ def main() -> None:
                 time.sleep(0.2)
         asyncio.run(seed_histories(port, products, args.users, 20))
         asyncio.run(open_loop(port, products, args.users, args.candidates, args.rate, 3.0))
-        before = load()
+        before = load_average()
         c = asyncio.run(closed_loop(port, products, args.users, args.candidates, 300))
         r = asyncio.run(open_loop(port, products, args.users, args.candidates, args.rate,
                                   args.seconds))
-        after = load()
+        after = load_average()
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _loadgen import load, open_loop_requests
-from _report import machine, update_section
+from _loadgen import open_loop_requests
+from _report import load_average, machine, update_section
 from serve import N_SESSIONS, UNKNOWN_SHARE, RedisServer, Server, build_run, product_ids
 
 SCENARIOS = (("memory", 1), ("redis", 1), ("redis", 2))
@@ -59,12 +59,12 @@ def scenario(run_dir: Path, store: str, workers: int, products: list[str], rate:
         port = int(server.url.rsplit(":", 1)[1])
         asyncio.run(open_loop_requests("127.0.0.1", port, "/v1/events",
                                        make_bodies(products, 1), rate, 3.0, connections))
-        before = load()
+        before = load_average()
         t = time.perf_counter()
         row = asyncio.run(open_loop_requests("127.0.0.1", port, "/v1/events",
                                              make_bodies(products, 2), rate, seconds,
                                              connections))
-        row.update(wall=time.perf_counter() - t, load_before=before, load_after=load())
+        row.update(wall=time.perf_counter() - t, load_before=before, load_after=load_average())
         return row
     finally:
         server.stop()

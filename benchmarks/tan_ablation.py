@@ -16,11 +16,14 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import peak_rss_mb
 from sessionrec.config import parse_override
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -35,8 +38,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def run_variant(data: str, out: str, name: str, params: dict[str, Any],
                 train_fraction: float = 1.0) -> dict[str, Any]:
-    import resource
-
     from sessionrec.batching.phases import recent_sessions
     from sessionrec.evaluation.evaluator import evaluate
     from sessionrec.models.base import get_model_class
@@ -57,7 +58,7 @@ def run_variant(data: str, out: str, name: str, params: dict[str, Any],
                "metrics": result.metrics(), "fit_seconds": fit_s,
                "eval_seconds": time.perf_counter() - t0,
                "epochs": model.fit_stats_["epochs"],
-               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+               "peak_rss_mb": peak_rss_mb(),
                "load_after": os.getloadavg()}
     folder = Path(out) / name
     folder.mkdir(parents=True, exist_ok=True)
