@@ -15,7 +15,6 @@ written together by :func:`sessionrec.rundir.staged_run`.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 import polars as pl
 
-from sessionrec.config import dump_toml, from_dict, load_config, to_dict
+from sessionrec.config import dump_toml, from_dict, to_dict
 from sessionrec.data.exposures.dataset import Exposures, load_exposures
 from sessionrec.data.exposures.prepare import (
     ExposureConfig,
@@ -31,14 +30,13 @@ from sessionrec.data.exposures.prepare import (
     is_exposure_dir,
     prepare_exposures,
 )
-from sessionrec.data.io import atomic_write_text
 from sessionrec.errors import ConfigError, SessionRecError
 from sessionrec.evaluation.candidates import evaluate_candidates
 from sessionrec.evaluation.paired_users import compare_users
 from sessionrec.evaluation.report import write_results
 from sessionrec.models.neural.click import ClickRecommender, get_click_model
 from sessionrec.rundir import staged_run
-from sessionrec.runs import RunConfig
+from sessionrec.runs import RunConfig, model_configs, run_each, write_comparison
 from sessionrec.training.context import FitContext
 from sessionrec.training.distributed import is_main
 
@@ -150,19 +148,11 @@ def evaluate_models(data_dir: Path, models: Sequence[str], params: Sequence[str]
     prepared exposure directory, write ``out/<model>/`` runs and ``out/results.md``."""
     for name in models:
         get_click_model(name)
-    payloads, dirs = [], {}
-    for name in models:
-        own = [f"model.params.{p.split('.', 1)[1]}" for p in params
-               if p.split(".", 1)[0] == name]
-        cfg = load_config(RunConfig, overrides=[f"model.name={name}",
-                                                f"eval.protocol={PROTOCOL}",
-                                                "eval.ks=[10,20,30,40,50,60,70,80,90,100]",
-                                                *own])
-        payload = run_candidates(cfg, data_dir, out / name)
-        payloads.append(payload)
-        dirs[name] = out / name
-        if on_run is not None:
-            on_run(payload)
+    configs = model_configs(models, params, [f"eval.protocol={PROTOCOL}",
+                                             "eval.ks=[10,20,30,40,50,60,70,80,90,100]"])
+    payloads = run_each(configs, lambda name, cfg: run_candidates(cfg, data_dir, out / name),
+                        on_run)
+    dirs = {name: out / name for name, _ in configs}
     base = baseline or models[0]
     tests = compare_runs(dirs, base) if len(dirs) > 1 else {}
     lines = ["| Model | AUC | P@50 | R@50 | F@50 | users (AUC) |", "|---|---:|---:|---:|---:|---:|"]
@@ -177,7 +167,5 @@ def evaluate_models(data_dir: Path, models: Sequence[str], params: Sequence[str]
             lines.append(f"| {name} | {t['difference']:+.4f} | {t['t']:.2f} | {t['p_value']:.2g}"
                          f" | [{t['boot_low']:+.4f}, {t['boot_high']:+.4f}] |")
     text = "\n".join(lines) + "\n"
-    atomic_write_text(out / "results.md", text)
-    atomic_write_text(out / "results.json", json.dumps(
-        {"runs": payloads, "paired_vs": base, "tests": tests}, indent=2))
+    write_comparison(out, text, {"runs": payloads, "paired_vs": base, "tests": tests})
     return text, payloads

@@ -304,6 +304,47 @@ def summary_line(payload: dict[str, Any]) -> str:
             f"{payload['train']['seconds']:.1f} s")
 
 
+def model_configs(models: Sequence[str], params: Sequence[str],
+                  eval_overrides: Sequence[str]) -> list[tuple[str, RunConfig]]:
+    """One :class:`RunConfig` per model compared by ``sessionrec evaluate``, in order.
+
+    Each has ``model.name``, the ``eval_overrides`` (``eval.protocol=...``) and the model's own
+    ``--param MODEL.KEY=VALUE`` options as ``model.params.KEY=VALUE``. All are built before
+    any model is fitted, so a bad value fails at once; a ``--param`` naming no model being
+    compared is a :class:`ConfigError`.
+    """
+    stray = [p for p in params if p.split(".", 1)[0] not in models or "." not in p]
+    if stray:
+        raise ConfigError(f"--param {stray[0]!r} names no model being evaluated; write "
+                          f"MODEL.KEY=VALUE with MODEL one of {', '.join(models)}")
+    out = []
+    for name in models:
+        own = [f"model.params.{p.split('.', 1)[1]}" for p in params
+               if p.split(".", 1)[0] == name]
+        out.append((name, load_config(RunConfig, overrides=[f"model.name={name}",
+                                                            *eval_overrides, *own])))
+    return out
+
+
+def run_each(configs: Sequence[tuple[str, RunConfig]],
+             run_one: Callable[[str, RunConfig], dict[str, Any]],
+             on_run: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """``run_one(name, cfg)`` for each model in order; ``on_run`` gets each run's payload as
+    it finishes. Returns the payloads."""
+    payloads = []
+    for name, cfg in configs:
+        payloads.append(run_one(name, cfg))
+        if on_run is not None:
+            on_run(payloads[-1])
+    return payloads
+
+
+def write_comparison(out: Path, text: str, summary: dict[str, Any]) -> None:
+    """``out/results.md`` (``text``) and ``out/results.json`` (``summary``), each atomically."""
+    atomic_write_text(out / "results.md", text)
+    atomic_write_text(out / "results.json", json.dumps(summary, indent=2))
+
+
 def compare_models(data_dir: Path, models: Sequence[str], params: Sequence[str], out: Path,
                    protocol: str, ties: str, baseline: str | None, dataset: str = "",
                    on_run: Callable[[dict[str, Any]], None] | None = None,
@@ -317,25 +358,18 @@ def compare_models(data_dir: Path, models: Sequence[str], params: Sequence[str],
     """
     for name in models:
         get_model_class(name)  # an unknown name fails before any data is read
-    stray = [p for p in params if p.split(".", 1)[0] not in models or "." not in p]
-    if stray:
-        raise ConfigError(f"--param {stray[0]!r} names no model being evaluated; write "
-                          f"MODEL.KEY=VALUE with MODEL one of {', '.join(models)}")
+    configs = model_configs(models, params, [f"eval.protocol={protocol}", f"eval.ties={ties}"])
     splits = load_splits(data_dir, dataset)
-    payloads, results = [], {}
-    for name in models:
-        own = [f"model.params.{p.split('.', 1)[1]}" for p in params
-               if p.split(".", 1)[0] == name]
-        cfg = load_config(RunConfig, overrides=[f"model.name={name}",
-                                                f"eval.protocol={protocol}",
-                                                f"eval.ties={ties}", *own])
+    results: dict[str, EvalResult] = {}
+
+    def run_one(name: str, cfg: RunConfig) -> dict[str, Any]:
         model = build_model(cfg.model, splits.items)
         result, timing = fit_evaluate(model, splits, cfg.eval)
         assert result is not None  # a single process always evaluates
-        payloads.append(write_run(out / name, cfg, model, splits, result, timing))
         results[name] = result
-        if on_run is not None:
-            on_run(payloads[-1])
+        return write_run(out / name, cfg, model, splits, result, timing)
+
+    payloads = run_each(configs, run_one, on_run)
     base = baseline or models[0]
     diffs = paired_intervals(results, base) if base in results else {}
     table = markdown_table(payloads, metrics=("recall@20", "mrr@20", "ndcg@20", "coverage@20"))
@@ -350,10 +384,8 @@ def compare_models(data_dir: Path, models: Sequence[str], params: Sequence[str],
                      for d in per.values()]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
-    atomic_write_text(out / "results.md", text)
-    atomic_write_text(out / "results.json", json.dumps(
-        {"dataset": splits.name, "runs": payloads, "paired_vs": base, "differences": diffs},
-        indent=2))
+    write_comparison(out, text, {"dataset": splits.name, "runs": payloads, "paired_vs": base,
+                                 "differences": diffs})
     return text, payloads
 
 
