@@ -156,6 +156,14 @@ def target_events(sessions: Sessions, protocol: Protocol) -> tuple[np.ndarray, i
     return targets.astype(np.int64), skipped
 
 
+def validation_mrr(model: SessionRecommender, train: Sessions, valid: Sessions, k: int,
+                   batch_size: int = 128) -> float:
+    """MRR@k of ``model`` on ``valid`` (next-item, pessimistic ties, full ranking): the figure
+    early stopping and best-epoch selection watch."""
+    result = evaluate(model, train, valid, ks=(k,), batch_size=batch_size)
+    return result.metrics()[f"mrr@{k}"]
+
+
 def evaluate(
     model: SessionRecommender,
     train: Sessions,

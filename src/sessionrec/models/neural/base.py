@@ -30,7 +30,12 @@ from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, SessionRecError
 from sessionrec.models.base import SessionRecommender
 from sessionrec.models.neural.output import ItemOutput, Objective, OutputLoss
-from sessionrec.models.neural.params import as_plain, param, parse_params
+from sessionrec.models.neural.params import (
+    as_plain,
+    param,
+    parse_params,
+    trajectory_fingerprint,
+)
 from sessionrec.torch_env import flush_denormal, torch_threads
 from sessionrec.training import neural as neural_trainer
 from sessionrec.training.context import FitContext
@@ -38,10 +43,6 @@ from sessionrec.training.distributed import world
 from sessionrec.training.losses import LOSSES
 from sessionrec.training.neural import OPTIMIZERS, TrainSettings
 from sessionrec.training.trainer import epoch_seed
-
-# Parameters that do not change what an epoch computes (a checkpoint may be resumed with
-# other values, e.g. more epochs).
-NOT_TRAJECTORY = ("n_epochs", "patience", "progress", "threads", "eval_batch")
 
 
 @dataclass(frozen=True)
@@ -175,9 +176,8 @@ class NeuralRecommender(SessionRecommender):
         settings = TrainSettings(p.n_epochs, p.patience, p.optimizer, p.learning_rate,
                                  p.weight_decay, p.momentum, p.lr_decay, p.lr_decay_every,
                                  p.clip_grad, p.amp, p.seed, p.progress)
-        fingerprint = {"model": self.name, "n_items": self.n_items_, "vocab": self.vocab_,
-                       "params": {k: v for k, v in self.get_params().items()
-                                  if k not in NOT_TRAJECTORY}}
+        fingerprint = trajectory_fingerprint(self.name, self.get_params(),
+                                             n_items=self.n_items_, vocab=self.vocab_)
         try:
             with torch_threads(p.threads), flush_denormal():
                 stats = neural_trainer.train(
@@ -192,10 +192,9 @@ class NeuralRecommender(SessionRecommender):
                            / max(stats["train_seconds"], 1e-9)}
 
     def _validation_mrr(self, train: Sessions, valid: Sessions) -> float:
-        from sessionrec.evaluation.evaluator import evaluate
+        from sessionrec.evaluation.evaluator import validation_mrr
 
-        result = evaluate(self, train, valid, ks=(self.VALID_K,))
-        return result.metrics()[f"mrr@{self.VALID_K}"]
+        return validation_mrr(self, train, valid, self.VALID_K)
 
     # -- scoring -------------------------------------------------------------------------------
     @property

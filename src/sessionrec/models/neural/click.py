@@ -31,7 +31,12 @@ from torch import nn
 from sessionrec.batching.behaviours import BehaviourBatch, BehaviourSource, UserRows, make_batch
 from sessionrec.data.exposures.dataset import Exposures
 from sessionrec.errors import ConfigError, NotFittedError, SessionRecError, valid_choices
-from sessionrec.models.neural.params import as_plain, param, parse_params
+from sessionrec.models.neural.params import (
+    as_plain,
+    param,
+    parse_params,
+    trajectory_fingerprint,
+)
 from sessionrec.torch_env import flush_denormal, torch_threads
 from sessionrec.training import neural as neural_trainer
 from sessionrec.training.context import FitContext
@@ -43,7 +48,6 @@ log = logging.getLogger(__name__)
 
 MODEL_FILE, WEIGHTS_FILE, ITEMS_FILE, USERS_FILE = ("model.json", "weights.pt", "items.parquet",
                                                     "users.parquet")
-NOT_TRAJECTORY = ("n_epochs", "patience", "progress", "threads")
 
 
 @dataclass(frozen=True)
@@ -207,9 +211,8 @@ class ClickRecommender:
         settings = TrainSettings(p.n_epochs, p.patience, "adam", p.learning_rate,
                                  p.weight_decay, 0.0, 1.0, 1, p.clip_grad, False, p.seed,
                                  p.progress)
-        fingerprint = {"model": self.name, "n_items": data.n_items, "n_users": data.n_users,
-                       "params": {k: v for k, v in self.get_params().items()
-                                  if k not in NOT_TRAJECTORY}}
+        fingerprint = trajectory_fingerprint(self.name, self.get_params(),
+                                             n_items=data.n_items, n_users=data.n_users)
         with torch_threads(p.threads), flush_denormal():
             stats = neural_trainer.train(self.net_, source, settings, context, validate,
                                          fingerprint, self.name)

@@ -20,6 +20,20 @@ from sessionrec.errors import ConfigError
 T = TypeVar("T")
 
 
+# Parameters that do not change what an epoch computes (a checkpoint may be resumed with
+# other values, e.g. more epochs).
+NOT_TRAJECTORY = ("n_epochs", "patience", "progress", "threads", "eval_batch")
+
+
+def trajectory_fingerprint(model: str, params: Mapping[str, Any],
+                           not_trajectory: tuple[str, ...] = NOT_TRAJECTORY,
+                           **data: Any) -> dict[str, Any]:
+    """What a checkpoint must match for a fit to resume from it: the model, ``data`` (e.g.
+    ``n_items``, ``vocab``) and every parameter except those in ``not_trajectory``."""
+    return {"model": model, **data,
+            "params": {k: v for k, v in params.items() if k not in not_trajectory}}
+
+
 def param(default: Any, *, low: float | None = None, high: float | None = None,
           open_high: bool = False, choices: tuple[Any, ...] | None = None) -> Any:
     """A dataclass field with a valid range (``low <= v <= high``, or ``< high`` with
