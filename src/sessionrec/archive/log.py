@@ -25,8 +25,7 @@ from sessionrec.archive.record import (
     ArchiveEvent,
     validate_archive_events,
 )
-from sessionrec.errors import ConfigError
-from sessionrec.experiments.eventlog import EventLogError, from_micros, to_micros
+from sessionrec.experiments.eventlog import EventLogError, from_micros, parse_log_url, to_micros
 from sessionrec.experiments.eventlog_postgres import PostgresEventLog
 from sessionrec.experiments.eventlog_sqlite import SQLiteEventLog
 
@@ -188,16 +187,5 @@ class PostgresArchive(PostgresEventLog):
 
 def open_archive(url: str) -> SQLiteArchive | PostgresArchive:
     """Open (creating its table if needed) the archive at ``url`` (see the module docstring)."""
-    scheme, sep, rest = url.partition("://")
-    if scheme == "sqlite" and sep:
-        if rest in (":memory:", "/:memory:"):
-            return SQLiteArchive(":memory:")
-        if not rest.startswith("/") or len(rest) < 2:
-            raise ConfigError(f"archive URL {url!r}: expected sqlite:///relative/path.db, "
-                              "sqlite:////absolute/path.db or sqlite://:memory:")
-        return SQLiteArchive(rest[1:])
-    if scheme in ("postgresql", "postgres") and sep:
-        return PostgresArchive(url)
-    named = f"scheme {scheme!r}" if sep else "no scheme"
-    raise ConfigError(f"archive URL has {named}; supported: sqlite:///archive.db, "
-                      "sqlite://:memory:, postgresql://user@host:port/db")
+    kind, where = parse_log_url(url, "archive", "archive.db")
+    return SQLiteArchive(where) if kind == "sqlite" else PostgresArchive(where)

@@ -39,6 +39,7 @@ import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import polars as pl
 
@@ -266,25 +267,35 @@ class EventLog(ABC):
         self.close()
 
 
+def parse_log_url(url: str, what: str = "event log",
+                  example: str = "path.db") -> tuple[Literal["sqlite", "postgresql"], str]:
+    """``("sqlite", path or ":memory:")`` or ``("postgresql", url)`` for a log URL (the event
+    log's or the archive's, ``what`` in messages). Raises :class:`ConfigError` otherwise."""
+    scheme, sep, rest = url.partition("://")
+    if scheme == "sqlite" and sep:
+        if rest in (":memory:", "/:memory:"):
+            return "sqlite", ":memory:"
+        if not rest.startswith("/") or len(rest) < 2:
+            raise ConfigError(f"{what} URL {url!r}: expected sqlite:///relative/path.db, "
+                              "sqlite:////absolute/path.db or sqlite://:memory:")
+        return "sqlite", rest[1:]
+    if scheme in ("postgresql", "postgres") and sep:
+        return "postgresql", url
+    # The URL itself is not echoed: it may hold a password.
+    named = f"scheme {scheme!r}" if sep else "no scheme"
+    raise ConfigError(f"{what} URL has {named}; supported: sqlite:///{example}, "
+                      "sqlite://:memory:, postgresql://user@host:port/db")
+
+
 def open_event_log(url: str) -> EventLog:
     """Open (creating the table if needed) the event log at ``url``; see the module docstring
     for the URL forms. Raises :class:`ConfigError` for an unusable URL and
     :class:`EventLogUnavailable` when a PostgreSQL server cannot be reached."""
-    scheme, sep, rest = url.partition("://")
-    if scheme == "sqlite" and sep:
+    kind, where = parse_log_url(url)
+    if kind == "sqlite":
         from sessionrec.experiments.eventlog_sqlite import SQLiteEventLog
 
-        if rest in (":memory:", "/:memory:"):
-            return SQLiteEventLog(":memory:")
-        if not rest.startswith("/") or len(rest) < 2:
-            raise ConfigError(f"event log URL {url!r}: expected sqlite:///relative/path.db, "
-                              "sqlite:////absolute/path.db or sqlite://:memory:")
-        return SQLiteEventLog(rest[1:])
-    if scheme in ("postgresql", "postgres") and sep:
-        from sessionrec.experiments.eventlog_postgres import PostgresEventLog
+        return SQLiteEventLog(where)
+    from sessionrec.experiments.eventlog_postgres import PostgresEventLog
 
-        return PostgresEventLog(url)
-    # The URL itself is not echoed: it may hold a password.
-    named = f"scheme {scheme!r}" if sep else "no scheme"
-    raise ConfigError(f"event log URL has {named}; supported: sqlite:///path.db, "
-                      "sqlite://:memory:, postgresql://user@host:port/db")
+    return PostgresEventLog(where)
