@@ -172,3 +172,12 @@ def test_model_failure_answers_in_request_order(model_dir, monkeypatch):
     assert [(i["product_id"], i["known"], i["score"]) for i in got["items"]] == [
         ("3", True, None), ("1", True, None), ("x", False, None)]
     assert _sample(metrics, "sessionrec_fallbacks_total", reason="model_error") == 1
+
+
+def test_rank_app_from_env_names_the_missing_variable(monkeypatch):
+    from sessionrec.errors import ConfigError
+    from sessionrec.serving.rank import create_rank_app_from_env
+
+    monkeypatch.delenv("SESSIONREC_RANK_MODEL", raising=False)
+    with pytest.raises(ConfigError, match="SESSIONREC_RANK_MODEL is not set"):
+        create_rank_app_from_env()

@@ -222,5 +222,11 @@ def create_rank_app_from_env():
     ``SESSIONREC_RANK_MODEL``, the store from ``SESSIONREC_STORE`` (default memory)."""
     import os
 
-    return create_rank_app(os.environ["SESSIONREC_RANK_MODEL"],
-                           os.environ.get("SESSIONREC_STORE", "memory"))
+    from sessionrec.errors import ConfigError
+
+    model = os.environ.get("SESSIONREC_RANK_MODEL", "")
+    if not model:
+        raise ConfigError("SESSIONREC_RANK_MODEL is not set: set it to a click-model run "
+                          "directory (sessionrec train on kuairand data, e.g. "
+                          "runs/kuairand/alpine/seed0)")
+    return create_rank_app(model, os.environ.get("SESSIONREC_STORE", "memory"))
