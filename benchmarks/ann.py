@@ -13,7 +13,7 @@ process CPU seconds.
 
 Candidates: faiss HNSW-Flat as sessionrec builds it (M 32, efConstruction 64, efSearch
 calibrated to recall 0.97 on stored vectors and two-vector means), faiss IVF-Flat
-(nlist 4 sqrt(n), nprobe 16 and 64) and usearch HNSW (connectivity 16, expansion 64/64),
+(nlist 4 sqrt(n), nprobe 16, 32, 48 and 64) and usearch HNSW (connectivity 16, expansion 64/64),
 exact search (faiss IndexFlatIP and a torch matrix product) beside them for the
 ratio. usearch is measured at --hnsw-n products (builds are slow on a shared 2-core
 machine). ``--methods`` picks a subset (an HNSW build of 1M vectors does not fit a session on
@@ -142,7 +142,7 @@ def _ivf_rows(row, vectors: np.ndarray, queries: np.ndarray, k: int, truth: np.n
     ivf_index.add(vectors)
     build_s = (time.perf_counter() - t0, time.process_time() - c0)
     mem = f"+{max(peak_rss_mb() - before, 0):.0f} MB"
-    for nprobe in (16, 64):
+    for nprobe in (16, 32, 48, 64):
         ivf_index.nprobe = nprobe
         found, lat = timed_queries(lambda q, kk: ivf_index.search(q, kk)[1][0], queries, k)
         row(f"faiss IVF-Flat nlist {nlist} nprobe {nprobe}", n, build_s, mem, "—",
