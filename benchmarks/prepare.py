@@ -5,6 +5,7 @@ prepare step in a fresh Python process and records wall time and that process's 
 Results go to docs/benchmarks.md (section "prepare").
 
     python benchmarks/prepare.py --sizes 1000000 3000000 10000000 30000000
+    python benchmarks/prepare.py --sizes 10000000 --baseline COMMIT   # ratio to older code
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,12 +35,16 @@ raw, out = Path(sys.argv[1]), Path(sys.argv[2])
 t0 = time.perf_counter()
 m = prepare(get_source("galaxus"), raw, out, load_config(PrepareConfig), overwrite=True)
 wall = time.perf_counter() - t0
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
-print(json.dumps({"wall_s": wall, "peak_rss_gib": rss, "manifest": m}))
+use = resource.getrusage(resource.RUSAGE_SELF)
+rss = use.ru_maxrss / 1024 / 1024
+print(json.dumps({"wall_s": wall, "cpu_s": use.ru_utime + use.ru_stime, "peak_rss_gib": rss,
+                  "manifest": m}))
 """
 
 
-def run_size(n: int, work: Path, keep: bool) -> dict:
+def run_size(n: int, work: Path, keep: bool, src: Path | None = None) -> dict:
+    """Prepare ``n`` synthetic events in a fresh process (``src``: import sessionrec from
+    there instead of this tree)."""
     raw = work / f"raw-{n}"
     if not raw.exists():
         t0 = time.perf_counter()
@@ -47,8 +53,9 @@ def run_size(n: int, work: Path, keep: bool) -> dict:
         print(f"  synth {n:,}: {time.perf_counter() - t0:.1f} s", flush=True)
     out = work / f"prepared-{n}"
     load = os.getloadavg()[0]
+    env = {**os.environ, "PYTHONPATH": str(src)} if src else None
     proc = subprocess.run([sys.executable, "-c", CHILD, str(raw), out], check=True,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["load"] = load
     if not keep:
@@ -63,8 +70,14 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "bench-data")
     parser.add_argument("--keep", action="store_true", help="keep the prepared directories")
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument("--baseline", metavar="GIT_REF",
+                        help="also run the code of this commit on each size, just before this "
+                             "tree's run (section prepare-vs-baseline)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.baseline:
+        compare_with_baseline(args)
+        return
     rows = []
     for n in args.sizes:
         r = run_size(n, args.work, args.keep)
@@ -102,6 +115,47 @@ def main() -> None:
                      f"{r[11]:.1f} |")
     if not args.no_doc:
         update_section("prepare", "\n".join(lines))
+    print("\n".join(lines))
+
+
+def compare_with_baseline(args: argparse.Namespace) -> None:
+    """Each size with the code of ``args.baseline`` and then with this tree, back to back."""
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline, "src"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        rows = []
+        for n in args.sizes:
+            for code, src in ((args.baseline, Path(tmp) / "src"), ("this tree", None)):
+                r = run_size(n, args.work, False, src)
+                rows.append((n, code, r))
+                print(f"{n:>11,} events, {code}: {r['wall_s']:6.1f} s wall, {r['cpu_s']:6.1f} s "
+                      f"CPU, {r['peak_rss_gib']:.2f} GiB, load {r['load']:.1f}", flush=True)
+    lines = [
+        "## prepare: this tree against an earlier commit, back to back",
+        "",
+        f"Machine: {machine()}, shared with other sessions (load: 1-minute load average just "
+        f"before each run). Command: `python benchmarks/prepare.py --sizes "
+        f"{' '.join(str(s) for s in args.sizes)} --baseline {args.baseline}`. Same data and "
+        "default PrepareConfig as the section above; each size runs the earlier commit's code "
+        "and then this tree's, so the two see about the same load. CPU s: user + system time "
+        "of the prepare process (all its threads).",
+        "",
+        "| raw events | code | wall s | CPU s | peak RSS GiB | load | read+clean+sessionize s "
+        "| aggregate write s | filter+split s | encode+write s | wall vs earlier | CPU vs "
+        "earlier |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for i, (n, code, r) in enumerate(rows):
+        base = rows[i - i % 2][2]
+        s = r["manifest"]["seconds"]
+        lines.append(f"| {n:,} | {code} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
+                     f"{r['peak_rss_gib']:.2f} | {r['load']:.1f} | "
+                     f"{s['read_clean_sessionize']:.1f} | {s['aggregate']:.1f} | "
+                     f"{s['filter_subsample_split']:.1f} | {s['encode_write']:.1f} | "
+                     f"{base['wall_s'] / r['wall_s']:.2f}x | {base['cpu_s'] / r['cpu_s']:.2f}x |")
+    if not args.no_doc:
+        update_section("prepare-vs-baseline", "\n".join(lines))
     print("\n".join(lines))
 
 
