@@ -63,6 +63,32 @@ def run(raw: Path, out: Path, engine: str, master: str) -> dict:
     return result
 
 
+def write_section(args: argparse.Namespace, rows: list) -> None:
+    """The section for the sizes measured so far (an interrupted run keeps them)."""
+    lines = [
+        "## prepare: Polars engine vs Spark engine (same output)",
+        "",
+        f"Machine: {machine()}, shared with other sessions (load = 1-minute load average "
+        f"before the run). Command: `python benchmarks/prepare_engines.py --sizes "
+        f"{' '.join(map(str, args.sizes))} --master \"{args.master}\"`. Default PrepareConfig "
+        "on `sessionrec synth --seed 0` shards. Spark wall time includes starting the JVM; "
+        "its peak RSS adds the JVM's to the Python process's. 'same output': "
+        "`sessionrec.data.compare.differences` found nothing (counts, passes, checksums).",
+        "",
+        "| raw events | engine | wall s | peak RSS GiB | load | read+clean+sessionize s | "
+        "aggregate s | filter+split s | encode+write s | passes | raw events/s | "
+        "rows/s vs Polars | same output |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r[0]:,} | {r[1]} | {r[2]:.1f} | {r[3]:.2f} | {r[4]:.1f} | {r[5]:.1f} "
+                     f"| {r[6]:.1f} | {r[7]:.1f} | {r[8]:.1f} | {r[9]} | {r[10]:,.0f} | "
+                     f"{r[11]:.3f} | {r[12]} |")
+    if not args.no_doc:
+        update_section("prepare-engines", "\n".join(lines))
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 3_000_000])
@@ -92,28 +118,7 @@ def main() -> None:
             print(rows[-1], flush=True)
         for o in outs.values():
             shutil.rmtree(o, ignore_errors=True)
-    lines = [
-        "## prepare: Polars engine vs Spark engine (same output)",
-        "",
-        f"Machine: {machine()}, shared with other sessions (load = 1-minute load average "
-        f"before the run). Command: `python benchmarks/prepare_engines.py --sizes "
-        f"{' '.join(map(str, args.sizes))} --master \"{args.master}\"`. Default PrepareConfig "
-        "on `sessionrec synth --seed 0` shards. Spark wall time includes starting the JVM; "
-        "its peak RSS adds the JVM's to the Python process's. 'same output': "
-        "`sessionrec.data.compare.differences` found nothing (counts, passes, checksums).",
-        "",
-        "| raw events | engine | wall s | peak RSS GiB | load | read+clean+sessionize s | "
-        "aggregate s | filter+split s | encode+write s | passes | raw events/s | "
-        "rows/s vs Polars | same output |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for r in rows:
-        lines.append(f"| {r[0]:,} | {r[1]} | {r[2]:.1f} | {r[3]:.2f} | {r[4]:.1f} | {r[5]:.1f} "
-                     f"| {r[6]:.1f} | {r[7]:.1f} | {r[8]:.1f} | {r[9]} | {r[10]:,.0f} | "
-                     f"{r[11]:.3f} | {r[12]} |")
-    if not args.no_doc:
-        update_section("prepare-engines", "\n".join(lines))
-    print("\n".join(lines))
+        write_section(args, rows)
 
 
 if __name__ == "__main__":
