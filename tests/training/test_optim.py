@@ -61,7 +61,8 @@ def test_state_dict_round_trip():
     state = {k: v.clone() for k, v in opt.state_dict().items()}
     other = RowOptimizer({"W": torch.zeros((2, 2))}, "adagrad", lr=0.1, momentum=0.2)
     other.load_state_dict(state)
-    assert torch.equal(other.state["W"]["acc"], opt.state["W"]["acc"])
+    assert torch.equal(other.state_dict()["W.acc"], opt.state_dict()["W.acc"])
+    assert not torch.equal(other.state_dict()["W.acc"], torch.zeros((2, 2)))
 
 
 def test_bad_settings():

@@ -21,10 +21,10 @@ module holds the parameters, the session-parallel training walk and inference.
 
 Speed comes from doing less, not from approximating: the item rows of a step are gathered
 once into a small dense leaf tensor (:mod:`sessionrec.models.item_rows`; no sparse gradients
-to coalesce), the GRU step is the fused ``torch.gru_cell`` kernel, gradients come from one
-``torch.autograd.grad`` call, the optimiser updates only the touched item rows
-(:mod:`sessionrec.training.optim`), and negatives are drawn in large blocks with Walker's
-alias method.
+to coalesce), the GRU step is the fused ``torch.gru_cell`` kernel, one ``backward`` reaches
+only the dense parameters and those leaves, the optimiser (a ``torch.optim.Optimizer``,
+:mod:`sessionrec.training.optim`) updates the dense parameters and only the touched item rows,
+and negatives are drawn in large blocks with Walker's alias method.
 
 Parameter names follow the official implementation (``layers``, ``loss``, ``batch_size``,
 ``dropout_p_embed``, ``dropout_p_hidden``, ``learning_rate``, ``momentum``, ``n_sample``,
@@ -366,7 +366,6 @@ class GRU4Rec(SessionRecommender):
         self._init_net(n_items)
         opt = RowOptimizer(dict(self.net_.named_parameters()), p["optimizer"],
                            p["learning_rate"], p["momentum"])
-        dense = self.net_.dense_names()
         sampler = NegativeSampler(counts, p["n_sample"], p["sample_alpha"],
                                   p["sample_cache_size"], seed=p["seed"])
         log_counts = torch.from_numpy(np.log(np.maximum(counts, 1.0))).float()
@@ -391,7 +390,7 @@ class GRU4Rec(SessionRecommender):
             bar = _progress(show, pairs_total, epoch, int(p["n_epochs"]), self.name)
             try:
                 for step, (loss, n) in enumerate(epoch_steps(
-                        plan, train.offsets, items_t, sampler, opt, loss_fn, log_counts, dense)):
+                        plan, train.offsets, items_t, sampler, opt, loss_fn, log_counts)):
                     loss_sum += loss
                     n_pairs += n
                     if bar is not None and step % 50 == 0:
@@ -462,7 +461,7 @@ class GRU4Rec(SessionRecommender):
         return session_order(train.offsets, train.ts[train.offsets[:-1]], sessions)
 
     def _row_stepper(self, opt: RowOptimizer, loss_fn, log_counts: torch.Tensor,
-                     dense: list[str]) -> Callable[..., tuple[float, Any]]:
+                     ) -> Callable[..., tuple[float, Any]]:
         """The training step shared by the recurrent models: ``step(x_items, y_items,
         samples, forward) -> (summed loss, carry)``.
 
@@ -470,16 +469,15 @@ class GRU4Rec(SessionRecommender):
         leaf tensors; ``forward(x_rows)`` runs the model from the input rows and returns
         ``(output [m, out_width], carry)`` (``carry``: the new recurrent state, handed back
         as is). The output layer scores every lane against the batch's targets and samples,
-        one ``autograd.grad`` call differentiates the loss, and the optimiser updates the
-        dense parameters and the touched item rows. Dense parameters a step does not use
-        (e.g. a user GRU when no session starts) get no update.
+        ``backward`` differentiates the loss, and the optimiser updates the dense parameters
+        (``step``) and the touched item rows (``step_rows``). Dense parameters a step does not
+        use (e.g. a user GRU when no session starts) have no gradient and get no update.
         """
         p = self._params
         net, train_input = self.net_, self.train_input
         batch_size = float(p["batch_size"])
         sample_alpha = float(p["sample_alpha"])
         use_logq = p["loss"] == "cross-entropy" and float(p["logq"]) > 0
-        dense_params = [net.get_parameter(k) for k in dense]
 
         def step(x_items: torch.Tensor, y_items: torch.Tensor, samples: torch.Tensor,
                  forward: Callable[[torch.Tensor], tuple[torch.Tensor, Any]],
@@ -491,23 +489,20 @@ class GRU4Rec(SessionRecommender):
             log_q = output_log_q(log_counts, y_all, len(x_items), sample_alpha) if use_logq \
                 else None
             loss = loss_fn(scores, log_q) / batch_size
-            leaves = rows.leaves()
-            grads = torch.autograd.grad(loss, dense_params + leaves, allow_unused=True)
-            with torch.no_grad():
-                for k, g in zip(dense, grads, strict=False):
-                    if g is not None:
-                        opt.step_dense(k, g)
-            rows.update(opt, list(grads[len(dense):]))
+            loss.backward()
+            opt.step()  # the dense parameters the step used (.grad); the others have none
+            rows.update(opt, [leaf.grad for leaf in rows.leaves()])
+            opt.zero_grad(set_to_none=True)
             return float(loss.detach()) * batch_size, carry
 
         return step
 
     def _epoch_steps(self, order: np.ndarray, offsets: np.ndarray, items: torch.Tensor,
                      sampler: NegativeSampler, opt: RowOptimizer, loss_fn, log_counts,
-                     dense: list[str]) -> Iterator[tuple[float, int]]:
+                     ) -> Iterator[tuple[float, int]]:
         """Train one epoch; yields (summed loss, lanes) per step."""
         p = self._params
-        step = self._row_stepper(opt, loss_fn, log_counts, dense)
+        step = self._row_stepper(opt, loss_fn, log_counts)
         hidden = [torch.zeros((min(int(p["batch_size"]), len(order)), h))
                   for h in p["layers"]]
         min_lanes = 2 if int(p["n_sample"]) == 0 else 1
@@ -530,9 +525,9 @@ class GRU4Rec(SessionRecommender):
     # -- multi-step training (sessionrec.models.unroll) ---------------------------------------
     def _unrolled_epoch(self, plan, offsets: np.ndarray, items: torch.Tensor,
                         sampler: NegativeSampler, opt: RowOptimizer, loss_fn, log_counts,
-                        dense: list[str]) -> Iterator[tuple[float, int]]:
+                        ) -> Iterator[tuple[float, int]]:
         """Train one epoch in windows of ``bptt`` steps; yields (summed loss, pairs)."""
-        step = window_stepper(self, opt, loss_fn, log_counts, dense, self._adversary)
+        step = window_stepper(self, opt, loss_fn, log_counts, self._adversary)
         walk, state = self._unroll_walk(plan, offsets, items)
         yield from unrolled_epoch(walk, state, int(self._params["bptt"]), step, sampler)
 

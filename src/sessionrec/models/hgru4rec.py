@@ -219,10 +219,10 @@ class HGRU4Rec(GRU4Rec):
 
     def _epoch_steps(self, schedule: UserSchedule, offsets: np.ndarray, items: torch.Tensor,
                      sampler: NegativeSampler, opt: RowOptimizer, loss_fn, log_counts,
-                     dense: list[str]) -> Iterator[tuple[float, int]]:
+                     ) -> Iterator[tuple[float, int]]:
         """Train one epoch over the users' histories; yields (summed loss, lanes) per step."""
         p = self._params
-        step = self._row_stepper(opt, loss_fn, log_counts, dense)
+        step = self._row_stepper(opt, loss_fn, log_counts)
         n = min(int(p["batch_size"]), schedule.n_users)
         hidden = [torch.zeros((n, h)) for h in p["layers"]]
         user = [torch.zeros((n, h)) for h in p["user_layers"]]

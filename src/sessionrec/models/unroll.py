@@ -7,7 +7,7 @@ consecutive steps of the same walk and unrolled together: the hidden state flows
 gradient* from step to step inside the window (a lane that starts a new session inside the
 window starts from a fresh state, which cuts its gradient there; a lane dropped at the end
 of the walk is dropped from the graph), the next-item losses of the ``k`` steps are summed,
-one ``autograd.grad`` call differentiates them through the recurrence, the gradients are
+one ``backward`` differentiates them through the recurrence, the gradients are
 optionally clipped to a total norm (``grad_clip``), and the optimiser makes one update per
 window. The state is detached between windows (truncated BPTT with ``k1 = k2 = k``).
 
@@ -93,7 +93,7 @@ def clip_total_norm(grads: list[torch.Tensor | None], max_norm: float) -> float:
 
 
 def window_stepper(model, opt: RowOptimizer, loss_fn, log_counts: torch.Tensor,
-                   dense: list[str], adversary=None) -> Callable[..., tuple[float, Any]]:
+                   adversary=None) -> Callable[..., tuple[float, Any]]:
     """``step(window, samples, state) -> (summed next-item loss, new state)`` for a window
     of :class:`WalkStep` s (see the module docstring); ``samples``: one draw per step."""
     p = model._params
@@ -102,7 +102,7 @@ def window_stepper(model, opt: RowOptimizer, loss_fn, log_counts: torch.Tensor,
     sample_alpha = float(p["sample_alpha"])
     use_logq = p["loss"] == "cross-entropy" and float(p["logq"]) > 0
     grad_clip = float(p["grad_clip"])
-    dense_params = [net.get_parameter(k) for k in dense]
+    dense_params = [net.get_parameter(k) for k in net.dense_names()]
 
     def step(window: list[WalkStep], samples: list[torch.Tensor],
              state: Any) -> tuple[float, Any]:
@@ -134,15 +134,13 @@ def window_stepper(model, opt: RowOptimizer, loss_fn, log_counts: torch.Tensor,
             fight = adversary.engage(model, window, first, x_ins[0], tops)
             if fight is not None:
                 total = loss + adversary.weight * fight.generator_loss
-        grads = list(torch.autograd.grad(total, dense_params + rows.leaves(),
-                                         allow_unused=True))
-        if grad_clip > 0:
-            clip_total_norm(grads, grad_clip)
-        with torch.no_grad():
-            for k, g in zip(dense, grads, strict=False):
-                if g is not None:
-                    opt.step_dense(k, g)
-        rows.update(opt, grads[len(dense):])
+        total.backward()
+        leaf_grads = [leaf.grad for leaf in rows.leaves()]
+        if grad_clip > 0:  # in place, over the dense and the row gradients together
+            clip_total_norm([p.grad for p in dense_params] + leaf_grads, grad_clip)
+        opt.step()  # the dense parameters the window used (.grad); the others have none
+        rows.update(opt, leaf_grads)
+        opt.zero_grad(set_to_none=True)
         if fight is not None:
             adversary.train_discriminator(fight)
         return float(loss.detach()) * batch_size, state
