@@ -71,7 +71,8 @@ def main() -> None:
     body = "\n".join([
         "## Shared-code changes: GRU4Rec before vs after", "",
         f"Measured on {machine()}; `python benchmarks/core_regression.py --before "
-        f"{args.before} --epochs {args.epochs} --seeds {' '.join(map(str, args.seeds))}` "
+        f"{args.before} --epochs {args.epochs} --seeds {' '.join(map(str, args.seeds))} "
+        f"--configs {' '.join(args.configs)}` "
         "(one torch thread; before and after run alternately in one script). The machine was "
         "shared with other work: the load average is given beside each row.", "",
         "Metrics that differ are listed: ranking metrics (recall, MRR, NDCG) come from the "
