@@ -70,3 +70,16 @@ def test_bad_settings():
         RowOptimizer({}, "sgd")
     with pytest.raises(ValueError, match="momentum"):
         RowOptimizer({}, "adagrad", momentum=1.5)
+
+
+def test_step_updates_the_parameters_with_a_grad_and_zero_grad_clears_them():
+    # adagrad, lr 0.1, no momentum: w -= 0.1 g / sqrt(g² + 1e-6) ≈ -0.1 sign(g)
+    w = torch.zeros(2, requires_grad=True)
+    untouched = torch.ones(2, requires_grad=True)
+    opt = RowOptimizer({"w": w, "u": untouched}, "adagrad", lr=0.1)
+    (w * torch.tensor([1.0, -2.0])).sum().backward()
+    opt.step()
+    assert w.tolist() == pytest.approx([-0.1 / math.sqrt(1 + 1e-6), 0.2 / math.sqrt(4 + 1e-6)])
+    assert untouched.tolist() == [1.0, 1.0] and untouched.grad is None
+    opt.zero_grad()
+    assert w.grad is None

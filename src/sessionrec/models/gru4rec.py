@@ -22,9 +22,9 @@ module holds the parameters, the session-parallel training walk and inference.
 Speed comes from doing less, not from approximating: the item rows of a step are gathered
 once into a small dense leaf tensor (:mod:`sessionrec.models.item_rows`; no sparse gradients
 to coalesce), the GRU step is the fused ``torch.gru_cell`` kernel, one ``backward`` reaches
-only the dense parameters and those leaves, the optimiser (a ``torch.optim.Optimizer``,
-:mod:`sessionrec.training.optim`) updates the dense parameters and only the touched item rows,
-and negatives are drawn in large blocks with Walker's alias method.
+only the dense parameters and those leaves, the optimiser (:mod:`sessionrec.training.optim`,
+``torch.optim`` 's ``step`` / ``zero_grad`` convention) updates the dense parameters and only
+the touched item rows, and negatives are drawn in large blocks with Walker's alias method.
 
 Parameter names follow the official implementation (``layers``, ``loss``, ``batch_size``,
 ``dropout_p_embed``, ``dropout_p_hidden``, ``learning_rate``, ``momentum``, ``n_sample``,
