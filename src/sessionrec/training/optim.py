@@ -10,7 +10,7 @@ together with the (unique) row indices. Dense parameters (the GRU weights) are u
 ``state_dict()`` (``{"<param>.<acc|mom|m|v|t>": tensor}``).
 
 It is not a ``torch.optim.Optimizer`` subclass: measured on GRU4Rec (2 cores, 1 thread), the
-subclass made a training epoch about 30% slower in CPU time although its row and dense
+subclass made a training epoch about 27% slower in CPU time although its row and dense
 updates took the same time, so the class keeps ``torch.optim`` 's calling convention
 (``step``, ``zero_grad``, ``state_dict``, ``load_state_dict``) without the base class.
 
