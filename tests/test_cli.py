@@ -103,6 +103,25 @@ def test_evaluate_compares_models(prepared, tmp_path, capsys):
     assert "| markov |" in (out / "results.md").read_text()
 
 
+def test_evaluate_with_two_jobs_gives_the_same_results_in_model_order(prepared, tmp_path):
+    args = ["evaluate", "--data", str(prepared), "--models", "pop", "markov", "gru4rec",
+            "--param", "gru4rec.n_epochs=1", "--param", "gru4rec.n_sample=64"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    assert main([*args, "--out", str(tmp_path / "two"), "--jobs", "2"]) == 0
+    one, two = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("one", "two"))
+    assert [r["model"] for r in two["runs"]] == ["pop", "markov", "gru4rec"]
+    assert [r["metrics"] for r in two["runs"]] == [r["metrics"] for r in one["runs"]]
+    assert two["differences"] == one["differences"]
+    assert (tmp_path / "two" / "results.md").read_text() == \
+        (tmp_path / "one" / "results.md").read_text()
+
+
+def test_evaluate_refuses_zero_jobs(prepared, tmp_path, capsys):
+    assert main(["evaluate", "--data", str(prepared), "--models", "pop", "--out",
+                 str(tmp_path / "x"), "--jobs", "0"]) == 2
+    assert "--jobs must be 1 or more, got 0" in capsys.readouterr().err
+
+
 def test_unknown_model_is_a_clean_error(prepared, tmp_path, capsys):
     code = main(["evaluate", "--data", str(prepared), "--models", "nope", "--out",
                  str(tmp_path / "x")])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -296,7 +297,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     text, _ = compare_models(Path(args.data), args.models, args.param, Path(args.out),
                              args.protocol, args.ties, args.baseline, args.dataset or "",
-                             on_run=_print_run)
+                             on_run=_print_run, jobs=args.jobs, threads=args.threads)
     print()
     print(text)
     print(f"wrote {Path(args.out) / 'results.md'} and one run directory per model "
@@ -348,15 +349,17 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     print(markdown_table(dataset_stats(data)))
     print(f"\nfilter passes: {len(manifest['filter_passes'])}; "
           f"items: {manifest['n_items']:,}; users: {manifest['n_users']:,}")
-    print(f"\n3/3 fitting and evaluating baselines (full ranking over all items) in {out}/runs")
+    jobs = default_jobs() if args.jobs is None else args.jobs
+    print(f"\n3/3 fitting and evaluating baselines (full ranking over all items) in {out}/runs"
+          f" ({jobs} process{'es' if jobs > 1 else ''})")
     text, _ = compare_models(data, QUICKSTART_MODELS, QUICKSTART_PARAMS, out / "runs", "next-item",
                              "pessimistic", "pop", dataset="quickstart-synthetic",
-                             on_run=_print_run)
+                             on_run=_print_run, jobs=jobs, threads=args.threads)
     print()
     print(text)
     print(f"quickstart done in {time.perf_counter() - t0:.1f} s ({args.events:,} events, "
-          f"{len(QUICKSTART_MODELS)} models, {args.threads or 'torch default'} torch "
-          f"thread(s)); outputs in {out}/")
+          f"{len(QUICKSTART_MODELS)} models, {jobs} process(es), "
+          f"{args.threads or 'torch default'} torch thread(s) each); outputs in {out}/")
     return 0
 
 
@@ -569,6 +572,20 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
 
 # -- parser ----------------------------------------------------------------------------------
+def default_jobs() -> int:
+    """Quickstart's processes: 2 where the machine has 2+ cores (GRU4Rec trains in one while
+    the cheap baselines run in the other), else 1."""
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+def add_jobs(p: argparse.ArgumentParser, default: int | None, default_text: str) -> None:
+    """``--jobs`` of a command that compares several models (see sessionrec.jobs)."""
+    p.add_argument("--jobs", type=int, default=default, metavar="N",
+                   help="processes fitting models at once: this one takes the models that "
+                        "train for epochs, N - 1 workers (each with --threads torch threads "
+                        f"and its own copy of the data) the others (default: {default_text})")
+
+
 def add_threads(p: argparse.ArgumentParser) -> None:
     """``--threads`` of a command that trains or scores with torch (see sessionrec.torch_env)."""
     p.add_argument("--threads", type=int, default=None, metavar="N",
@@ -700,6 +717,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", default=None, help="model the others are compared with")
     p.add_argument("--dataset", default=None, help="dataset name for the tables")
     add_threads(p)
+    add_jobs(p, 1, "1")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("next-n", help="predict the next 1..n clicks of test prefixes by "
@@ -717,6 +735,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=int, default=200_000, help="synthetic events to generate")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic log")
     add_threads(p)
+    add_jobs(p, None, "2 on a machine with 2+ cores, else 1")
     p.set_defaults(func=cmd_quickstart)
 
     p = sub.add_parser("serve", help="serve live recommendations over HTTP (REST API)")

@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +40,7 @@ from sessionrec.evaluation import (
     markdown_table,
     write_results,
 )
+from sessionrec.jobs import run_tasks
 from sessionrec.models.base import SessionRecommender, get_model_class
 from sessionrec.models.capabilities import TakesItemTable, TakesItemVectors, UserHistory
 from sessionrec.rundir import staged_run
@@ -347,29 +349,42 @@ def write_comparison(out: Path, text: str, summary: dict[str, Any]) -> None:
 
 def compare_models(data_dir: Path, models: Sequence[str], params: Sequence[str], out: Path,
                    protocol: str, ties: str, baseline: str | None, dataset: str = "",
-                   on_run: Callable[[dict[str, Any]], None] | None = None,
-                   ) -> tuple[str, list[dict[str, Any]]]:
+                   on_run: Callable[[dict[str, Any]], None] | None = None, jobs: int = 1,
+                   threads: int = 1) -> tuple[str, list[dict[str, Any]]]:
     """Fit and evaluate several models on one prepared directory.
 
     ``params`` are ``model.key=value`` strings for single models. Writes ``out/<model>/`` run
     directories, ``out/results.md`` and ``out/results.json`` (with paired bootstrap intervals
     of each model minus ``baseline``, default the first model); ``on_run`` is called with
-    each run's payload as it finishes. Returns the Markdown text and the payloads.
+    each run's payload as it finishes. Returns the Markdown text and the payloads (in the
+    order of ``models``).
+
+    ``jobs`` > 1 fits the models on that many processes (:mod:`sessionrec.jobs`): this one
+    takes the models that train for epochs first, spawned workers (each with ``threads``
+    torch threads and its own copy of the data) the others. Every model is seeded from its
+    config before it fits, so the metrics do not depend on ``jobs`` or on the order.
     """
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be 1 or more, got {jobs}")
     for name in models:
         get_model_class(name)  # an unknown name fails before any data is read
     configs = model_configs(models, params, [f"eval.protocol={protocol}", f"eval.ties={ties}"])
     splits = load_splits(data_dir, dataset)
     results: dict[str, EvalResult] = {}
+    payload_of: dict[str, dict[str, Any]] = {}
 
-    def run_one(name: str, cfg: RunConfig) -> dict[str, Any]:
-        model = build_model(cfg.model, splits.items)
-        result, timing = fit_evaluate(model, splits, cfg.eval)
-        assert result is not None  # a single process always evaluates
-        results[name] = result
-        return write_run(out / name, cfg, model, splits, result, timing)
+    def collect(i: int, value: tuple[dict[str, Any], EvalResult]) -> None:
+        payload_of[configs[i][0]], results[configs[i][0]] = value
+        if on_run is not None:
+            on_run(value[0])
 
-    payloads = run_each(configs, run_one, on_run)
+    run_tasks(len(configs), heavy_first([cfg for _, cfg in configs]),
+              lambda i: _fit_write(splits, configs[i][1], out / configs[i][0]),
+              partial(_worker_splits, str(data_dir), dataset, threads),
+              partial(_worker_fit, configs=configs, out=str(out)), jobs, collect,
+              names=[name for name, _ in configs])
+    payloads = [payload_of[name] for name, _ in configs]
+    results = {name: results[name] for name, _ in configs}  # the tables follow ``models``
     base = baseline or models[0]
     diffs = paired_intervals(results, base) if base in results else {}
     table = markdown_table(payloads, metrics=("recall@20", "mrr@20", "ndcg@20", "coverage@20"))
@@ -387,6 +402,38 @@ def compare_models(data_dir: Path, models: Sequence[str], params: Sequence[str],
     write_comparison(out, text, {"dataset": splits.name, "runs": payloads, "paired_vs": base,
                                  "differences": diffs})
     return text, payloads
+
+
+def _fit_write(splits: Splits, cfg: RunConfig, run_dir: Path,
+               ) -> tuple[dict[str, Any], EvalResult]:
+    """Seed, build, fit, evaluate and write one model of :func:`compare_models`."""
+    import torch
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, splits.items)
+    result, timing = fit_evaluate(model, splits, cfg.eval)
+    assert result is not None  # a single process always evaluates
+    return write_run(run_dir, cfg, model, splits, result, timing), result
+
+
+def heavy_first(cfgs: Sequence[RunConfig]) -> list[int]:
+    """Indices of ``cfgs``, models that train for epochs first (else in the given order)."""
+    return sorted(range(len(cfgs)), key=lambda i: not getattr(
+        get_model_class(cfgs[i].model.name), "trains_in_context", False))
+
+
+def _worker_splits(data_dir: str, dataset: str, threads: int) -> Splits:
+    """A :func:`compare_models` worker's start-up: its torch threads and its copy of the data."""
+    from sessionrec.torch_env import use_threads
+
+    use_threads(threads)
+    return load_splits(Path(data_dir), dataset)
+
+
+def _worker_fit(splits: Splits, i: int, configs: Sequence[tuple[str, RunConfig]],
+                out: str) -> tuple[dict[str, Any], EvalResult]:
+    name, cfg = configs[i]
+    return _fit_write(splits, cfg, Path(out) / name)
 
 
 def run_rank(cfg: RunConfig, data_dir: str, dataset: str, run_dir: str, resume: bool,
