@@ -1,4 +1,4 @@
-"""`sessionrec quickstart` wall time: torch threads 1 vs torch's default, idle vs busy machine.
+"""`sessionrec quickstart` wall time: processes (--jobs), torch threads, idle vs busy machine.
 
 Each run is the real command in a fresh process (``sessionrec quickstart --threads N``), timed
 from outside; "busy" starts one CPU-bound competing process (a Python busy loop) first, as a
@@ -6,8 +6,8 @@ user's other work or a shared CI runner would. Records the 1-minute load average
 run, GRU4Rec's fit time and events/s (from its metrics.json) and checks that every run gives
 the same metrics. Writes the "quickstart" section of docs/benchmarks.md.
 
-    python benchmarks/quickstart.py                 # threads 1 and 0 (torch default), idle+busy
-    python benchmarks/quickstart.py --threads 1 --repeats 2 --no-write
+    python benchmarks/quickstart.py                 # jobs 2 and 1, threads 1 and 0, idle+busy
+    python benchmarks/quickstart.py --threads 1 --jobs 2 1 --repeats 2 --no-write
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def start_competitor() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
-def run_quickstart(threads: int, busy: bool, out: Path) -> dict:
+def run_quickstart(threads: int, jobs: int, busy: bool, out: Path) -> dict:
     """One timed ``sessionrec quickstart`` run; its wall time, CPU time, load and metrics."""
     competitor = start_competitor() if busy else None
     try:
@@ -43,7 +43,8 @@ def run_quickstart(threads: int, busy: bool, out: Path) -> dict:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "sessionrec.cli", "quickstart", "--out", str(out),
-                        "--threads", str(threads)], check=True, stdout=subprocess.DEVNULL)
+                        "--threads", str(threads), "--jobs", str(jobs)],
+                       check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -56,7 +57,8 @@ def run_quickstart(threads: int, busy: bool, out: Path) -> dict:
         payload = json.loads(metrics_file.read_text())
         runs[payload["model"]] = payload
     gru = runs["gru4rec"]
-    return {"threads": threads, "busy": busy, "wall_s": wall, "cpu_s": cpu, "load": load,
+    return {"threads": threads, "jobs": jobs, "busy": busy, "wall_s": wall, "cpu_s": cpu,
+            "load": load,
             "gru_fit_s": gru["train"]["seconds"],
             "gru_events_per_s": gru["train"].get("events_per_s") or 0.0,
             "metrics": {m: {k: round(p["metrics"][k], 6) for k in METRICS}
@@ -81,22 +83,23 @@ def render(rows: list[dict], command: str, identical: bool, note: str = "") -> s
         f"Command: `{command}`",
         *([note] if note else []),
         "",
-        "\"CPU s\" is the quickstart process's own CPU time (user + system, all its threads): "
-        "with one torch thread it is what the wall time would be on an idle machine, less "
-        "the time spent waiting for the disk.",
+        "\"CPU s\" is the CPU time (user + system) of the quickstart process and its worker "
+        "(all threads); \"jobs\" is `--jobs`: with 2, GRU4Rec trains in the main process while "
+        "a spawned worker fits the five cheap baselines.",
         "",
-        "| torch threads | competitor | wall s | CPU s | GRU4Rec fit s | GRU4Rec events/s "
-        "| load |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| jobs | torch threads | competitor | wall s | CPU s | GRU4Rec fit s "
+        "| GRU4Rec events/s | load |",
+        "|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         threads = "torch default" if r["threads"] == 0 else str(r["threads"])
+        jobs = r.get("jobs", 1)  # rows from before --jobs ran everything in one process
         if r.get("wall_s") is None:  # stopped before it finished: a lower bound
-            lines.append(f"| {threads} | {'busy loop' if r['busy'] else 'none'} "
+            lines.append(f"| {jobs} | {threads} | {'busy loop' if r['busy'] else 'none'} "
                          f"| > {r['lower_bound_s']:.0f} (stopped: {r['note']}) | — | — | — "
                          f"| {r['load']:.1f} |")
             continue
-        lines.append(f"| {threads} | {'busy loop' if r['busy'] else 'none'} "
+        lines.append(f"| {jobs} | {threads} | {'busy loop' if r['busy'] else 'none'} "
                      f"| {r['wall_s']:.1f} | {cpu_text(r)} | {r['gru_fit_s']:.1f} "
                      f"| {r['gru_events_per_s']:,.0f} | {r['load']:.1f} |")
     first = rows[0].get("metrics")
@@ -114,6 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 0],
                         help="thread counts to compare (0: torch's default, one per core)")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[2, 1],
+                        help="quickstart --jobs values to compare")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--no-busy", action="store_true", help="skip the competing-process runs")
     parser.add_argument("--no-write", action="store_true", help="print only")
@@ -138,10 +143,10 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeats):
             for busy in (False,) if args.no_busy else (False, True):
-                for threads in args.threads:
-                    row = run_quickstart(threads, busy, Path(tmp) / "qs")
+                for jobs, threads in ((j, t) for j in args.jobs for t in args.threads):
+                    row = run_quickstart(threads, jobs, busy, Path(tmp) / "qs")
                     rows.append(row)
-                    print(f"threads {threads} {'busy' if busy else 'idle'}: "
+                    print(f"jobs {jobs} threads {threads} {'busy' if busy else 'idle'}: "
                           f"{row['wall_s']:.1f} s (GRU4Rec fit {row['gru_fit_s']:.1f} s, "
                           f"load {row['load']:.1f})", flush=True)
                     print("row: " + json.dumps(row), flush=True)
