@@ -23,8 +23,9 @@ async def connection(host: str, port: int):
     return await asyncio.open_connection(host, port)
 
 
-async def post(conn, host: str, path: str, body: bytes) -> int:
-    """One keep-alive HTTP/1.1 POST on ``conn``; returns the status code."""
+async def post(conn, host: str, path: str, body: bytes) -> tuple[int, bytes]:
+    """One keep-alive HTTP/1.1 POST on ``conn``; returns the status code and the head
+    (status line and headers, lower-cased)."""
     reader, writer = conn
     writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
                  f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
@@ -36,13 +37,15 @@ async def post(conn, host: str, path: str, body: bytes) -> int:
         if line.lower().startswith(b"content-length:"):
             length = int(line.split(b":", 1)[1])
     await reader.readexactly(length)
-    return status
+    return status, head.lower()
 
 
 async def open_loop_requests(host: str, port: int, path: str, make_body, rate: float,
-                             seconds: float, connections: int = 32) -> dict:
+                             seconds: float, connections: int = 32,
+                             count_header: str = "") -> dict:
     """``POST path`` with ``make_body(i)``, started on a fixed clock (i / rate); latency from
-    the scheduled time.
+    the scheduled time. ``count_header`` (e.g. ``"sessionrec-archived: true"``): the result's
+    ``with_header`` counts the answers that carry that header line.
 
     A plain asyncio HTTP/1.1 client over ``connections`` keep-alive connections (a request
     waits for a free one, and that wait counts in its latency), so the generator itself stays
@@ -53,15 +56,18 @@ async def open_loop_requests(host: str, port: int, path: str, make_body, rate: f
     for _ in range(connections):
         pool.put_nowait(await connection(host, port))
     latencies: list[float] = []
-    errors = 0
+    errors = with_header = 0
+    wanted = b"\r\n" + count_header.lower().encode() + b"\r\n"
 
     async def one(i: int, scheduled: float) -> None:
-        nonlocal errors
+        nonlocal errors, with_header
         body = make_body(i)
         conn = await pool.get()
         try:
-            if await post(conn, host, path, body) != 200:
+            status, head = await post(conn, host, path, body)
+            if status != 200:
                 errors += 1
+            with_header += bool(count_header) and wanted in head + b"\r\n"
         except (OSError, asyncio.IncompleteReadError, ValueError):
             errors += 1
             conn = await connection(host, port)
@@ -82,5 +88,6 @@ async def open_loop_requests(host: str, port: int, path: str, make_body, rate: f
         pool.get_nowait()[1].close()
     latencies.sort()
     q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))]  # noqa: E731
-    return {"requests": n, "achieved": n / wall, "errors": errors, "p50": q(0.5),
+    return {"requests": n, "achieved": n / wall, "errors": errors, "with_header": with_header,
+            "p50": q(0.5),
             "p99": q(0.99), "p999": q(0.999), "max": latencies[-1]}

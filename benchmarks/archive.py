@@ -5,8 +5,9 @@ Served model: a small GRU4Rec (one GRU layer of 32 units, 2,000 items, fitted fo
 random sessions: the archive's cost does not depend on what it learned). One ``sessionrec
 serve`` worker, in-process state store, on loopback.
 
-* **latency** — an open-loop client (asyncio + httpx; request ``i`` is due at ``t0 + i /
-  rate``, latency counted from that moment, so a slow server cannot hide its queue) offers
+* **latency** — an open-loop client (``_loadgen.open_loop_requests``: raw asyncio HTTP/1.1 on
+  32 keep-alive connections; request ``i`` is due at ``t0 + i / rate``, latency counted from
+  that moment, so a slow server cannot hide its queue) offers
   ``--rate`` views per second for ``--duration`` seconds, with the archive off and then on
   (``--archive sqlite:///...``: WAL, synchronous=FULL, group commit), in the same script so
   that the ratio compares like with like. The achieved rate is reported beside the target:
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -36,9 +38,12 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _loadgen import open_loop_requests
 from _report import machine, update_section
 from serve import build_run, free_port, product_ids
 from sessionrec.archive.log import open_archive
+
+N_ITEMS, HIDDEN = 2_000, 32  # the archive's cost does not depend on the model's size
 
 
 class Server:
@@ -66,45 +71,25 @@ class Server:
         self.proc.wait(30)
 
 
-def body(i: int, products: list, rng) -> dict:
-    return {"session_id": f"b{i // 5}", "product_id": products[int(len(products)
-                                                                  * rng.random() ** 3)]}
+def make_bodies(products: list, seed: int):
+    """Request ``i``'s body: a view of a skewed-popularity product, 5 views per session."""
+    rng = np.random.default_rng(seed)
+
+    def body(i: int) -> bytes:
+        product = products[int(len(products) * rng.random() ** 3)]
+        return json.dumps({"session_id": f"b{i // 5}", "product_id": product}).encode()
+
+    return body
 
 
-async def open_loop(url: str, products: list, rate: float, seconds: float) -> dict:
-    rng = np.random.default_rng(0)
-    n = int(rate * seconds)
-    latencies: list[float] = []
-    errors = archived = 0
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10) as client:
-        t0 = time.perf_counter() + 0.2
-
-        async def one(i: int) -> None:
-            nonlocal errors, archived
-            due = t0 + i / rate
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            try:
-                r = await client.post("/v1/events", json=body(i, products, rng))
-                ok = r.status_code == 200
-                archived += r.headers.get("sessionrec-archived") == "true"
-            except httpx.HTTPError:
-                ok = False
-            if ok:
-                latencies.append(time.perf_counter() - due)
-            else:
-                errors += 1
-
-        start = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(n)))
-        wall = time.perf_counter() - start
-    lat = np.asarray(latencies) * 1000
-    if not len(lat):
-        raise RuntimeError(f"no request of {n} succeeded ({errors} errors): the server is "
-                           "too slow for this rate on this machine; lower --rate")
-    return {"target": rate, "achieved": len(latencies) / wall, "n": n, "errors": errors,
-            "archived": archived, "p50": float(np.percentile(lat, 50)),
-            "p99": float(np.percentile(lat, 99))}
+def open_loop(server: Server, products: list, rate: float, seconds: float, seed: int) -> dict:
+    """``_loadgen.open_loop_requests`` (raw asyncio HTTP/1.1, 32 keep-alive connections)."""
+    r = asyncio.run(open_loop_requests("127.0.0.1", server.port, "/v1/events",
+                                       make_bodies(products, seed), rate, seconds,
+                                       count_header="sessionrec-archived: true"))
+    return {"target": rate, "achieved": r["achieved"], "n": r["requests"],
+            "errors": r["errors"], "archived": r["with_header"], "p50": r["p50"],
+            "p99": r["p99"]}
 
 
 async def until_killed(url: str, products: list, server: Server, after_s: float) -> set[str]:
@@ -140,16 +125,16 @@ def main() -> None:
     ap.add_argument("--kill-after", type=float, default=5.0)
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="archive-bench-"))
-    run_dir = build_run(root)
-    products = [__import__("json").loads(p) for p in product_ids(run_dir, None)]
+    run_dir = build_run(root, n_items=N_ITEMS, hidden=HIDDEN)
+    products = [json.loads(p) for p in product_ids(run_dir, None)]
     rows = {}
     loads = {}
     for name, archive in (("off", None), ("on", f"sqlite:///{root}/archive-lat.db")):
         server = Server(run_dir, archive)
         try:
-            asyncio.run(open_loop(server.url, products, min(args.rate, 200), 3))  # warm-up
+            open_loop(server, products, min(args.rate, 200), 3, seed=1)  # warm-up
             loads[name] = os.getloadavg()
-            rows[name] = asyncio.run(open_loop(server.url, products, args.rate, args.duration))
+            rows[name] = open_loop(server, products, args.rate, args.duration, seed=2)
         finally:
             server.kill()
         print(name, rows[name], "load", loads[name], flush=True)

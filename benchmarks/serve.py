@@ -133,23 +133,24 @@ def free_port() -> int:
 
 
 # -- the served model -------------------------------------------------------------------------
-def build_run(root: Path) -> Path:
-    """A GRU4Rec run (hidden 100, 40k items) and a cooc sibling, quickstart layout."""
+def build_run(root: Path, n_items: int = N_ITEMS, hidden: int = HIDDEN) -> Path:
+    """A GRU4Rec run (``hidden`` units, ``n_items`` items; default 100 and 40k) and a cooc
+    sibling, quickstart layout."""
     rng = np.random.default_rng(0)
-    ids = rng.choice(10_000_000, N_ITEMS, replace=False) + 1_000_000
-    items = pl.DataFrame({"item_idx": pl.Series(range(N_ITEMS), dtype=pl.Int32),
+    ids = rng.choice(10_000_000, n_items, replace=False) + 1_000_000
+    items = pl.DataFrame({"item_idx": pl.Series(range(n_items), dtype=pl.Int32),
                           "item_id": ids.astype(np.int64)})
     (root / "data").mkdir(parents=True)
     items.write_parquet(root / "data" / "items.parquet")
     lengths = rng.integers(2, 8, 6000)
-    pop = 1.0 / np.arange(1, N_ITEMS + 1) ** 0.8
-    lists = [rng.choice(N_ITEMS, n, p=pop / pop.sum()).tolist() for n in lengths]
-    every = rng.permutation(N_ITEMS)  # every item in training, in short sessions
-    lists += [every[i:i + 4].tolist() for i in range(0, N_ITEMS, 4)]
-    base = Sessions.from_lists(lists, N_ITEMS)
-    train = Sessions(base.items, base.offsets, base.ts, base.users, base.session_ids, N_ITEMS,
+    pop = 1.0 / np.arange(1, n_items + 1) ** 0.8
+    lists = [rng.choice(n_items, n, p=pop / pop.sum()).tolist() for n in lengths]
+    every = rng.permutation(n_items)  # every item in training, in short sessions
+    lists += [every[i:i + 4].tolist() for i in range(0, n_items, 4)]
+    base = Sessions.from_lists(lists, n_items)
+    train = Sessions(base.items, base.offsets, base.ts, base.users, base.session_ids, n_items,
                      vocab_fingerprint(items))
-    model = GRU4Rec(layers=[HIDDEN], n_epochs=1, n_sample=256, sample_cache_size=100_000,
+    model = GRU4Rec(layers=[hidden], n_epochs=1, n_sample=256, sample_cache_size=100_000,
                     progress=False).fit(train)
     model.save(root / "runs" / "gru4rec" / "model")
     Cooccurrence().fit(train).save(root / "runs" / "cooc" / "model")
