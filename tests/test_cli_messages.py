@@ -59,3 +59,13 @@ def test_help_is_plain_text_with_defaults(capsys) -> None:
     assert "``" not in text
     assert "(default: 127.0.0.1)" in text and "(default: 8000)" in text
     assert "``" not in build_parser().format_help()
+
+
+def test_python_dash_m_sessionrec_is_the_same_command_line() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "sessionrec", "quickstart", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.startswith("usage: sessionrec quickstart")
+    assert "--jobs N" in out
