@@ -311,6 +311,41 @@ def test_a_failed_group_commit_fails_its_callers_and_the_writer_goes_on():
     assert log.transactions == [1, 2, 1]
 
 
+def test_a_group_commit_wakes_each_event_loop_once():
+    from sessionrec.experiments.eventlog_async import _settle
+
+    class Loop:  # records call_soon_threadsafe and runs the callback at once
+        def __init__(self) -> None:
+            self.wakeups = 0
+
+        def call_soon_threadsafe(self, fn, *args) -> None:
+            self.wakeups += 1
+            fn(*args)
+
+    class Future:
+        def __init__(self) -> None:
+            self.value = self.error = None
+
+        def done(self) -> bool:
+            return self.value is not None or self.error is not None
+
+        def set_result(self, value) -> None:
+            self.value = value
+
+        def set_exception(self, error) -> None:
+            self.error = error
+
+    a, b = Loop(), Loop()
+    futures = [Future() for _ in range(4)]
+    batch = [([1], a, futures[0]), ([2, 3], a, futures[1]), ([4], b, futures[2]),
+             ([5], a, futures[3])]
+    failed = ValueError("x")
+    _settle(batch, [([True], None), ([True, False], None), (None, failed), ([False], None)])
+    assert (a.wakeups, b.wakeups) == (1, 1)
+    assert [f.value for f in futures] == [[True], [True, False], None, [False]]
+    assert futures[2].error is failed
+
+
 # -- processes and crashes ---------------------------------------------------------------------
 WORKER = """
 import sys

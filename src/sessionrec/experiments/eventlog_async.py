@@ -125,28 +125,37 @@ class AsyncEventLog:
             if len(batch) > 1:
                 logger.warning("event log: a group commit of %d appends failed: %s",
                                len(batch), err)
-            for item in batch:
-                _settle(item, exception=err)
+            _settle(batch, [(None, err)] * len(batch))
             return
-        start = 0
-        for item in batch:
-            _settle(item, result=flags[start:start + len(item[0])])
-            start += len(item[0])
+        outcomes, start = [], 0
+        for events, _, _ in batch:
+            outcomes.append((flags[start:start + len(events)], None))
+            start += len(events)
+        _settle(batch, outcomes)
 
 
-def _settle(item: tuple, *, result: list[bool] | None = None,
-            exception: BaseException | None = None) -> None:
-    _, loop, done = item
+def _settle(batch: list, outcomes: list) -> None:
+    """Resolve each append's future with its (result, exception), one wake-up per event loop.
 
-    def resolve() -> None:
-        if done.done():  # the caller was cancelled; its events are written all the same
-            return
-        if exception is not None:
-            done.set_exception(exception)
-        else:
-            done.set_result(result)
+    A group commit answers many appends at once; waking their loop once (not once per
+    append) keeps the writer's cost per commit flat while the loop is busy serving.
+    """
+    by_loop: dict = {}
+    for (_, loop, done), outcome in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(loop, []).append((done, *outcome))
 
-    try:
-        loop.call_soon_threadsafe(resolve)
-    except RuntimeError:  # the caller's event loop is closed: nobody is waiting any more
-        logger.debug("event log: an append was committed after its event loop closed")
+    def resolve(items: list) -> None:
+        for done, result, exception in items:
+            if done.done():  # the caller was cancelled; its events are written all the same
+                continue
+            if exception is not None:
+                done.set_exception(exception)
+            else:
+                done.set_result(result)
+
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(resolve, items)
+        except RuntimeError:  # the caller's event loop is closed: nobody is waiting any more
+            logger.debug("event log: %d appends were committed after their event loop closed",
+                         len(items))
