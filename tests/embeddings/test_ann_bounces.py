@@ -8,12 +8,15 @@ import pytest
 from sessionrec.data.sessions import Sessions
 from sessionrec.embeddings.ann import (
     build_index,
+    calibrate,
+    exact_search,
     fingerprint,
     index_for_store,
     index_path,
     load_index,
     recall_at,
     save_index,
+    unit_rows,
 )
 from sessionrec.embeddings.bounces import drop_quick_bounces, dwell_times
 from sessionrec.embeddings.metadata import MetadataTokens
@@ -92,3 +95,40 @@ def test_category_negatives_stay_in_the_category() -> None:
     assert set(draws[1].tolist()) == {1, 3}
     assert set(draws[2].tolist()) == {5, 6}
     assert item_kinds(tokens, 4, MetaProd2VecConfig()).tolist() == [0, 0, 0, 0]
+
+
+class ThresholdIndex:
+    """A stand-in HNSW index: exact answers from ``efSearch`` >= ``threshold``, else the
+    rows in reverse order (recall ~0)."""
+
+    def __init__(self, unit: np.ndarray, threshold: int) -> None:
+        self.unit, self.threshold = unit, threshold
+        self.hnsw = type("Params", (), {"efSearch": 16})()
+        self.tried: list[int] = []
+
+    def search(self, queries: np.ndarray, k: int):
+        self.tried.append(self.hnsw.efSearch)
+        rows, sims = exact_search(self.unit, queries, k)
+        if self.hnsw.efSearch < self.threshold:
+            rows = (len(self.unit) - 1 - rows)
+        return sims, rows
+
+
+def test_calibration_bisects_between_the_powers_of_two():
+    unit = unit_rows(vectors(200))
+    index = ThresholdIndex(unit, threshold=100)
+    ef, recall = calibrate(index, unit, 0.97, 10, 40, np.random.default_rng(0))
+    # 16, 32, 64 miss and 128 reaches the target; then 96 misses, 112 and 104 reach it, and
+    # the gap 96..104 is the step (max(8, 64 // 8)): 104 is the smallest value tried that works.
+    assert (ef, recall) == (104, 1.0)
+    assert list(dict.fromkeys(index.tried)) == [16, 32, 64, 128, 96, 112, 104]
+    assert index.hnsw.efSearch == 104
+
+
+def test_calibration_keeps_16_or_the_cap():
+    unit = unit_rows(vectors(200))
+    assert calibrate(ThresholdIndex(unit, 1), unit, 0.97, 10, 40,
+                     np.random.default_rng(0))[0] == 16
+    ef, recall = calibrate(ThresholdIndex(unit, 10**6), unit, 0.97, 10, 40,
+                           np.random.default_rng(0), max_ef=64)
+    assert ef == 64 and recall < 0.97

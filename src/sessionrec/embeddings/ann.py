@@ -127,7 +127,12 @@ def build_index(vectors: np.ndarray, *, m: int = 32, ef_construction: int = 64,
 
 def calibrate(index: Any, unit: np.ndarray, target: float, k: int, n_queries: int,
               rng: np.random.Generator, max_ef: int = 4096) -> tuple[int, float]:
-    """The smallest ``efSearch`` (16, 32, 64, ...) whose recall@k vs exact reaches ``target``.
+    """The smallest ``efSearch`` whose recall@k vs exact reaches ``target``.
+
+    Doubles ``efSearch`` from 16 until the recall reaches the target, then bisects between
+    the last value that missed it and the first that reached it, to 1/8 of that gap's lower
+    end (at least 8): the query cost grows with ``efSearch``, so stopping at the first power
+    of two can cost up to twice the time the target needs.
 
     Two kinds of query, as served: stored vectors (similar products; the query itself is left
     out of both lists) and normalised means of two random stored vectors (a session vector,
@@ -140,16 +145,31 @@ def calibrate(index: Any, unit: np.ndarray, target: float, k: int, n_queries: in
     mixes = unit_rows(unit[pairs[:, 0]] + unit[pairs[:, 1]])
     truth_s, _ = exact_search(unit, unit[rows], kk + 1)
     truth_m, _ = exact_search(unit, mixes, kk)
-    ef, recall = 16, 0.0
-    while True:
+
+    def recall_with(ef: int) -> float:
         index.hnsw.efSearch = ef
         _, found_s = index.search(unit[rows], kk + 1)
         _, found_m = index.search(mixes, kk)
-        recall = min(recall_at(_without(found_s, rows, kk), _without(truth_s, rows, kk)),
-                     recall_at(found_m, truth_m))
-        if recall >= target or ef >= max_ef:
-            return ef, recall
+        return min(recall_at(_without(found_s, rows, kk), _without(truth_s, rows, kk)),
+                   recall_at(found_m, truth_m))
+
+    ef, recall = 16, recall_with(16)
+    while recall < target and ef < max_ef:
         ef *= 2
+        recall = recall_with(ef)
+    if recall < target or ef == 16:
+        return ef, recall
+    lo, hi, hi_recall = ef // 2, ef, recall  # lo misses the target, hi reaches it
+    step = max(8, lo // 8)
+    while hi - lo > step:
+        mid = (lo + hi) // 2
+        got = recall_with(mid)
+        if got >= target:
+            hi, hi_recall = mid, got
+        else:
+            lo = mid
+    index.hnsw.efSearch = hi
+    return hi, hi_recall
 
 
 def _without(found: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
