@@ -124,7 +124,7 @@ def _hnsw_rows(row, vectors: np.ndarray, queries: np.ndarray, k: int, truth: np.
     build_s = (time.perf_counter() - t0, time.process_time() - c0)
     mem = f"+{max(peak_rss_mb() - before, 0):.0f} MB"
     size = f"{len(faiss.serialize_index(ann.index)) / 2**20:.0f} MB"
-    for ef in (ann.ef_search, 2 * ann.ef_search):
+    for ef in (max(ann.ef_search // 2, 1), ann.ef_search, 2 * ann.ef_search):
         ann.index.hnsw.efSearch = ef
         found, lat = timed_queries(lambda q, kk: ann.search(q, kk)[0][0], queries, k)
         row(f"{'**' if ef == ann.meta['ef_search'] else ''}faiss HNSW-Flat M32 efSearch {ef}"

@@ -5,8 +5,9 @@ Cosine nearest neighbours at a million products are too slow to compute exactly 
 over the unit-length vectors (``M`` links per node, ``efConstruction`` 64). The search breadth
 ``efSearch`` is not guessed: :func:`build_index` calibrates it, doubling from 16 until the
 recall@k against exact search on ``calibration_queries`` stored vectors reaches
-``target_recall`` (0.97, a margin above the 0.95 asked of served queries), and keeps the
-measured recall in the index's metadata.
+``target_recall`` (0.97, a margin above the 0.95 asked of served queries), then bisecting
+back towards the last value that missed (:func:`calibrate`), and keeps the measured recall
+in the index's metadata.
 
 Why faiss HNSW: docs/benchmarks.md compares faiss HNSW, faiss IVF-Flat and usearch HNSW on
 recall, latency, build time and memory (faiss-cpu is 25 MB installed; usearch 11 MB plus its
