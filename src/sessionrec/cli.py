@@ -493,7 +493,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
           f"{model.history[-1]['loss'] if model.history else float('nan'):.4f}")
     print(f"wrote {out}")
     if len(store) >= EXACT_BELOW or args.index:
-        ann = index_for_store(out, store.vectors, store.product_ids, rebuild=True)
+        ann = index_for_store(out, store.vectors, store.product_ids, rebuild=True,
+                              target_recall=args.index_recall)
         print(f"wrote the ANN index {out.name}.ann.npz (efSearch {ann.ef_search}, recall@10 "
               f"{ann.meta['calibration_recall']:.3f} vs exact)")
     if args.plots is not None:
@@ -552,7 +553,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
     ann = None
     if not args.exact and (len(store) >= EXACT_BELOW or args.rebuild_index):
         ann = index_for_store(Path(args.store), store.vectors, store.product_ids,
-                              rebuild=args.rebuild_index)
+                              rebuild=args.rebuild_index, target_recall=args.index_recall)
     table = similar_products(store, args.product, k=args.k, ann=ann)
     for query, part in table.group_by("query", maintain_order=True):
         about = ""
@@ -591,6 +592,14 @@ def add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="torch intra-op threads (default: $SESSIONREC_THREADS, else 1, which "
                         "is fastest on a busy machine; 0: torch's default, one per core)")
+
+
+def add_index_recall(p: argparse.ArgumentParser) -> None:
+    """``--index-recall``: the recall the ANN index's efSearch is calibrated to."""
+    p.add_argument("--index-recall", type=float, default=0.97, metavar="R",
+                   help="an ANN index (re)built here gets the smallest efSearch whose "
+                        "recall@10 vs exact reaches R on stored and two-product-mean queries "
+                        "(lower: faster queries)")
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -827,6 +836,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cold-start-method", choices=("average", "learned"), default="average")
     p.add_argument("--index", action="store_true",
                    help=f"build the ANN index beside the store even below {20_000:,} products")
+    add_index_recall(p)
     p.add_argument("--plots", nargs="?", const="", default=None, metavar="DIR",
                    help="write PCA pictures (by category and brand) and a neighbours picture "
                         "(default DIR: <out stem>-plots)")
@@ -843,6 +853,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exact", action="store_true", help="exact search even for a large store")
     p.add_argument("--rebuild-index", action="store_true",
                    help="(re)build the ANN index beside the store and use it")
+    add_index_recall(p)
     p.set_defaults(func=cmd_similar)
 
     from sessionrec.experiments.commands import add_parser as add_experiment_parser

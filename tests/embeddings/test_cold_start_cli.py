@@ -94,3 +94,24 @@ def test_similar_refuses_an_unknown_product_and_an_index_of_another_store(
     store_b = read_store(b)
     with pytest.raises(DataError, match="other vectors"):
         load_index(index_path(a), fingerprint(store_b.vectors, store_b.product_ids))
+
+
+def test_index_recall_is_the_calibration_target_and_is_checked(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = prepared(tmp_path)
+    out = tmp_path / "emb.parquet"
+    assert main(["embed", "--data", str(data), "--out", str(out), "--dim", "8", "--index",
+                 "--index-recall", "0.5"]) == 0
+    meta = load_index_meta(out)
+    assert meta["target_recall"] == 0.5 and meta["calibration_recall"] >= 0.5
+    capsys.readouterr()
+    assert main(["similar", "--store", str(out), "--product", "1001", "--rebuild-index",
+                 "--index-recall", "1.5"]) == 2
+    assert "target_recall must lie in (0, 1], got 1.5" in capsys.readouterr().err
+
+
+def load_index_meta(store: Path) -> dict:
+    from sessionrec.embeddings.ann import fingerprint, load_index
+
+    vectors = read_store(store)
+    return load_index(index_path(store), fingerprint(vectors.vectors, vectors.product_ids)).meta
