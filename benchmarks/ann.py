@@ -41,6 +41,7 @@ from sessionrec.embeddings.ann import build_index, exact_search, recall_at, unit
 
 SECTION = "ann"
 BUILD_THREADS = 1  # --build-threads: OpenMP threads of the HNSW build (queries: always 1)
+TARGET_RECALL = 0.97  # --index-recall: the calibration target of the HNSW build
 METHODS = ("exact", "hnsw", "ivf", "usearch")
 
 
@@ -118,7 +119,7 @@ def _hnsw_rows(row, vectors: np.ndarray, queries: np.ndarray, k: int, truth: np.
     t0, c0 = time.perf_counter(), time.process_time()
     faiss.omp_set_num_threads(BUILD_THREADS)  # the graph build may use several cores ...
     try:
-        ann = build_index(vectors, k=k)
+        ann = build_index(vectors, k=k, target_recall=TARGET_RECALL)
     finally:
         faiss.omp_set_num_threads(1)  # ... every query runs on one
     build_s = (time.perf_counter() - t0, time.process_time() - c0)
@@ -190,9 +191,12 @@ def main() -> None:
     parser.add_argument("--ivf-train", type=int, default=0, help="default 256 nlist")
     parser.add_argument("--build-threads", type=int, default=1,
                         help="OpenMP threads of the HNSW graph build (queries stay on 1)")
+    parser.add_argument("--index-recall", type=float, default=0.97,
+                        help="calibration target of the HNSW build (sessionrec's default 0.97)")
     args = parser.parse_args()
-    global BUILD_THREADS
+    global BUILD_THREADS, TARGET_RECALL
     BUILD_THREADS = max(1, args.build_threads)
+    TARGET_RECALL = args.index_recall
     faiss.omp_set_num_threads(1)
     import torch
 
@@ -219,7 +223,8 @@ def main() -> None:
     body = "\n".join([
         "## Approximate nearest neighbours (similar products, p2v serving)", "",
         f"{machine()}; 2 cores shared with other sessions, CPU only, faiss "
-        f"{faiss.__version__}, queries on 1 thread (HNSW build on {BUILD_THREADS}). "
+        f"{faiss.__version__}, queries on 1 thread (HNSW build on {BUILD_THREADS}, calibrated to "
+        f"recall {TARGET_RECALL:g}). "
         "Command: `python benchmarks/ann.py "
         f"{command}`. Latency: one query "
         "at a time; load = 1/5/15-minute load average when the row was measured (the machine "
