@@ -41,7 +41,7 @@ from sessionrec.embeddings.ann import build_index, exact_search, recall_at, unit
 
 SECTION = "ann"
 BUILD_THREADS = 1  # --build-threads: OpenMP threads of the HNSW build (queries: always 1)
-TARGET_RECALL = 0.97  # --index-recall: the calibration target of the HNSW build
+TARGET_RECALL = 0.95  # --index-recall: the calibration target of the HNSW build
 METHODS = ("exact", "hnsw", "ivf", "usearch")
 
 
@@ -191,8 +191,8 @@ def main() -> None:
     parser.add_argument("--ivf-train", type=int, default=0, help="default 256 nlist")
     parser.add_argument("--build-threads", type=int, default=1,
                         help="OpenMP threads of the HNSW graph build (queries stay on 1)")
-    parser.add_argument("--index-recall", type=float, default=0.97,
-                        help="calibration target of the HNSW build (sessionrec's default 0.97)")
+    parser.add_argument("--index-recall", type=float, default=0.95,
+                        help="calibration target of the HNSW build (sessionrec's default 0.95)")
     args = parser.parse_args()
     global BUILD_THREADS, TARGET_RECALL
     BUILD_THREADS = max(1, args.build_threads)

@@ -596,7 +596,7 @@ def add_threads(p: argparse.ArgumentParser) -> None:
 
 def add_index_recall(p: argparse.ArgumentParser) -> None:
     """``--index-recall``: the recall the ANN index's efSearch is calibrated to."""
-    p.add_argument("--index-recall", type=float, default=0.97, metavar="R",
+    p.add_argument("--index-recall", type=float, default=0.95, metavar="R",
                    help="an ANN index (re)built here gets the smallest efSearch whose "
                         "recall@10 vs exact reaches R on stored and two-product-mean queries "
                         "(lower: faster queries)")

@@ -41,7 +41,7 @@ def test_recall_by_hand() -> None:
 def test_index_round_trip_and_another_store_is_refused(tmp_path) -> None:
     v = vectors()
     ann = build_index(v, calibration_queries=50)
-    assert ann.meta["calibration_recall"] >= 0.97 and ann.meta["n"] == 300
+    assert ann.meta["calibration_recall"] >= 0.95 and ann.meta["n"] == 300
     path = save_index(tmp_path / "x.ann.npz", ann)
     again = load_index(path, fingerprint(v))
     assert again.ef_search == ann.ef_search

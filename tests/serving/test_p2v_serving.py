@@ -52,7 +52,7 @@ def test_bundle_builds_the_index_beside_the_weights_and_reuses_it(p2v_run):
     weights = p2v_run / "model" / WEIGHTS_FILE
     assert bundle.model.ann is not None and bundle.similar.ann is bundle.model.ann
     header = read_header(index_path(weights))
-    assert header["n"] == N and header["calibration_recall"] >= 0.97
+    assert header["n"] == N and header["calibration_recall"] >= 0.95
     again = load_bundle(p2v_run)
     assert again.model.ann.meta["fingerprint"] == header["fingerprint"]
     # recommendations after a click stay in the clicked half of the catalogue
