@@ -123,6 +123,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--duration", type=float, default=15.0)
     ap.add_argument("--kill-after", type=float, default=5.0)
+    ap.add_argument("--section", default="archive", help="docs/benchmarks.md section")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="archive-bench-"))
     run_dir = build_run(root, n_items=N_ITEMS, hidden=HIDDEN)
@@ -175,7 +176,7 @@ SIGKILL under load (32 concurrent clients, killed after {args.kill_after:g} s; l
 {len(stored):,} archived, {len(lost)} acknowledged events lost** (archived but unanswered
 events may exist: their answer did not reach the client before the kill).
 """
-    update_section("archive", body_md)
+    update_section(args.section, body_md)
     print(body_md)
 
 
