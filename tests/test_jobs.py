@@ -104,3 +104,17 @@ def test_order_must_name_each_task_once():
     with pytest.raises(ValueError, match="each of the 3 tasks once"):
         run_tasks(3, [0, 0, 1], lambda i: i, _setup, _square, jobs=2,
                   on_result=lambda i, v: None)
+
+
+def _slow_setup() -> int:
+    time.sleep(60)  # a worker that would still be starting long after the tasks are done
+    return os.getpid()
+
+
+def test_a_worker_still_starting_when_all_tasks_are_done_is_not_waited_for():
+    got, on_result = _collector()
+    t0 = time.monotonic()
+    run_tasks(2, [0, 1], lambda i: (i, os.getpid()), _slow_setup, _square, jobs=2,
+              on_result=on_result)
+    assert sorted(i for i, _ in got) == [0, 1]
+    assert time.monotonic() - t0 < 30  # not the worker's 60 s start-up

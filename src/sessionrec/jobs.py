@@ -156,6 +156,10 @@ def run_tasks(n_tasks: int, order: Sequence[int], run_here: Callable[[int], Any]
             w.terminate()
         raise
     finally:
+        if done == n_tasks:  # every result is in: a worker still starting up has nothing to do
+            for w in workers:
+                if w.is_alive():
+                    w.terminate()
         for w in workers:
             w.join(timeout=10)
         results.close()
