@@ -150,16 +150,12 @@ def run_tasks(n_tasks: int, order: Sequence[int], run_here: Callable[[int], Any]
             collect(block=False)
         while done < n_tasks:
             collect(block=True)
-    except BaseException:
+    finally:
+        # Either every result is in (a worker still starting up has nothing left to do) or a
+        # task failed: no more tasks for anyone, and no worker is waited for.
         tasks.close()
         for w in workers:
-            w.terminate()
-        raise
-    finally:
-        if done == n_tasks:  # every result is in: a worker still starting up has nothing to do
-            for w in workers:
-                if w.is_alive():
-                    w.terminate()
-        for w in workers:
+            if w.is_alive():
+                w.terminate()
             w.join(timeout=10)
         results.close()
