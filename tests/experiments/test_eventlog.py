@@ -149,7 +149,7 @@ def test_read_frame_has_the_canonical_schema_values_and_seq_order(url):
                        "variant": "gru", "unit_id": "u1", "user_id": "u1", "session_id": None,
                        "recommendation_id": None, "product_ids": [], "prices": None,
                        "order_id": None, "ts": T0, "orphan": False, "fallback": False,
-                       "placement": None}
+                       "placement": None, "model": None}
     assert rows[1]["product_ids"] == ["p3", "p1", "Ümlaut-9"] and rows[1]["fallback"] is True
     assert rows[2]["prices"] == [19.5, None] and rows[2]["ts"] == T0 - timedelta(hours=1)
     assert rows[3]["ts"] == T0 and rows[3]["orphan"] is True  # +02:00 stored as UTC
@@ -512,6 +512,28 @@ def test_a_version_1_sqlite_log_gains_the_placement_column(tmp_path):
                           placement="basket")])
         frame = log.read_frame("exp")
     assert frame["placement"].to_list() == [None, "basket"]
+
+
+def test_a_version_2_sqlite_log_gains_the_model_column_and_rank_rows_keep_it(tmp_path):
+    import sqlite3
+
+    from sessionrec.experiments.eventlog_sqlite import _CREATE, LAYOUT_VERSION
+
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(_CREATE.replace("    model TEXT,\n", ""))
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    with open_event_log(f"sqlite:///{path}") as log:
+        log.append([Event(kind="recommendation", idempotency_key="r1", experiment="exp",
+                          recommendation_id="r1", product_ids=("b", "a"), ts=T0,
+                          placement="rank", model="alpine")])
+        frame = log.read_frame("exp")
+        assert log.recommendation("exp", "r1").model == "alpine"
+    assert frame.select("placement", "model").rows() == [("rank", "alpine")]
+    version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
+    assert version == LAYOUT_VERSION == 3
 
 
 def test_a_placement_outside_the_known_ones_is_refused(tmp_path):

@@ -25,6 +25,10 @@
     placements = ["product_page", "home"]   # optional (default: all): where this variant's
                                             # model answers; control answers its units on the
                                             # others (logged under gru4rec, with placement)
+    rank_model = "runs/kuairand/alpine"     # optional: the click-probability run that ranks
+                                            # this variant's POST /v1/rank candidates, or
+                                            # "request-order" (no ranking: a control); default:
+                                            # the server's SESSIONREC_RANK_MODEL
 
 An outside recommender called over HTTP is a variant with ``model = "external"`` (its keys:
 :mod:`sessionrec.experiments.external`); control answers whenever it fails. Paths are
@@ -65,6 +69,7 @@ UNITS = ("user", "session")
 HOLDOUT = "holdout"  # the pseudo-variant of held-out units
 BASELINES = {"often-bought-together": "cooc", "cooc": "cooc", "popular": "pop", "pop": "pop"}
 WEIGHT_TOLERANCE = 1e-9
+REQUEST_ORDER = "request-order"  # a rank_model that keeps the candidates in request order
 
 
 # -- the file as written (keys and types checked by sessionrec.config.load_config) --------------
@@ -93,6 +98,7 @@ class VariantTable(ExternalTable):
     model: str
     weight: float
     placements: tuple[str, ...] = PLACEMENTS
+    rank_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,9 @@ class VariantSpec:
     path: Path | None = None
     external: ExternalSpec | None = None
     placements: tuple[str, ...] = PLACEMENTS  # where this variant's model answers
+    rank_model: str | None = None  # /v1/rank: a click-model run as written, REQUEST_ORDER or
+    #                                None (the server's rank model)
+    rank_path: Path | None = None  # the click-model run, resolved (None: not a directory)
 
     @property
     def baseline(self) -> str | None:
@@ -232,12 +241,18 @@ def _variant(name: str, table: VariantTable, base: Path, where: _Where) -> Varia
         return where.error(f"{prefix}{key}", message)
 
     placements = _placements(table.placements, error)
+    rank_model = table.rank_model
+    if rank_model is not None and not rank_model:
+        raise error("rank_model", f"expected a click-probability run directory or "
+                                  f"{REQUEST_ORDER!r}, got {rank_model!r}")
+    rank_path = None if rank_model in (None, REQUEST_ORDER) else base / rank_model
+    ranking = {"rank_model": rank_model, "rank_path": rank_path}
     if table.model == EXTERNAL:
         return VariantSpec(name, table.model, weight, None, parse_external(table, error),
-                           placements)
+                           placements, **ranking)
     check_no_external_keys(table, error)
     path = None if table.model in BASELINES else (base / table.model)
-    return VariantSpec(name, table.model, weight, path, None, placements)
+    return VariantSpec(name, table.model, weight, path, None, placements, **ranking)
 
 
 def _placements(value: tuple[str, ...],
@@ -268,6 +283,34 @@ def _check_model(spec: VariantSpec, where: _Where) -> Path | None:
         raise where.error(f"variants.{spec.name}.model",
                           str(err).removeprefix("model: ")) from None
     return run_dir
+
+
+def _check_rank_model(spec: VariantSpec, where: _Where) -> None:
+    """The variant's ``rank_model`` must be a saved click-probability model (ALPINE, LSTM-R,
+    ATRank, ...): a run directory holding ``model/model.json`` of one, or that folder."""
+    import json
+
+    if spec.rank_path is None:
+        return
+    key = f"variants.{spec.name}.rank_model"
+    p = spec.rank_path
+    if not p.is_dir():
+        raise where.error(key, f"{spec.rank_model!r}: no such directory {p}; give a "
+                               "click-probability run relative to this file (sessionrec train "
+                               f"on exposures, e.g. runs/kuairand/alpine) or {REQUEST_ORDER!r}")
+    meta_file = next((d / "model.json" for d in (p / "model", p)
+                      if (d / "model.json").is_file()), None)
+    meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file else {}
+    if "feature_sizes" not in meta or "model" not in meta:
+        what = f"a {meta.get('name')!r} model" if meta.get("name") else "no saved model"
+        raise where.error(key, f"{spec.rank_model!r} ({p}) holds {what}, not a "
+                               "click-probability model: /v1/rank needs a run of alpine, "
+                               "lstm-r, atrank or another click model")
+    from sessionrec.models.neural.click import click_models
+
+    if meta["model"] not in click_models():
+        raise where.error(key, f"{spec.rank_model!r} ({p}) holds a {meta['model']!r} model, "
+                               f"not a click-probability model ({', '.join(click_models())})")
 
 
 def _baseline_source(variants: tuple[VariantSpec, ...], fallback: Path | None,
@@ -373,6 +416,7 @@ def load_experiment(path: str | Path, check_models: bool = True) -> ExperimentCo
     if check_models:
         for v in variants:
             _check_model(v, where)
+            _check_rank_model(v, where)
         fallback = _baseline_source(variants, fallback, where)
         if orders is not None:
             _check_orders_run(orders, where)

@@ -47,6 +47,8 @@ from sessionrec.errors import ConfigError, DataError, SessionRecError
 
 EVENT_KINDS = ("assignment", "recommendation", "impression", "click", "purchase")
 PLACEMENTS = ("product_page", "basket", "home")  # where a recommendation was shown
+RANK_PLACEMENT = "rank"  # a POST /v1/rank answer: the shop's candidates, re-ranked
+LOGGED_PLACEMENTS = (*PLACEMENTS, RANK_PLACEMENT)  # the placements a row may carry
 
 EVENT_SCHEMA: dict[str, pl.DataType] = {
     "seq": pl.Int64(),
@@ -65,12 +67,14 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     "received_at": pl.Datetime("us", "UTC"),
     "orphan": pl.Boolean(),
     "fallback": pl.Boolean(),
-    "placement": pl.Utf8(),  # of a recommendation: product_page, basket or home
+    "placement": pl.Utf8(),  # of a recommendation: product_page, basket, home or rank
+    "model": pl.Utf8(),  # of a rank recommendation: the model that ordered it (else null)
 }
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_OPTIONAL_TEXT = ("variant", "unit_id", "user_id", "session_id", "recommendation_id", "order_id")
+_OPTIONAL_TEXT = ("variant", "unit_id", "user_id", "session_id", "recommendation_id", "order_id",
+                  "model")
 
 
 class EventLogError(SessionRecError, RuntimeError):
@@ -106,6 +110,7 @@ class Event:
     orphan: bool = False
     fallback: bool = False
     placement: str | None = None
+    model: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.product_ids, list):
@@ -158,9 +163,9 @@ def _validate(e: Event, row: int) -> None:
             continue
         if not isinstance(value, datetime) or value.utcoffset() is None:
             raise bad(field, f"must be a timezone-aware datetime, got {value!r}")
-    if e.placement is not None and e.placement not in PLACEMENTS:
-        raise bad("placement", f"is {e.placement!r}, expected one of {', '.join(PLACEMENTS)} "
-                               "or None")
+    if e.placement is not None and e.placement not in LOGGED_PLACEMENTS:
+        raise bad("placement", f"is {e.placement!r}, expected one of "
+                               f"{', '.join(LOGGED_PLACEMENTS)} or None")
     for field in ("orphan", "fallback"):
         if not isinstance(getattr(e, field), bool):
             raise bad(field, f"must be a bool, got {getattr(e, field)!r}")
@@ -191,13 +196,14 @@ def event_from_row(row: Sequence) -> Event:
     """An :class:`Event` from a stored row in :data:`EVENT_SCHEMA` column order, with the two
     timestamps as integer microseconds and the lists already decoded."""
     (_seq, kind, key, experiment, variant, unit_id, user_id, session_id, rid, product_ids,
-     prices, order_id, ts, received_at, orphan, fallback, placement) = row
+     prices, order_id, ts, received_at, orphan, fallback, placement, model) = row
     return Event(kind=kind, idempotency_key=key, experiment=experiment, variant=variant,
                  unit_id=unit_id, user_id=user_id, session_id=session_id,
                  recommendation_id=rid, product_ids=tuple(product_ids),
                  prices=None if prices is None else tuple(prices), order_id=order_id,
                  ts=from_micros(ts), received_at=from_micros(received_at),
-                 orphan=bool(orphan), fallback=bool(fallback), placement=placement)
+                 orphan=bool(orphan), fallback=bool(fallback), placement=placement,
+                 model=model)
 
 
 def frame_from_rows(rows: Sequence[Sequence], *, json_lists: bool) -> pl.DataFrame:

@@ -63,11 +63,13 @@ CREATE TABLE IF NOT EXISTS experiment_events (
     orphan BOOLEAN NOT NULL,
     fallback BOOLEAN NOT NULL,
     placement TEXT,
+    model TEXT,
     UNIQUE (experiment, idempotency_key)
 );
 CREATE INDEX IF NOT EXISTS experiment_events_recommendation
     ON experiment_events (experiment, recommendation_id);
-ALTER TABLE experiment_events ADD COLUMN IF NOT EXISTS placement TEXT
+ALTER TABLE experiment_events ADD COLUMN IF NOT EXISTS placement TEXT;
+ALTER TABLE experiment_events ADD COLUMN IF NOT EXISTS model TEXT
 """
 
 _SELECT = ", ".join(
@@ -183,7 +185,7 @@ class PostgresEventLog(EventLog):
                  None if e.prices is None else [None if p is None else float(p)
                                                 for p in e.prices],
                  e.order_id, e.ts, received if e.received_at is None else e.received_at,
-                 e.orphan, e.fallback, e.placement) for e in events]
+                 e.orphan, e.fallback, e.placement, e.model) for e in events]
 
         def work(conn: psycopg.Connection) -> list[bool]:
             flags = []

@@ -39,7 +39,9 @@ from sessionrec.experiments.eventlog import (
     to_micros,
 )
 
-LAYOUT_VERSION = 2  # 2: the placement column (a version-1 log gains it when opened)
+# 2: the placement column, 3: the model column (older logs gain the missing ones when opened)
+LAYOUT_VERSION = 3
+_ADDED_COLUMNS = ("placement", "model")  # columns added after version 1, in order
 
 _CREATE = """
 CREATE TABLE IF NOT EXISTS experiment_events (
@@ -60,6 +62,7 @@ CREATE TABLE IF NOT EXISTS experiment_events (
     orphan INTEGER NOT NULL,
     fallback INTEGER NOT NULL,
     placement TEXT,
+    model TEXT,
     UNIQUE (experiment, idempotency_key)
 );
 CREATE INDEX IF NOT EXISTS experiment_events_recommendation
@@ -184,8 +187,11 @@ class SQLiteEventLog(EventLog):
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = conn.execute("SELECT count(*) FROM sqlite_master "
                                   "WHERE name = 'experiment_events'").fetchone()[0]
-            if tables and version == 1:
-                conn.execute("ALTER TABLE experiment_events ADD COLUMN placement TEXT")
+            if tables and 1 <= version < LAYOUT_VERSION:
+                have = {row[1] for row in conn.execute("PRAGMA table_info(experiment_events)")}
+                for column in _ADDED_COLUMNS:
+                    if column not in have:
+                        conn.execute(f"ALTER TABLE experiment_events ADD COLUMN {column} TEXT")
                 version = LAYOUT_VERSION
             if tables and version != LAYOUT_VERSION:
                 raise ConfigError(f"event log {self.path}: layout version {version}, this "
@@ -253,4 +259,4 @@ def _encode(e: Event, now_us: int) -> tuple:
                 [None if p is None else float(p) for p in e.prices], separators=(",", ":")),
             e.order_id, to_micros(e.ts),
             now_us if e.received_at is None else to_micros(e.received_at),
-            int(e.orphan), int(e.fallback), e.placement)
+            int(e.orphan), int(e.fallback), e.placement, e.model)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from sessionrec.experiments.eventlog import PLACEMENTS
+from sessionrec.experiments.eventlog import LOGGED_PLACEMENTS
 
 UNRECORDED = "unrecorded"
 KEYS = ["placement", "variant"]
@@ -67,7 +67,7 @@ def placement_kpis(events: pl.DataFrame, sales: pl.DataFrame,
                            pl.col("attributed_revenue").fill_null(0.0)))
     impressions = pl.when(pl.col("impressions") > 0).then(pl.col("impressions")
                                                           .cast(pl.Float64))
-    order = {p: i for i, p in enumerate((*PLACEMENTS, UNRECORDED))}
+    order = {p: i for i, p in enumerate((*LOGGED_PLACEMENTS, UNRECORDED))}
     arm = {v: i for i, v in enumerate(arms)}
     return (table.with_columns(ctr=pl.col("clicks") / impressions,
                                conversion=pl.col("sales") / impressions,

@@ -111,7 +111,8 @@ def synthetic_events(config, n_units: int, days: int = 14, ctr: Mapping[str, flo
                            received_at=pl.col("ts"), orphan=pl.lit(False),
                            fallback=pl.lit(False),
                            placement=pl.when(pl.col("kind") == "recommendation")
-                           .then(pl.lit("product_page"))))
+                           .then(pl.lit("product_page")),
+                           model=pl.lit(None, pl.Utf8)))
     return frame.select([pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()])
 
 

@@ -149,7 +149,9 @@ class ExperimentRouter:
             self.xm.log_errors.labels("lookup").inc()
             raise
 
-    async def _log_answer(self, events: list[Event], unit: str, variant: str) -> None:
+    async def log_answer(self, events: list[Event], unit: str, variant: str) -> None:
+        """Log an answer's rows (the unit's assignment, its recommendation); a failing log is
+        counted and logged, never raised: the answer is served anyway."""
         try:
             flags = await self.append(events, "recommendation")
         except Exception as err:
@@ -171,6 +173,17 @@ class ExperimentRouter:
         return [Event(kind="assignment", idempotency_key=assignment_key(unit),
                       experiment=self.config.name, variant=variant, unit_id=unit,
                       user_id=user_id, session_id=session_id, ts=when)]
+
+    async def assigned(self, session_id: str | None, user_id: str | None,
+                       device_id: str | None, when: datetime
+                       ) -> tuple[str, str, list[Event]] | None:
+        """(unit, variant or ``holdout``, the unit's ``assignment`` row when this worker has not
+        logged it yet) of a visitor at ``when``; None outside the experiment's time window."""
+        if not self.config.active(when):
+            return None
+        unit = await self.resolve_unit(session_id, user_id, device_id)
+        variant = assign(self.config, unit)
+        return unit, variant, self._assignment(unit, variant, when, user_id, session_id)
 
     # -- recommendations ----------------------------------------------------------------------
     async def _session_products(self, mw: Middleware, session_id: str,
@@ -211,14 +224,13 @@ class ExperimentRouter:
         ``placement``; a variant that does not cover the placement (its ``placements``) is
         answered there by control, logged under the unit's variant."""
         cfg = self.config
-        if not cfg.active(when):
+        got_unit = await self.assigned(session_id, user_id, device_id, when)
+        if got_unit is None:
             return await self._plain(await answer_of(self.control))
-        unit = await self.resolve_unit(session_id, user_id, device_id)
-        variant = assign(cfg, unit)
-        events = self._assignment(unit, variant, when, user_id, session_id)
+        unit, variant, events = got_unit
         if variant == HOLDOUT:
             if events:
-                await self._log_answer(events, unit, variant)
+                await self.log_answer(events, unit, variant)
             self.xm.recommendations.labels(variant).inc()
             return Routed(Answer([], HOLDOUT, False), cfg.name, HOLDOUT, None)
         serving = variant if placement in cfg.variant(variant).placements else cfg.control
@@ -248,7 +260,7 @@ class ExperimentRouter:
                             user_id=user_id, session_id=session_id, recommendation_id=rid,
                             product_ids=tuple(str(p) for p in answer.products), ts=when,
                             fallback=fell_back, placement=placement))
-        await self._log_answer(events, unit, variant)
+        await self.log_answer(events, unit, variant)
         self.xm.recommendations.labels(variant).inc()
         return Routed(answer, cfg.name, variant, rid, n_events)
 
