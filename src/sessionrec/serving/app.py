@@ -375,6 +375,11 @@ def create_app(settings: ServeSettings, bundle: Bundle | None = None,
     metrics = Metrics()
     experimenting = bool(settings.experiment) or experiment is not None
     archiving = bool(settings.archive) or archive is not None
+    ranking_experiment = False  # /v1/rank under the experiment (its variants' click models)
+    if experimenting:
+        from sessionrec.serving.rank_experiment import experiment_ranks
+
+        ranking_experiment = experiment_ranks(settings, experiment)
 
     def open_state_store() -> StateStore:
         return store or open_store(settings.store, settings.session_ttl_s, settings.user_ttl_s,
@@ -401,6 +406,15 @@ def create_app(settings: ServeSettings, bundle: Bundle | None = None,
                                         variants, event_log)
             mw, reloader = router.control, router
             serving = f"experiment {router.config.name} ({', '.join(router.variants)})"
+            if ranking_experiment:
+                from sessionrec.serving.rank_experiment import open_experiment_ranking
+
+                try:
+                    state["rank"] = await asyncio.to_thread(open_experiment_ranking, router,
+                                                            settings, metrics)
+                except BaseException:
+                    await router.close()
+                    raise
         else:
             loaded = bundle or await asyncio.to_thread(
                 load_bundle, settings.model, settings.vocab or None, settings.fallback or None,
@@ -428,6 +442,8 @@ def create_app(settings: ServeSettings, bundle: Bundle | None = None,
             # was cancelled mid-flight can leave its pool's disconnect waiting for ever).
             await _bounded(asyncio.gather(*tasks, return_exceptions=True), "background tasks")
             await _bounded(reloader.close(), "state store")
+            if state.get("rank") is not None:
+                await _bounded(state["rank"].close(), "rank histories")
             if state["archive"] is not None:
                 await _bounded(state["archive"].close(), "event archive")
 
@@ -463,7 +479,12 @@ def create_app(settings: ServeSettings, bundle: Bundle | None = None,
 
         add_archive_routes(app, archiver)
     _add_common_routes(app, settings, metrics, state, k_param, mw)
-    if settings.rank_model:  # candidate re-ranking with a click-probability model
+    if ranking_experiment:  # candidate re-ranking by each visitor's variant, logged
+        from sessionrec.serving.rank_experiment import experiment_rank_router
+
+        app.include_router(experiment_rank_router(lambda: state["rank"],
+                                                  settings.max_candidates))
+    elif settings.rank_model:  # candidate re-ranking with a click-probability model
         from sessionrec.serving.rank import add_rank_routes
 
         add_rank_routes(app, settings, metrics)

@@ -62,7 +62,7 @@ class Routed:
     n_events: int = 0  # session recommendations: clicks applied so far
 
 
-class _LRU(OrderedDict):
+class LRU(OrderedDict):
     def __init__(self, size: int) -> None:
         super().__init__()
         self.size = size
@@ -106,8 +106,8 @@ class ExperimentRouter:
         self.control = self.variants[config.control]
         self.external = {v.name: ExternalRecommender(v.external) for v in config.variants
                          if v.external is not None}
-        self._seen_units = _LRU(MAX_SEEN_UNITS)
-        self._recent = _LRU(MAX_RECENT)
+        self._seen_units = LRU(MAX_SEEN_UNITS)
+        self._recent = LRU(MAX_RECENT)
         self._reload_lock = asyncio.Lock()
 
     # -- identity -----------------------------------------------------------------------------

@@ -104,8 +104,11 @@ class Ranker:
     def scores(self, user_id: str, history, items: np.ndarray, now_us: int) -> np.ndarray:
         """Click probabilities of ``items`` (int [N]) for the user with ``history``."""
         n = len(items)
-        row = UserRows(self.user_index.get(user_id, -1), history["click"], history["skip"],
-                       history["like"], history["follow"], items,
+        # A history store shared by several models keeps the longest max_len: cut to ours.
+        keep = self.model.params.max_len
+        h = {b: (ids[-keep:], ts[-keep:]) for b, (ids, ts) in history.items()}
+        row = UserRows(self.user_index.get(user_id, -1), h["click"], h["skip"],
+                       h["like"], h["follow"], items,
                        np.full(n, now_us, dtype=np.int64), np.zeros(n, dtype=np.int64),
                        np.full(n, -1, dtype=np.int64))
         return 1.0 / (1.0 + np.exp(-self.model.score_rows([row]).astype(np.float64)))
@@ -129,6 +132,48 @@ class Ranker:
                    for c in candidates if c not in self.item_index])
 
 
+async def record_behaviour(ranker: Ranker, histories: HistoryStore, event: BehaviourEvent,
+                           metrics: Metrics) -> bool:
+    """Append ``event`` to its user's history; False (nothing stored) for a product outside
+    the model's vocabulary. A store failure is counted and answered 503 (Retry-After)."""
+    idx = ranker.item_index.get(event.product_id)
+    if idx is None:
+        return False
+    ts = int((event.ts if event.ts is not None else time.time()) * 1_000_000)
+    try:
+        await histories.append(event.user_id, BEHAVIOUR_OF_EVENT[event.behaviour], idx, ts)
+    except Exception as err:  # the store is down: say so, do not lose it silently
+        log.warning("history store failed: %s", err)
+        metrics.store_errors.labels("history_append").inc()
+        raise HTTPException(503, f"behaviour store unavailable: {err}",
+                            headers={"Retry-After": "1"}) from err
+    return True
+
+
+async def ranked_items(ranker: Ranker, histories: HistoryStore, user_id: str,
+                       candidates: list[str], lock: asyncio.Lock,
+                       metrics: Metrics) -> tuple[list[RankedItem], str | None]:
+    """The candidates ranked by ``ranker`` from the user's stored history, and the fallback
+    reason (None, ``store_unavailable`` or ``model_error``: request order), counted."""
+    reason = None
+    try:
+        history = await histories.get(user_id)
+    except Exception as err:  # rank without the history rather than fail the page
+        log.warning("history store failed, ranking from an empty history: %s", err)
+        metrics.store_errors.labels("history_get").inc()
+        history, reason = empty_history(), "store_unavailable"
+    now_us = int(time.time() * 1_000_000) + 1
+    try:
+        async with lock:
+            items = ranker.rank(user_id, candidates, history, now_us)
+    except Exception:  # a model failure must not break the page
+        log.exception("rank model failed for user %r; answering in request order", user_id)
+        items, reason = ranker.unranked(candidates), "model_error"
+    if reason is not None:
+        metrics.fallbacks.labels(reason).inc()
+    return items, reason
+
+
 def rank_router(ranker: Ranker, histories: HistoryStore, max_candidates: int = 500,
                 name: str = "", metrics: Metrics | None = None) -> APIRouter:
     """The ``/v1/rank`` and ``/v1/behaviours`` routes over ``ranker`` and ``histories``;
@@ -140,40 +185,15 @@ def rank_router(ranker: Ranker, histories: HistoryStore, max_candidates: int = 5
 
     @router.post("/v1/behaviours", response_model=Recorded)
     async def record(event: BehaviourEvent) -> Recorded:
-        idx = ranker.item_index.get(event.product_id)
-        if idx is not None:
-            ts = int((event.ts if event.ts is not None else time.time()) * 1_000_000)
-            try:
-                await histories.append(event.user_id, BEHAVIOUR_OF_EVENT[event.behaviour], idx,
-                                       ts)
-            except Exception as err:  # the store is down: say so, do not lose it silently
-                log.warning("history store failed: %s", err)
-                metrics.store_errors.labels("history_append").inc()
-                raise HTTPException(503, f"behaviour store unavailable: {err}",
-                                    headers={"Retry-After": "1"}) from err
+        known = await record_behaviour(ranker, histories, event, metrics)
         return Recorded(user_id=event.user_id, product_id=event.product_id,
-                        behaviour=event.behaviour, known=idx is not None)
+                        behaviour=event.behaviour, known=known)
 
     @router.post("/v1/rank", response_model=Ranked)
     async def rank(req: RankRequest) -> Ranked:
         check_candidates(req.candidates, max_candidates)
-        reason = None
-        try:
-            history = await histories.get(req.user_id)
-        except Exception as err:  # rank without the history rather than fail the page
-            log.warning("history store failed, ranking from an empty history: %s", err)
-            metrics.store_errors.labels("history_get").inc()
-            history, reason = empty_history(), "store_unavailable"
-        now_us = int(time.time() * 1_000_000) + 1
-        try:
-            async with lock:
-                items = ranker.rank(req.user_id, req.candidates, history, now_us)
-        except Exception:  # a model failure must not break the page
-            log.exception("rank model failed for user %r; answering in request order",
-                          req.user_id)
-            items, reason = ranker.unranked(req.candidates), "model_error"
-        if reason is not None:
-            metrics.fallbacks.labels(reason).inc()
+        items, reason = await ranked_items(ranker, histories, req.user_id, req.candidates,
+                                           lock, metrics)
         return Ranked(user_id=req.user_id, model=model_name, items=items,
                       fallback=reason is not None, reason=reason)
 
