@@ -48,7 +48,7 @@ from sessionrec.errors import ConfigError, SessionRecError
 from sessionrec.experiments.assignment import HOLDOUT
 from sessionrec.experiments.config import REQUEST_ORDER, ExperimentConfig
 from sessionrec.experiments.eventlog import RANK_PLACEMENT, Event
-from sessionrec.serving.experiment import ExperimentRouter, LRU, moment
+from sessionrec.serving.experiment import LRU, ExperimentRouter, moment
 from sessionrec.serving.histories import HistoryStore
 from sessionrec.serving.metrics import Metrics
 from sessionrec.serving.rank import (
