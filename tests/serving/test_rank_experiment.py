@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from sessionrec.data.exposures.dataset import load_exposures
@@ -149,6 +150,17 @@ def test_a_click_behaviour_on_a_ranked_candidate_is_attributed_once(exp):
         (latest["recommendation_id"], "alpine", f"user:{user}"),
         (first["recommendation_id"], "alpine", f"user:{user}")]
     assert clicks["product_ids"].to_list() == [["2"], ["2"]]
+    # the report's rank KPI reads them: "2" was ranked somewhere in each two-product list
+    from sessionrec.experiments.rank_kpis import rank_lists
+
+    with open_event_log(url) as log:
+        lists = rank_lists(log.read_frame("t")).sort("recommendation_id")
+    assert lists.filter(pl.col("recommendation_id").is_in(
+        [first["recommendation_id"], latest["recommendation_id"]]))["clicks"].to_list() == [1, 1]
+    positions = {a["recommendation_id"]: [i["product_id"] for i in a["items"]].index("2") + 1
+                 for a in (first, latest)}
+    assert lists["reciprocal_positions"].sum() == pytest.approx(
+        sum(1 / p for p in positions.values()))
 
 
 def test_a_failing_variant_model_answers_in_request_order_and_is_counted(exp, monkeypatch):

@@ -30,6 +30,7 @@ from sessionrec.experiments.kpis import (
 )
 from sessionrec.experiments.lag import click_to_sale_lags, lag_summary, lag_text
 from sessionrec.experiments.placement_kpis import placement_kpis
+from sessionrec.experiments.rank_kpis import rank_summary
 from sessionrec.experiments.stats import (
     KPI_NUMERATORS,
     Comparison,
@@ -41,7 +42,9 @@ from sessionrec.experiments.stats import (
 
 KPI_LABELS = {"ctr": "CTR", "conversion": "14-day conversion",
               "revenue_per_impression": "revenue per impression",
-              "same_session_conversion": "same-session conversion"}
+              "same_session_conversion": "same-session conversion",
+              "rank_list_ctr": "ranked-list CTR",
+              "rank_mean_reciprocal_position": "mean reciprocal position of clicked candidates"}
 # mSPRT mixture scale: effects of about this share of the control rate are expected.
 MSPRT_RELATIVE_TAU = 0.1
 
@@ -107,7 +110,9 @@ def analyse(frame: pl.DataFrame, config: Any, *, alpha: float = 0.05, n_boot: in
 
     Returns:
         ``{"experiment", "settings", "variants", "daily", "comparisons", "srm", "counts",
-        "period"}``; every comparison carries its ``verdict`` sentence.
+        "period", "rank"}``; every comparison carries its ``verdict`` sentence. ``rank`` (null
+        without ``/v1/rank`` answers in the log): ``{"variants", "comparisons", "skipped"}`` of
+        :mod:`sessionrec.experiments.rank_kpis`.
     """
     params = experiment_params(config)
     tables = compute_kpis(frame, params) if tables is None else tables
@@ -116,9 +121,11 @@ def analyse(frame: pl.DataFrame, config: Any, *, alpha: float = 0.05, n_boot: in
     kpis = ["ctr", "conversion"] + (["revenue_per_impression"] if has_prices else [])
     # a variant without traffic (weight 0) has nothing to compare
     tested = [v for v in params.variant_names if params.weights[v] > 0 or v == params.control]
+    # a log of /v1/rank answers alone has no impressions: its lists are compared below
+    shown = int(variants["impressions"].sum()) > 0
     comparisons = compare_to_control(tables.units, params.control, tested, kpis,
                                      alpha=alpha, n_boot=n_boot, seed=seed,
-                                     holm_family=holm_family)
+                                     holm_family=holm_family) if shown else []
     rows = []
     for c in comparisons:
         row = c.to_dict()
@@ -147,9 +154,22 @@ def analyse(frame: pl.DataFrame, config: Any, *, alpha: float = 0.05, n_boot: in
                                      params.arms).to_dicts(),
         "daily": tables.daily.to_dicts(),
         "comparisons": rows,
+        "rank": _rank_payload(experiment_events(frame, params), params, alpha),
         "srm": srm.to_dict(),
         "counts": tables.counts,
     })
+
+
+def _rank_payload(events: pl.DataFrame, params: ExperimentParams,
+                  alpha: float) -> dict[str, Any] | None:
+    """The re-ranked lists' KPIs and comparisons (see :mod:`.rank_kpis`), or None."""
+    got = rank_summary(events, params.control, params.arms, alpha)
+    if got is None:
+        return None
+    table, comparisons, skipped = got
+    return {"variants": table.to_dicts(),
+            "comparisons": [{**c.to_dict(), "verdict": verdict(c)} for c in comparisons],
+            "skipped": skipped}
 
 
 def _decimals(half_width: float) -> int:
@@ -217,6 +237,29 @@ def _placement_table(payload: dict[str, Any]) -> tuple[list[str], list[list[str]
              _num(p["clicks"]), _pct(p["ctr"]), _num(p["sales"]), _pct(p["conversion"], 3),
              _num(p["attributed_revenue"], 2)] for p in payload.get("placements", [])]
     return header, rows
+
+
+def _rank_table(rank: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["Variant", "Models", "Lists", "Fallbacks", "Clicked lists", "Clicked candidates",
+              "List CTR", "Mean reciprocal position"]
+    rows = [[v["variant"], ", ".join(v["models"]) or "n/a", _num(v["lists"]),
+             _num(v["fallbacks"]), _num(v["clicked_lists"]), _num(v["clicks"]),
+             _pct(v["list_ctr"]), _num(v["mean_reciprocal_position"], 3)]
+            for v in rank["variants"]]
+    return header, rows
+
+
+def _rank_blocks(rank: dict[str, Any] | None) -> list[tuple]:
+    if rank is None:
+        return []
+    return [("h2", "Re-ranked lists (/v1/rank)"),
+            ("p", "Each POST /v1/rank answer is a list; a clicked candidate is a click "
+                  "behaviour on a product of the list (counted once per list). List CTR = "
+                  "lists with a click / lists; mean reciprocal position = mean of 1 / position "
+                  "over clicked candidates. Delta method over units, Holm over these "
+                  "comparisons."),
+            ("table", *_rank_table(rank)),
+            ("ul", [c["verdict"] for c in rank["comparisons"]] + rank["skipped"])]
 
 
 def _comparison_table(payload: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -290,6 +333,7 @@ def _blocks(payload: dict[str, Any], plots: Sequence[tuple[str, str]]) -> list[t
                            ("p", "Where the recommendations were shown; a credited sale "
                                  "counts on the placement of its credited click."),
                            ("table", *_placement_table(payload)),
+                           *_rank_blocks(payload.get("rank")),
                            ("h2", "Comparisons with control"),
                            ("table", *_comparison_table(payload)),
                            ("h2", "Sample-ratio check"), ("p", _srm_text(payload["srm"])),
