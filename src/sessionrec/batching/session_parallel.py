@@ -107,3 +107,27 @@ def session_parallel(offsets: np.ndarray, order: np.ndarray, batch_size: int,
             pos, last, sess, reset = pos[keep], last[keep], sess[keep], reset[keep]
             if len(pos) == 0:
                 return
+
+
+def session_groups(offsets: np.ndarray, order: np.ndarray, batch_size: int,
+                   bucket: int = 32) -> Iterator[np.ndarray]:
+    """Groups of ``batch_size`` sessions for whole-session unrolling (``bptt = 0``).
+
+    The sessions of ``order`` are taken in that order in chunks of ``bucket × batch_size``;
+    each chunk is sorted by session length (stable: ties keep their order) and cut into groups
+    of ``batch_size``, so that the lanes of a group end at about the same step and few steps
+    run narrow. Every session of ``order`` is in exactly one group; the last group of a chunk
+    may be smaller.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if bucket < 1:
+        raise ValueError(f"bucket must be at least 1, got {bucket}")
+    order = np.asarray(order, dtype=np.int64)
+    lengths = np.diff(np.asarray(offsets, dtype=np.int64))
+    chunk = bucket * batch_size
+    for start in range(0, len(order), chunk):
+        part = order[start : start + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        for g in range(0, len(part), batch_size):
+            yield part[g : g + batch_size]

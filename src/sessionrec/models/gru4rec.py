@@ -46,6 +46,7 @@ import torch
 
 from sessionrec.batching.negatives import NegativeSampler
 from sessionrec.batching.session_parallel import (
+    session_groups,
     session_order,
     session_parallel,
     trainable_sessions,
@@ -127,6 +128,13 @@ class GRU4Rec(SessionRecommender):
         threads: torch threads while fitting (0: leave torch's setting).
         max_memory_gb: memory the model may plan for (0: what the machine has available).
         progress: show a progress bar with loss and events/s while fitting.
+        bptt: steps per training window (1: one-step truncated back-propagation, the
+            original; k > 1: windows of k walk steps; 0: whole sessions, groups of
+            ``batch_size`` sessions unrolled from first to last click), see
+            :mod:`sessionrec.models.unroll`.
+        grad_clip: joint L2 norm of a window's gradients (0: no clipping).
+        pf_weight, pf_rollout, pf_feed, pf_disc_hidden, pf_disc_steps, pf_disc_lr: professor
+            forcing (:mod:`sessionrec.models.professor`; ``pf_weight = 0``: off).
     """
 
     name = "gru4rec"
@@ -203,7 +211,7 @@ class GRU4Rec(SessionRecommender):
     def unrolled(self) -> bool:
         """Trains in windows (:mod:`sessionrec.models.unroll`) instead of one-step BPTT."""
         p = self._params
-        return int(p["bptt"]) > 1 or float(p["grad_clip"]) > 0 or float(p["pf_weight"]) > 0
+        return int(p["bptt"]) != 1 or float(p["grad_clip"]) > 0 or float(p["pf_weight"]) > 0
 
     def set_pretrained_items(self, vectors: torch.Tensor | np.ndarray,
                              freeze: bool = True) -> GRU4Rec:
@@ -526,10 +534,27 @@ class GRU4Rec(SessionRecommender):
     def _unrolled_epoch(self, plan, offsets: np.ndarray, items: torch.Tensor,
                         sampler: NegativeSampler, opt: RowOptimizer, loss_fn, log_counts,
                         ) -> Iterator[tuple[float, int]]:
-        """Train one epoch in windows of ``bptt`` steps; yields (summed loss, pairs)."""
+        """Train one epoch in windows of ``bptt`` steps (0: one window per group of whole
+        sessions, :meth:`_whole_session_epoch`); yields (summed loss, pairs)."""
         step = window_stepper(self, opt, loss_fn, log_counts, self._adversary)
+        if int(self._params["bptt"]) == 0:
+            yield from self._whole_session_epoch(plan, offsets, items, step, sampler)
+            return
         walk, state = self._unroll_walk(plan, offsets, items)
         yield from unrolled_epoch(walk, state, int(self._params["bptt"]), step, sampler)
+
+    def _whole_session_epoch(self, order: np.ndarray, offsets: np.ndarray, items: torch.Tensor,
+                             step, sampler: NegativeSampler) -> Iterator[tuple[float, int]]:
+        """Whole-session unrolling (``bptt = 0``): ``batch_size`` sessions of similar length
+        start together from zero states (:func:`session_groups`), run to their ends as one
+        window (lanes drop out as their sessions end) and make one update, with gradients
+        through every step of every session. Yields (summed loss, pairs) per group."""
+        for group in session_groups(offsets, order, int(self._params["batch_size"])):
+            walk, state = self._unroll_walk(group, offsets, items)
+            window = list(walk)
+            if window:
+                loss, _ = step(window, [sampler.draw() for _ in window], state)
+                yield loss, sum(len(s.x_items) for s in window)
 
     def _unroll_walk(self, order: np.ndarray, offsets: np.ndarray, items: torch.Tensor,
                      ) -> tuple[Iterator[WalkStep], list[torch.Tensor]]:
@@ -555,7 +580,7 @@ class GRU4Rec(SessionRecommender):
 
                 yield WalkStep(items[torch.from_numpy(batch.inputs)],
                                items[torch.from_numpy(batch.targets)], advance, batch.reset,
-                               keep is not None)
+                               keep)
 
         return walk(), hidden
 

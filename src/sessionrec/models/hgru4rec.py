@@ -129,6 +129,10 @@ class HGRU4Rec(GRU4Rec):
     def _validate_params(self) -> None:
         super()._validate_params()
         p = self._params
+        if int(p["bptt"]) == 0:
+            raise ConfigError("hgru4rec: bptt = 0 (whole-session unrolling) is GRU4Rec's only: "
+                              "HGRU4Rec's user-parallel lanes carry user states across session "
+                              "boundaries, so sessions cannot be regrouped; use bptt = k > 1")
         if any(h < 1 for h in p["user_layers"]):
             raise ConfigError(f"hgru4rec: user_layers must be positive sizes, got "
                               f"{p['user_layers']}")
@@ -278,7 +282,7 @@ class HGRU4Rec(GRU4Rec):
                     return Stepped(out, (new, user, y_items), new[-1], hidden, user)
 
                 yield WalkStep(items[torch.from_numpy(batch.inputs)], y_items, advance,
-                               batch.session_start, keep is not None)
+                               batch.session_start, keep)
 
         return walk(), state
 

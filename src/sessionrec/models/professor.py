@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -46,9 +47,10 @@ PF_DEFAULTS: dict[str, Any] = {"pf_weight": 0.0, "pf_rollout": 0, "pf_feed": "we
 
 def check_unroll_params(name: str, p: dict[str, Any]) -> None:
     """Validate ``bptt``, ``grad_clip`` and the ``pf_*`` parameters of model ``name``."""
-    if int(p["bptt"]) < 1:
-        raise ConfigError(f"{name}: bptt must be at least 1 (1: one-step truncated "
-                          f"back-propagation), got {p['bptt']}")
+    if int(p["bptt"]) < 0:
+        raise ConfigError(f"{name}: bptt must be >= 0 (1: one-step truncated "
+                          f"back-propagation, k > 1: windows of k steps, 0: whole sessions), "
+                          f"got {p['bptt']}")
     if float(p["grad_clip"]) < 0:
         raise ConfigError(f"{name}: grad_clip must be >= 0 (0: no clipping), got "
                           f"{p['grad_clip']}")
@@ -67,11 +69,15 @@ def check_unroll_params(name: str, p: dict[str, Any]) -> None:
                           f"{p['pf_rollout']}")
     if float(p["pf_weight"]) > 0:
         rollout = rollout_length(p)
+        if int(p["bptt"]) == 0 and int(p["pf_rollout"]) == 0:
+            raise ConfigError(f"{name}: with whole-session unrolling (bptt = 0) professor "
+                              "forcing needs an explicit pf_rollout (>= 2): sessions have no "
+                              "common length")
         if rollout < 2:
             raise ConfigError(f"{name}: professor forcing (pf_weight > 0) compares rollouts of "
                               f"at least 2 steps; pf_rollout is {rollout} (set bptt >= 2 and "
                               "pf_rollout = 0 or >= 2)")
-        if rollout > int(p["bptt"]):
+        if int(p["bptt"]) > 0 and rollout > int(p["bptt"]):
             raise ConfigError(f"{name}: pf_rollout = {rollout} is longer than the training "
                               f"window bptt = {p['bptt']}; rollouts run inside the window")
 
@@ -88,6 +94,32 @@ def check_rollout_fits(name: str, p: dict[str, Any], longest_session: int) -> No
             f"{name}: pf_rollout = {rollout_length(p)} steps is longer than the longest "
             f"training session allows ({longest_session} events give {longest_session - 1} "
             "targets); lower pf_rollout (or bptt)")
+
+
+def lanes_through(steps: list) -> list[torch.Tensor] | None:
+    """The lanes of ``steps[0]`` that stay in their session through every step, as their
+    position at each step (int64 [n] per step, same lane order), or None when no lane does.
+
+    A lane leaves when a step drops it (``keep`` without it) or starts a new session in it
+    (``starts``) after the first step; dropping earlier lanes moves the later ones down.
+    """
+    pos = torch.arange(len(steps[0].x_items))
+    alive = torch.ones(len(pos), dtype=torch.bool)
+    history = [pos]
+    for s in steps[1:]:
+        if s.keep is not None:
+            keep = torch.as_tensor(s.keep)
+            if len(keep) == 0:
+                return None
+            idx = torch.searchsorted(keep, pos).clamp(max=len(keep) - 1)
+            alive &= keep.index_select(0, idx) == pos  # still there after the drop
+            pos = torch.where(alive, idx, 0)
+        alive &= ~torch.from_numpy(np.asarray(s.starts, dtype=bool)).index_select(0, pos)
+        history.append(pos)
+    if not bool(alive.any()):
+        return None
+    lanes = alive.nonzero().squeeze(1)
+    return [p.index_select(0, lanes) for p in history]
 
 
 class Discriminator(nn.Module):
@@ -147,19 +179,19 @@ class Adversary:
                tops: list[torch.Tensor]) -> Fight | None:
         """Roll the eligible lanes of a window out free-running; None when none is.
 
-        A lane is eligible when it stays in its session for the rollout's steps (no new
-        session at steps 2..T, no lane dropped at steps 2..T).
+        A lane is eligible when it stays in its session for the rollout's steps: it is not
+        dropped and starts no new session at steps 2..T (lanes dropped meanwhile are followed
+        through the narrowing, :func:`lanes_through`).
         """
         t_len = self.rollout
-        if len(window) < t_len or any(s.narrowed for s in window[1:t_len]):
+        if len(window) < t_len:
             return None
-        eligible = torch.ones(len(window[0].x_items), dtype=torch.bool)
-        for s in window[1:t_len]:
-            eligible &= ~torch.from_numpy(s.starts)
-        if int(eligible.sum()) < 1:
+        positions = lanes_through(window[:t_len])
+        if positions is None:
             return None
-        lanes = eligible.nonzero().squeeze(1)
-        teacher = torch.stack([t.index_select(0, lanes) for t in tops[:t_len]])
+        lanes = positions[0]
+        teacher = torch.stack([t.index_select(0, pos) for t, pos in zip(tops[:t_len], positions,
+                                                                        strict=True)])
         hidden = [h.index_select(0, lanes) for h in first.start]
         context = _select(first.context, lanes)
         x = x_rows.index_select(0, lanes)

@@ -64,14 +64,20 @@ class WalkStep:
         x_items / y_items: int64 [m] input and target items of the live lanes.
         advance: ``advance(state, x_rows) -> Stepped``.
         starts: bool [m] lanes that start a new session at this step.
-        narrowed: lanes of the previous step were dropped at this step.
+        keep: int64 lanes of the previous step still alive at this step (sorted), or None
+            when none was dropped.
     """
 
     x_items: torch.Tensor
     y_items: torch.Tensor
     advance: Callable[[Any, torch.Tensor], Stepped]
     starts: np.ndarray
-    narrowed: bool
+    keep: torch.Tensor | None
+
+    @property
+    def narrowed(self) -> bool:
+        """Lanes of the previous step were dropped at this step."""
+        return self.keep is not None
 
 
 def clip_total_norm(grads: list[torch.Tensor | None], max_norm: float) -> float:
