@@ -28,10 +28,11 @@ from sessionrec.evaluation.significance import paired_bootstrap
 
 RUN = re.compile(r"^(?P<variant>[a-z0-9_]+)-s(?P<seed>\d+)$")
 DOC = Path(__file__).resolve().parents[1] / "docs" / "results.md"
-ORDER = ("onestep", "base", "pf")
+ORDER = ("onestep", "base", "pf", "pf_top1")
 MIN_CASES = 20
 LABEL = {"onestep": "one-step BPTT (default)", "base": "bptt window, no adversarial term",
-         "pf": "bptt window + professor forcing"}
+         "pf": "bptt window + professor forcing",
+         "pf_top1": "professor forcing, top-1 feed, 3 D updates"}
 
 
 def runs_of(study: Path) -> dict[str, dict[int, Path]]:
@@ -108,19 +109,21 @@ def section(study: Path) -> tuple[str, str]:
               + f" (h1 = the next-item cases; horizons with fewer than {MIN_CASES} cases are "
               "not shown). D accuracy: the discriminator's accuracy on its last epoch's "
               "batches (0.5 = it cannot tell free-running from teacher-forced rollouts).", ""]
-    if "pf" in runs and "base" in runs:
-        seeds = sorted(set(runs["pf"]) & set(runs["base"]))
-        lines += [f"Professor forcing minus teacher forcing only (same window), paired over "
+    for pf_variant in [v for v in variants if v.startswith("pf") and "base" in runs]:
+        seeds = sorted(set(runs[pf_variant]) & set(runs["base"]))
+        label = LABEL.get(pf_variant, pf_variant)
+        lines += [f"{label} minus teacher forcing only (same window), paired over "
                   f"seeds {','.join(map(str, seeds))}: per-case values averaged over the "
                   "seeds, 95 % bootstrap interval resampling test sessions (1,000 resamples).",
-                  "", "| protocol | metric | base | pf | pf − base | 95 % interval | "
-                  "significant |", "|---|---|---:|---:|---:|---|---|"]
+                  "", f"| protocol | metric | base | {pf_variant} | {pf_variant} − base | "
+                  "95 % interval | significant |", "|---|---|---:|---:|---:|---|---|"]
         for horizon in [None, *hs]:
             for metric in ("recall@20", "mrr@20"):
-                a = _case_values([runs["pf"][s] for s in seeds], metric, horizon)
+                a = _case_values([runs[pf_variant][s] for s in seeds], metric, horizon)
                 b = _case_values([runs["base"][s] for s in seeds], metric, horizon)
                 if not a["key"].equals(b["key"]):
-                    raise SystemExit(f"{study}: pf and base runs do not share test cases")
+                    raise SystemExit(f"{study}: {pf_variant} and base runs do not share "
+                                     "test cases")
                 ci = paired_bootstrap(a["value"].to_numpy(), b["value"].to_numpy(),
                                       cluster=a["session"].to_numpy())
                 sig = "yes" if ci.low > 0 or ci.high < 0 else "no"

@@ -13,7 +13,8 @@ docs/results.md section. Variants:
 
 * ``onestep``: the config with ``bptt = 1`` and no adversarial term (the default training);
 * ``base``: the config's ``bptt`` window, ``pf_weight = 0`` (teacher forcing only);
-* ``pf``: the same window with the config's professor-forcing parameters.
+* ``pf``: the same window with the config's professor-forcing parameters;
+* ``pf_top1``: ``pf`` with the top-1 feed and 3 discriminator updates per window (ablation).
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 VARIANTS = {"onestep": ["model.params.bptt=1", "model.params.pf_weight=0.0"],
-            "base": ["model.params.pf_weight=0.0"], "pf": []}
+            "base": ["model.params.pf_weight=0.0"], "pf": [],
+            # The ablation: free-running inputs that differ more from the true clicks (the
+            # model's own top-1 item instead of the score-weighted embedding) and a
+            # discriminator trained harder, to see whether a stronger adversarial signal helps.
+            "pf_top1": ["model.params.pf_feed=\"top1\"", "model.params.pf_disc_steps=3"]}
 
 
 def train(config: str, data: Path, run: Path, seed: int, sets: list[str],

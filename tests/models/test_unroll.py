@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from sessionrec.batching.session_parallel import session_groups
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError
 from sessionrec.evaluation import evaluate
 from sessionrec.models.gru4rec import GRU4Rec
 from sessionrec.models.hgru4rec import HGRU4Rec
-from sessionrec.batching.session_parallel import session_groups
 from sessionrec.models.professor import lanes_through
 from sessionrec.models.unroll import WalkStep, clip_total_norm
 from sessionrec.training.optim import RowOptimizer
