@@ -1,5 +1,6 @@
 """The CLI side of click-probability models: ``prepare`` / ``train`` / ``evaluate`` for
-exposure data (``--source kuairand``, ``eval.protocol = "candidate-ranking"``)."""
+exposure data (``--source kuairand``, ``--source trivago --exposures``,
+``eval.protocol = "candidate-ranking"``)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def prepare_command(args: argparse.Namespace, shared: Sequence[Path]) -> int:
     )
 
     source = get_exposure_source(args.source)
-    cfg = load_config(ExposureConfig, args.config, args.set)
+    cfg = load_config(ExposureConfig, args.config, args.set, base=source.defaults)
     path = Path(args.input) if args.input else _shared_dir(source.shared_dir, shared)
     if path is None:
         raise SessionRecError(f"no --input given and no {source.shared_dir}/ folder in "
@@ -35,9 +36,12 @@ def prepare_command(args: argparse.Namespace, shared: Sequence[Path]) -> int:
     print(f"prepared {source.name} -> {args.out} in {time.perf_counter() - t0:.1f} s: "
           f"{c['raw_exposures']:,} exposures read, {c['exact_duplicates_dropped']:,} exact "
           f"duplicates and {c['canonical_duplicates_dropped']:,} repeats dropped, "
-          f"{c['users_below_min_exposures']:,} users below {cfg.min_exposures} exposures "
-          f"dropped; train/valid/test {c['train_exposures']:,} / {c['valid_exposures']:,} / "
-          f"{c['test_exposures']:,} exposures of {c['users']:,} users, {c['items']:,} items")
+          + (f"{c['lists_click_not_shown_dropped']:,} lists whose click was not shown "
+             "dropped, " if "lists_click_not_shown_dropped" in c else "")
+          + f"{c['users_below_min_exposures']:,} users below {cfg.min_exposures} "
+          f"{cfg.split_unit}s dropped; train/valid/test {c['train_exposures']:,} / "
+          f"{c['valid_exposures']:,} / {c['test_exposures']:,} exposures of {c['users']:,} "
+          f"users, {c['items']:,} items")
     return 0
 
 

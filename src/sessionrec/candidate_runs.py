@@ -22,7 +22,7 @@ from typing import Any
 
 import polars as pl
 
-from sessionrec.config import dump_toml, from_dict, to_dict
+from sessionrec.config import deep_merge, dump_toml, from_dict, to_dict
 from sessionrec.data.exposures.dataset import Exposures, load_exposures
 from sessionrec.data.exposures.prepare import (
     ExposureConfig,
@@ -67,7 +67,8 @@ def exposure_data(cfg: RunConfig, run_dir: Path, data_override: str | None,
         raise SessionRecError(f"no input for source {source.name!r}: pass --data RAW_FOLDER or "
                               f"set data.path (default ../shared/data/{source.shared_dir})")
     out = run_dir / "data"
-    prepare_exposures(source, raw, out, from_dict(ExposureConfig, cfg.data.prepare),
+    prepare_exposures(source, raw, out,
+                      from_dict(ExposureConfig, deep_merge(source.defaults, cfg.data.prepare)),
                       overwrite=True)
     return out
 

@@ -82,9 +82,12 @@ def default_input(source) -> Path:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from sessionrec.data.exposures.prepare import EXPOSURE_SOURCES
     from sessionrec.data.prepare import prepare
+    from sessionrec.data.sources import all_sources
     from sessionrec.data.sources.events import parse_maps
 
-    if args.source in EXPOSURE_SOURCES:  # exposure logs (click-probability models)
+    # Exposure logs (click-probability models): a source that only has exposures (kuairand) is
+    # chosen by name; one that also has a next-item adapter (trivago) with --exposures.
+    if args.exposures or (args.source in EXPOSURE_SOURCES and args.source not in all_sources()):
         from sessionrec.candidate_commands import prepare_command
 
         return prepare_command(args, shared_data_candidates())
@@ -666,6 +669,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--master", default=None,
                    help="--engine spark: Spark master URL (default local[*])")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--exposures", action="store_true",
+                   help="write exposure data (shown items with click / not-click labels, for "
+                        "candidate ranking) instead of sessions: --source trivago keeps its "
+                        "impression lists (kuairand is exposure data without the flag)")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("stats", help="statistics table (and long-tail plots) of prepared data")

@@ -10,7 +10,6 @@ import numpy as np
 import polars as pl
 
 from sessionrec.data.exposures.prepare import KIND, TEST, TRAIN, VALID
-from sessionrec.data.exposures.schema import ITEM_FEATURES
 from sessionrec.errors import DataError
 
 SPLITS = {"train": TRAIN, "valid": VALID, "test": TEST}
@@ -20,8 +19,10 @@ SPLITS = {"train": TRAIN, "valid": VALID, "test": TEST}
 class Exposures:
     """Exposures ordered by user, time, item; ``offsets[u]..offsets[u+1]`` are user ``u``'s.
 
-    ``item_features`` is int64 [n_items, len(ITEM_FEATURES)] of side-feature codes (0 unknown);
-    ``feature_sizes`` the number of codes of each (max code + 1).
+    ``item_features`` is int64 [n_items, F] of side-feature codes (0 unknown), the columns of
+    ``items.parquet`` after ``item_idx, item_id`` (kuairand: author, tag, kind, music,
+    duration; trivago: city, price, platform, position, price_rank); ``feature_sizes`` the
+    number of codes of each (max code + 1).
     """
 
     user: np.ndarray
@@ -56,7 +57,7 @@ def from_frames(df: pl.DataFrame, items: pl.DataFrame, users: pl.DataFrame,
         raise DataError("exposures are not ordered by user_idx", column="user_idx")
     n_users = users.height
     offsets = np.searchsorted(user, np.arange(n_users + 1)).astype(np.int64)
-    feats = items.select(ITEM_FEATURES).to_numpy().astype(np.int64)
+    feats = items.drop("item_idx", "item_id").to_numpy().astype(np.int64)
     sizes = tuple(int(feats[:, j].max(initial=0)) + 1 for j in range(feats.shape[1]))
     col = {c: df[c].to_numpy().astype(np.int64) for c in
            ("item_idx", "ts", "click", "like", "follow", "comment", "split")}

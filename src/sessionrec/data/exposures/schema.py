@@ -19,8 +19,9 @@ from sessionrec.errors import DataError
 # click: the user opened the item; like / follow (the item's author) / comment: stronger signals.
 LABELS = ("click", "like", "follow", "comment")
 EXPOSURE_COLUMNS = ("user_id", "item_id", "ts", *LABELS)
-# Categorical side features of an item (dense codes, 0 = unknown), used as item embeddings and
-# by the temporal graph's similarity (see sessionrec.batching.temporal_graph).
+# Categorical side features of a KuaiRand item (dense codes, 0 = unknown), used as item
+# embeddings and by the temporal graph's similarity (models.neural.graph_lstm). Another source
+# declares its own five (trivago: exposures.trivago.FEATURES); items.parquet holds them.
 ITEM_FEATURES = ("author", "tag", "kind", "music", "duration")
 
 

@@ -11,6 +11,10 @@ destinations, filters or sort orders and are not item events. ``event_type`` is 
 item info`` rows of the shared slice); such a row cannot be an item event and is skipped with a
 logged warning. Any other non-numeric reference on an item row is a :class:`DataError`; its row
 number counts every row of the file.
+
+The impression lists of ``clickout item`` rows (shown but not clicked hotels) are not events
+here; :mod:`sessionrec.data.exposures.trivago` reads them as exposures
+(``sessionrec prepare --source trivago --exposures``).
 """
 
 from __future__ import annotations
@@ -33,11 +37,15 @@ UNKNOWN_ITEM = "unknown"
 log = logging.getLogger(__name__)
 
 
+def trivago_file(path: Path) -> Path:
+    """The session-log file: ``path`` itself, or the slice (else ``train.*``) in the folder."""
+    path = Path(path)
+    return path if path.is_file() else find_file(path, ["trivago_val_100k.*", "train.*"])
+
+
 def read_events(path: Path) -> pl.LazyFrame:
     """Canonical item events from the folder or one session-log file."""
-    path = Path(path)
-    if not path.is_file():
-        path = find_file(path, ["trivago_val_100k.*", "train.*"])
+    path = trivago_file(path)
     df = read_columns(path, COLUMNS)
     action = to_text(df, "action_type", path)
     on_item = action.is_in(ITEM_ACTIONS) | action.str.starts_with(ITEM_INTERACTION_PREFIX)
