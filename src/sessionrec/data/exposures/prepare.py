@@ -7,7 +7,8 @@ Output directory (written to a temporary sibling and renamed only when complete)
       manifest.json       kind "exposures", source, resolved config, counts of every step
       config.toml         the resolved ExposureConfig
       exposures.parquet   user_idx, item_idx, ts (µs), click, like, follow, comment, split
-                          (0 train, 1 valid, 2 test), ordered by user, time, item
+                          (0 train, 1 valid, 2 test), ordered by user, time, then the
+                          display position where the source has one (trivago), then item
       items.parquet       item_idx, item_id and the source's side-feature codes (0 = unknown;
                           kuairand: ITEM_FEATURES, trivago: exposures.trivago.FEATURES)
       users.parquet       user_idx, user_id
