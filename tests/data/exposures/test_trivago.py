@@ -14,7 +14,7 @@ from sessionrec.data.exposures.prepare import (
     get_exposure_source,
     prepare_exposures,
 )
-from sessionrec.data.exposures.trivago import read_exposures, read_items
+from sessionrec.data.exposures.trivago import item_features, read_exposures, read_items
 from sessionrec.errors import ConfigError, DataError
 
 COLUMNS = ["user_id", "session_id", "timestamp", "step", "action_type", "reference",
@@ -58,7 +58,7 @@ def test_exposure_rows_by_hand(tmp_path):
 
 
 def test_item_features_by_hand(tmp_path):
-    items = read_items(write(tmp_path, HAND)).to_dicts()
+    items = item_features(read_items(write(tmp_path, HAND))).to_dicts()
     by_id = {i["item_id"]: i for i in items}
     # cities rank densely: Berlin 1, Marseille 2; platforms DE 1, FR 2
     assert [by_id[i]["city"] for i in (10, 20, 30, 40)] == [2, 2, 2, 1]
@@ -155,3 +155,27 @@ def test_cli_exposures_flag(tmp_path, capsys):
                  "--out", str(tmp_path / "sessions")]) == 2
     assert "filtering removed every event" in capsys.readouterr().err
     assert not (tmp_path / "sessions").exists()
+
+
+def test_item_features_come_from_the_training_lists_only(tmp_path):
+    # 10 lists of U1: 7 train, 1 valid, 2 test. Hotel 100 is shown first in the training lists
+    # but last in the test lists, and hotel 777 is shown only in the test lists: its features
+    # must be unknown (0) and 100's position band must be the training one (top five, 1).
+    rows = user_lists("U1", 7)
+    rows += [row("U1", 8, "200", "200|300|100", "60|40|80")]
+    rows += [row("U1", k, "300", "|".join(["300", *map(str, range(1, 24)), "100", "777"]),
+                 "|".join(["40", *["50"] * 23, "80", "90"])) for k in (9, 10)]
+    m = prepare_exposures(get_exposure_source("trivago"), write(tmp_path / "raw", rows),
+                          tmp_path / "out", ExposureConfig(split_unit="list", min_exposures=3))
+    assert (m["counts"]["train_lists"], m["counts"]["test_lists"]) == (7, 2)
+    items = pl.read_parquet(tmp_path / "out" / "items.parquet")
+    by_id = {r["item_id"]: r for r in items.to_dicts()}
+    assert [by_id[777][f] for f in ("city", "price", "platform", "position", "price_rank")] \
+        == [0, 0, 0, 0, 0]
+    assert by_id[100]["position"] == 1  # position 1 in every training list (25 in test)
+    # computed over every row instead, 100's mean position would be (7·1 + 3 + 2·25) / 10 = 6
+    # (band 2), and 777 (position 26) would get band 5
+    everything = {r["item_id"]: r for r in item_features(read_items(
+        tmp_path / "raw" / "trivago_val_100k.parquet")).to_dicts()}
+    assert everything[100]["position"] == 2 and everything[777]["position"] == 5
+    assert m["counts"]["items_without_features"] == 23 + 1  # the 23 fillers and 777

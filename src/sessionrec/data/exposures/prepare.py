@@ -63,7 +63,8 @@ POSITION, CLICK_NOT_SHOWN, EXACT_COPY = "position", "click_not_shown", "exact_co
 @dataclass(frozen=True)
 class ExposureSource:
     """An exposure adapter: ``read`` -> canonical exposures, ``read_items`` -> raw item table,
-    ``encode_items`` (raw items, item ids) -> vocabulary + five side-feature code columns;
+    ``encode_items`` (raw items, item ids, training exposures) -> vocabulary + five side-feature
+    code columns (computed from the training exposures where they aggregate exposures);
     ``defaults`` are ExposureConfig values the source starts from (a config overrides them)."""
 
     name: str
@@ -71,7 +72,8 @@ class ExposureSource:
     read_items: Callable[[Path], pl.DataFrame | None]
     shared_dir: str
     description: str
-    encode_items: Callable[[pl.DataFrame | None, pl.Series], pl.DataFrame] | None = None
+    encode_items: Callable[[pl.DataFrame | None, pl.Series, pl.DataFrame | None],
+                           pl.DataFrame] | None = None
     defaults: dict = field(default_factory=dict)
 
 
@@ -176,8 +178,15 @@ def split_labels(df: pl.DataFrame, cfg: ExposureConfig) -> pl.Series:
     return pl.Series("split", split[unit].astype(np.int8))
 
 
-def encode_items(items: pl.DataFrame | None, item_ids: pl.Series) -> pl.DataFrame:
-    """Item vocabulary (``item_idx`` by sorted id) with dense side-feature codes (0 unknown)."""
+def encode_items(items: pl.DataFrame | None, item_ids: pl.Series,
+                 train: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Item vocabulary (``item_idx`` by sorted id) with dense side-feature codes (0 unknown).
+
+    KuaiRand's features are the videos' own catalogue facts (author, tag, kind, music,
+    duration), not statistics of exposures, so ``train`` (the training exposures, which a
+    source whose features aggregate exposures must restrict itself to) is not needed here.
+    """
+    del train
     vocab = pl.DataFrame({"item_id": item_ids.unique().sort()}).with_row_index("item_idx")
     vocab = vocab.with_columns(pl.col("item_idx").cast(pl.Int64))
     if items is None:
@@ -235,13 +244,18 @@ def build(df: pl.DataFrame, items: pl.DataFrame | None, cfg: ExposureConfig,
     df = drop_short_users(df, cfg, counts)
     users = pl.DataFrame({"user_id": df["user_id"].unique().sort()}).with_row_index("user_idx")
     users = users.with_columns(pl.col("user_idx").cast(pl.Int64))
-    vocab = (encode or encode_items)(items, df["item_id"])
+    ids = pl.DataFrame({"item_id": df["item_id"].unique().sort()}).with_row_index("item_idx")
+    ids = ids.with_columns(pl.col("item_idx").cast(pl.Int64))  # the vocabulary's order
     order = [POSITION] if POSITION in df.columns else []
-    df = (df.join(users, on="user_id").join(vocab.select("item_id", "item_idx"), on="item_id")
+    df = (df.join(users, on="user_id").join(ids, on="item_id")
           .with_columns(ts=pl.col("ts").dt.epoch("us"))
           .sort(["user_idx", "ts", *order, "item_idx"])
-          .select("user_idx", "item_idx", "ts", *LABELS))
+          .select("user_id", "user_idx", "item_idx", "ts", *LABELS))
     df = df.with_columns(split_labels(df, cfg))
+    # Item features may only be computed from the training exposures (no test statistics).
+    train = df.filter(pl.col("split") == TRAIN).select("user_id", "ts")
+    vocab = (encode or encode_items)(items, ids["item_id"], train)
+    df = df.drop("user_id")
     _count_result(df, vocab, counts, cfg.split_unit)
     return df, vocab, users
 

@@ -22,7 +22,8 @@ applies).
   list and counts it in the manifest (``lists_click_not_shown_dropped``).
 
 Item side features (:data:`FEATURES`, dense codes, 0 unknown), each computed per hotel over
-all of its rows in the file — display-time facts, never a click label:
+its rows in the *training* lists only (display-time facts, never a click label; a hotel first
+shown in a valid or test list gets 0, unknown, so no statistic of those lists is used):
 
 ``city``        the city searched most often when the hotel was shown (a hotel is in one city)
 ``price``       log2 bucket of the hotel's median displayed price (1, 2, 4, ... 8192+)
@@ -170,12 +171,20 @@ def _mode(column: str) -> pl.Expr:
 
 
 def read_items(path: Path) -> pl.DataFrame:
-    """``item_id`` + the :data:`FEATURES` codes of every hotel shown in ``path``."""
+    """One row per shown hotel (``user_id``, ``ts`` as in :func:`read_exposures`) with what
+    the item features are computed from: ``city``, ``platform``, ``price``, ``position`` and
+    ``rank`` (price rank within its list, 0 = cheapest … 1 = dearest)."""
     long = clickout_exposures(*read_clickouts(path))
-    long = long.with_columns(
+    return long.select(
+        pl.col("user_id").cast(pl.String), "ts", "item_id", "city", "platform", "price",
+        "position",
         rank=(pl.col("price").rank("average").over("row") - 1)
         / (pl.len().over("row") - 1).clip(1, None))
-    per_item = long.group_by("item_id").agg(
+
+
+def item_features(shown: pl.DataFrame) -> pl.DataFrame:
+    """``item_id`` + the :data:`FEATURES` codes, aggregated over the rows of ``shown``."""
+    per_item = shown.group_by("item_id").agg(
         city=_mode("city"), platform=_mode("platform"),
         median_price=pl.col("price").median(), position=pl.col("position").mean(),
         rank=pl.col("rank").mean())
@@ -189,11 +198,23 @@ def read_items(path: Path) -> pl.DataFrame:
     ).sort("item_id")
 
 
-def encode_items(items: pl.DataFrame | None, item_ids: pl.Series) -> pl.DataFrame:
-    """Item vocabulary (``item_idx`` by sorted id) with the codes of ``items`` (0 unknown)."""
+def encode_items(items: pl.DataFrame | None, item_ids: pl.Series,
+                 train: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Item vocabulary (``item_idx`` by sorted id) with the :data:`FEATURES` codes (0 unknown).
+
+    ``items``: the shown rows of :func:`read_items`. ``train``: the training exposures
+    (``user_id``, ``ts`` in epoch µs); when given, the features are computed from the training
+    lists only, so no statistic of the valid or test lists reaches the model (a hotel first
+    shown after training gets 0, unknown, in every feature).
+    """
     vocab = pl.DataFrame({"item_id": item_ids.unique().sort()}).with_row_index("item_idx")
     vocab = vocab.with_columns(pl.col("item_idx").cast(pl.Int64))
     if items is None:
         return vocab.with_columns(pl.lit(0, pl.Int64).alias(f) for f in FEATURES)
-    return vocab.join(items.select("item_id", *FEATURES), on="item_id", how="left",
+    if train is not None:
+        lists = train.select("user_id", "ts").unique()
+        items = items.with_columns(pl.col("ts").dt.epoch("us")).join(
+            lists, on=["user_id", "ts"], how="semi")
+    features = item_features(items)
+    return vocab.join(features.select("item_id", *FEATURES), on="item_id", how="left",
                       maintain_order="left").with_columns(pl.col(FEATURES).fill_null(0))
