@@ -83,7 +83,10 @@ def test_a_failing_worker_task_is_raised_here_with_its_name(tmp_path):
         run_tasks(4, [0, 1, 2, 3], lambda i: _wait_for(marker) or (i, 0), _setup,
                   partial(_fail_on, 3, str(marker)), jobs=2, on_result=on_result,
                   names=["t0", "t1", "t2", "t3"])
-    assert [i for i, _ in got] == [0]  # this process's task finished; then the error
+    # This process ran tasks from the front, in order, until the worker's error reached it
+    # (on a busy machine that may be after task 1 or 2 too); the failed task gave no result.
+    done = [i for i, _ in got]
+    assert done == list(range(len(done))) and 3 not in done and 0 in done
 
 
 def test_a_worker_that_cannot_start_is_an_error(tmp_path):
