@@ -94,7 +94,8 @@ TRIVAGO_DATA = (
     "{auc_users:,} test users with both a click and a non-click (ties count against the "
     "model), P/R/F@50 over users with a test click. No like / follow exists on trivago, so "
     "ALPINE_m is the ALPINE that applies (no ablation runs here). Every model: 32-d item "
-    "vectors (id + city, price bucket, platform, mean position band, price third), ")
+    "vectors (id + city, price bucket, platform, mean position band, price third — computed "
+    "from the training lists only), ")
 DATASETS = {
     # dataset: (section title, the ALPINE compared with the baselines, data sentence, P@50 note)
     "kuairand": ("ALPINE on kuairand-pure-slice (seed 001)", "alpine", KUAIRAND_DATA,

@@ -1,0 +1,140 @@
+"""GRU4Rec at a 43k-item catalogue: training events/s with the official Diginetica parameters,
+and the floor the matrix products of a step put under it.
+
+    python benchmarks/gru4rec_scale.py --data DSD_PREPARED [--steps 150] [--threads 1 2]
+
+Trains GRU4Rec with the parameters of ``configs/diginetica/gru4rec-official-best.toml`` (the
+official code's Diginetica parameters: 512 units, batch 128, 2,048 negatives, BPR-max) on the
+train split of a prepared diginetica-srgnn-dev directory (42,988 items) for ``--steps``
+optimiser steps (``max_steps``; the walk's first steps are all full width) with each number of
+torch threads, and measures events/s (= steps x batch / training seconds) and CPU seconds.
+Then it times, alone, on the same shapes and threads, the work a step cannot avoid whatever
+the implementation: the GRU layer's forward and backward (``gru_cell`` on [batch, 512] with
+the gradients of its weights and of its input rows) and the output layer's forward and
+backward ([batch, 512] x [512, batch + 2,048] and both gradients). The step time over that
+floor bounds what removing everything else (gathers, the row-wise optimiser, sampling,
+Python) could still gain. Writes docs/benchmarks.md section ``gru4rec-scale``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import load_average, machine, timings, update_section
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "diginetica" / "gru4rec-official-best.toml"
+
+
+def train(data: Path, steps: int, threads: int) -> dict:
+    """One bounded training run: seconds, CPU seconds and events/s."""
+    from sessionrec.config import load_config
+    from sessionrec.runs import RunConfig, build_model, load_splits
+
+    cfg = load_config(RunConfig, CONFIG, [
+        "model.params.n_epochs=1", "model.params.progress=false",
+        f"model.params.max_steps={steps}", f"model.params.threads={threads}"])
+    splits = load_splits(data)
+    model = build_model(cfg.model)
+    load = load_average()
+    cpu0 = time.process_time()
+    model.fit(splits.train)
+    cpu = time.process_time() - cpu0
+    p = model.get_params()
+    seconds = float(model.fit_stats_["train_seconds"])
+    events = steps * int(p["batch_size"])
+    return {"threads": threads, "steps": steps, "seconds": seconds, "cpu": cpu,
+            "events_per_s": events / seconds, "step_ms": 1000 * seconds / steps,
+            "items": splits.train.n_items, "params": p, "load": load}
+
+
+def floor_ms(batch: int, hidden: int, n_sample: int, threads: int, repeats: int) -> dict:
+    """Milliseconds of a step's unavoidable products on these shapes (median of repeats)."""
+    torch.set_num_threads(threads)
+    gen = torch.Generator().manual_seed(0)
+
+    def leaf(*shape: int) -> torch.Tensor:
+        return (torch.randn(*shape, generator=gen) * 0.05).requires_grad_(True)
+
+    x, h = leaf(batch, hidden), torch.randn(batch, hidden, generator=gen) * 0.05
+    w_ih, w_hh = leaf(3 * hidden, hidden), leaf(3 * hidden, hidden)
+    b_ih, b_hh = leaf(3 * hidden), leaf(3 * hidden)
+    out, wy = leaf(batch, hidden), leaf(batch + n_sample, hidden)
+
+    def gru() -> None:
+        y = torch.gru_cell(x, h, w_ih, w_hh, b_ih, b_hh)
+        torch.autograd.grad(y.sum(), [x, w_ih, w_hh, b_ih, b_hh])
+
+    def output() -> None:
+        scores = out @ wy.t()  # [batch, batch + n_sample]
+        torch.autograd.grad(scores.sum(), [out, wy])
+
+    return {"gru": 1000 * statistics.median(timings(gru, repeats)),
+            "output": 1000 * statistics.median(timings(output, repeats))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True,
+                        help="prepared diginetica-srgnn-dev (sessionrec prepare --source "
+                             "diginetica-srgnn --out DIR)")
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--no-doc", action="store_true")
+    args = parser.parse_args()
+    rows = []
+    for threads in args.threads:
+        r = train(args.data, args.steps, threads)
+        p = r["params"]
+        r.update(floor_ms(int(p["batch_size"]), int(p["layers"][-1]), int(p["n_sample"]),
+                          threads, args.repeats))
+        r["floor"] = r["gru"] + r["output"]
+        rows.append(r)
+        print(f"{threads} thread(s): {r['events_per_s']:,.0f} events/s, step {r['step_ms']:.1f} "
+              f"ms, floor {r['floor']:.1f} ms (load {r['load']})", flush=True)
+    first = rows[0]
+    p = first["params"]
+    lines = [
+        "## GRU4Rec at 43k items: official Diginetica parameters, and the matrix-product floor",
+        "",
+        f"Machine: {machine()}, CPU only, shared (load = 1/5/15-minute load average before "
+        f"each run). Command: `python benchmarks/gru4rec_scale.py --data DSD --steps "
+        f"{args.steps} --threads {' '.join(map(str, args.threads))}`. GRU4Rec with "
+        f"`configs/diginetica/gru4rec-official-best.toml` ({p['layers'][0]} units, batch "
+        f"{p['batch_size']}, {p['n_sample']} negatives, {p['loss']}) on the diginetica-srgnn-dev "
+        f"train split ({first['items']:,} items), {args.steps} optimiser steps per run "
+        "(`max_steps`). events/s = steps x batch / training seconds. Floor = the median time "
+        "of the GRU layer's forward + backward and of the output layer's forward + backward on "
+        "the step's shapes, timed alone: what any implementation of this step computes.",
+        "",
+        "| torch threads | events/s | CPU s / 1k events | step ms | GRU fwd+bwd ms | output "
+        "fwd+bwd ms | floor ms | step / floor | load |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        events = r["steps"] * int(r["params"]["batch_size"])
+        lines.append(f"| {r['threads']} | {r['events_per_s']:,.0f} | "
+                     f"{1000 * r['cpu'] / events:.2f} | {r['step_ms']:.1f} | {r['gru']:.1f} | "
+                     f"{r['output']:.1f} | {r['floor']:.1f} | {r['step_ms'] / r['floor']:.2f} "
+                     f"| {r['load']} |")
+    best = min(r["step_ms"] / r["floor"] for r in rows)
+    lines += ["", f"A step takes {best:.2f}x its matrix-product floor at best: removing every "
+              f"other cost would make training at most {best:.2f}x faster on this machine "
+              f"({os.cpu_count()} cores)."]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_doc:
+        update_section("gru4rec-scale", text)
+
+
+if __name__ == "__main__":
+    main()
