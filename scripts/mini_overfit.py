@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from ladder import prepare_preset, synth_raw
+
 from _report import machine, update_section
 from sessionrec.data.sessions import Sessions
 from sessionrec.evaluation.metrics import mrr_at_k, ranks_from_scores, recall_at_k
@@ -70,16 +71,8 @@ class Tracked(HGRU4Rec):
 
 
 def prepare(out: Path, events: int) -> Path:
-    data = out / "data"
-    if (data / "manifest.json").is_file():
-        return data
-    cli = [sys.executable, "-m", "sessionrec.cli"]
-    subprocess.run([*cli, "synth", "--events", str(events), "--out", str(out / "raw"),
-                    "--overwrite"], check=True, cwd=ROOT, capture_output=True)
-    subprocess.run([*cli, "prepare", "--source", "galaxus", "--input", str(out / "raw"),
-                    "--out", str(data), "--preset", "MINI", "--overwrite"], check=True,
-                   cwd=ROOT)
-    return data
+    """MINI data in ``out/data`` from a synthetic log of ``events`` in ``out/raw``."""
+    return prepare_preset(synth_raw(out / "raw", events), out / "data", "MINI")[0]
 
 
 def plot(history: list[dict], path: Path) -> None:

@@ -79,7 +79,7 @@ ITEM_VECTORS = ("", "frozen", "fine-tune")
 _NOT_TRAJECTORY = ("progress", "threads", "eval_lanes", "n_epochs", "patience", "max_memory_gb")
 # Parameters added after checkpoints were first written: left out of a checkpoint's fingerprint
 # while at their default, so older checkpoints still resume.
-_LATER_DEFAULTS = {"bptt": 1, "grad_clip": 0.0, **PF_DEFAULTS}
+_LATER_DEFAULTS = {"bptt": 1, "grad_clip": 0.0, "max_steps": 0, **PF_DEFAULTS}
 
 
 def available_memory() -> int:
@@ -135,6 +135,9 @@ class GRU4Rec(SessionRecommender):
         grad_clip: joint L2 norm of a window's gradients (0: no clipping).
         pf_weight, pf_rollout, pf_feed, pf_disc_hidden, pf_disc_steps, pf_disc_lr: professor
             forcing (:mod:`sessionrec.models.professor`; ``pf_weight = 0``: off).
+        max_steps: stop training after this many optimiser steps in all, wherever in an
+            epoch that falls (0: no limit); for measuring speed on a bounded part of a large
+            epoch. The cut epoch is validated and checkpointed like a full one.
     """
 
     name = "gru4rec"
@@ -152,7 +155,7 @@ class GRU4Rec(SessionRecommender):
                  max_memory_gb: float = 0.0, progress: bool = True, bptt: int = 1,
                  grad_clip: float = 0.0, pf_weight: float = 0.0, pf_rollout: int = 0,
                  pf_feed: str = "weighted", pf_disc_hidden: int = 32, pf_disc_steps: int = 1,
-                 pf_disc_lr: float = 0.001) -> None:
+                 pf_disc_lr: float = 0.001, max_steps: int = 0) -> None:
         layers = [int(h) for h in ([layers] if isinstance(layers, int) else layers)]
         super().__init__(
             layers=layers, loss=loss, batch_size=batch_size, dropout_p_embed=dropout_p_embed,
@@ -164,7 +167,8 @@ class GRU4Rec(SessionRecommender):
             sample_cache_size=sample_cache_size, eval_lanes=eval_lanes, seed=seed,
             threads=threads, max_memory_gb=max_memory_gb, progress=progress, bptt=bptt,
             grad_clip=grad_clip, pf_weight=pf_weight, pf_rollout=pf_rollout, pf_feed=pf_feed,
-            pf_disc_hidden=pf_disc_hidden, pf_disc_steps=pf_disc_steps, pf_disc_lr=pf_disc_lr)
+            pf_disc_hidden=pf_disc_hidden, pf_disc_steps=pf_disc_steps, pf_disc_lr=pf_disc_lr,
+            max_steps=max_steps)
         self._validate_params()
         self._pretrained: torch.Tensor | None = None
 
@@ -184,7 +188,7 @@ class GRU4Rec(SessionRecommender):
         for key in ("batch_size", "n_epochs", "eval_lanes"):
             if int(p[key]) < 1:
                 raise ConfigError(f"{self.name}: {key} must be at least 1, got {p[key]}")
-        for key in ("n_sample", "embedding", "patience", "threads"):
+        for key in ("n_sample", "embedding", "patience", "threads", "max_steps"):
             if int(p[key]) < 0:
                 raise ConfigError(f"{self.name}: {key} must be >= 0, got {p[key]}")
         for key in ("dropout_p_embed", "dropout_p_hidden"):
@@ -387,6 +391,8 @@ class GRU4Rec(SessionRecommender):
         epoch_steps = self._unrolled_epoch if self.unrolled else self._epoch_steps
         pf_history: list[dict[str, float]] = []
         setup_seconds = time.perf_counter() - t_setup
+        max_steps = int(p["max_steps"]) or -1  # -1: never equal to a step count
+        steps_done, epochs_done = [0], [0.0]  # over all epochs: optimiser steps, epochs walked
 
         def train_epoch(epoch: int) -> EpochStats:
             t0 = time.perf_counter()
@@ -396,11 +402,16 @@ class GRU4Rec(SessionRecommender):
             loss_sum, n_pairs = 0.0, 0
             show = p["progress"] if context.progress is None else context.progress
             bar = _progress(show, pairs_total, epoch, int(p["n_epochs"]), self.name)
+            cut = False
             try:
                 for step, (loss, n) in enumerate(epoch_steps(
                         plan, train.offsets, items_t, sampler, opt, loss_fn, log_counts)):
                     loss_sum += loss
                     n_pairs += n
+                    steps_done[0] += 1
+                    if steps_done[0] == max_steps:
+                        cut = True
+                        break
                     if bar is not None and step % 50 == 0:
                         bar.update(n_pairs - bar.n)
                         rate = n_pairs / max(time.perf_counter() - t0, 1e-9)
@@ -414,7 +425,11 @@ class GRU4Rec(SessionRecommender):
             seconds = time.perf_counter() - t0 + (setup_seconds if epoch == 0 else 0.0)
             if self._adversary is not None:
                 pf_history.append(self._adversary.reset_stats())
-            return EpochStats(loss_sum / max(n_pairs, 1), rows_total, n_pairs, seconds)
+            # A cut epoch counts its events pro rata of the (input, target) pairs it trained on.
+            fraction = n_pairs / max(pairs_total, 1) if cut else 1.0
+            epochs_done[0] += fraction
+            return EpochStats(loss_sum / max(n_pairs, 1), round(rows_total * fraction), n_pairs,
+                              seconds, stop=cut)
 
         validate = None
         if valid is not None and valid.n_events and len(trainable_sessions(valid.offsets)):
@@ -442,7 +457,9 @@ class GRU4Rec(SessionRecommender):
             "skipped_sessions": self.skipped_sessions_,
             "train_seconds": loop.train_seconds,
             "validation_seconds": loop.validation_seconds,
-            "events_per_s": train.n_events * epochs_run / max(loop.train_seconds, 1e-9),
+            "events_per_s": train.n_events * epochs_done[0] / max(loop.train_seconds, 1e-9),
+            "steps": steps_done[0],
+            "epochs_walked": epochs_done[0],
             "sampler_seconds": sampler.seconds,
             "history": history.to_dict(),
         }

@@ -105,7 +105,7 @@ class HGRU4Rec(GRU4Rec):
                  threads: int = 0, max_memory_gb: float = 0.0, progress: bool = True,
                  bptt: int = 1, grad_clip: float = 0.0, pf_weight: float = 0.0,
                  pf_rollout: int = 0, pf_feed: str = "weighted", pf_disc_hidden: int = 32,
-                 pf_disc_steps: int = 1, pf_disc_lr: float = 0.001) -> None:
+                 pf_disc_steps: int = 1, pf_disc_lr: float = 0.001, max_steps: int = 0) -> None:
         # GRU4Rec.__init__ validates a fixed parameter set, so this sets all of them itself
         # and repeats its two attributes below.
         SessionRecommender.__init__(
@@ -121,7 +121,8 @@ class HGRU4Rec(GRU4Rec):
             sample_cache_size=sample_cache_size, eval_lanes=eval_lanes, seed=seed,
             threads=threads, max_memory_gb=max_memory_gb, progress=progress, bptt=bptt,
             grad_clip=grad_clip, pf_weight=pf_weight, pf_rollout=pf_rollout, pf_feed=pf_feed,
-            pf_disc_hidden=pf_disc_hidden, pf_disc_steps=pf_disc_steps, pf_disc_lr=pf_disc_lr)
+            pf_disc_hidden=pf_disc_hidden, pf_disc_steps=pf_disc_steps, pf_disc_lr=pf_disc_lr,
+            max_steps=max_steps)
         self._validate_params()
         self._pretrained: torch.Tensor | None = None  # see GRU4Rec.set_pretrained_items
 

@@ -52,6 +52,7 @@ class EpochStats:
     events: int  # training rows (events) walked
     predictions: int  # (input, target) pairs trained on
     seconds: float
+    stop: bool = False  # the model's step limit cut this epoch: run no further epochs
 
 
 @dataclass
@@ -63,11 +64,13 @@ class History:
     best_score: float | None = None
     stopped_early: bool = False
     resumed_from_epoch: int | None = None
+    stopped_at_step_limit: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"epochs": self.epochs, "best_epoch": self.best_epoch,
                 "best_score": self.best_score, "stopped_early": self.stopped_early,
-                "resumed_from_epoch": self.resumed_from_epoch}
+                "resumed_from_epoch": self.resumed_from_epoch,
+                "stopped_at_step_limit": self.stopped_at_step_limit}
 
 
 def _differences(saved: str, current: str) -> str:
@@ -179,7 +182,7 @@ class EpochLoop:
         """Run ``train_epoch(epoch)`` for the remaining epochs; leaves the best weights set."""
         self._best: dict[str, torch.Tensor] | None = None
         start = self._load_last()
-        if self.history.stopped_early:
+        if self.history.stopped_early or self.history.stopped_at_step_limit:
             start = self.n_epochs
         for epoch in range(start, self.n_epochs):
             stats = train_epoch(epoch)
@@ -187,6 +190,9 @@ class EpochLoop:
             record: dict[str, Any] = {"epoch": epoch + 1, "loss": stats.loss,
                                       "seconds": round(stats.seconds, 3),
                                       "events_per_s": stats.events / max(stats.seconds, 1e-9)}
+            if stats.stop:
+                record["cut_at_step_limit"] = True
+                self.history.stopped_at_step_limit = True
             if not math.isfinite(stats.loss):
                 raise SessionRecError(
                     f"training diverged in epoch {epoch + 1} (loss {stats.loss}); lower the "
@@ -207,7 +213,7 @@ class EpochLoop:
             if self.patience and best is not None and epoch + 1 - best >= self.patience:
                 self.history.stopped_early = True
             self._save(epoch + 1, improved)
-            if self.history.stopped_early:
+            if self.history.stopped_early or stats.stop:
                 break
         if self._best is not None:
             self.set_state(self._best)  # the best epoch's weights (a subset of the state)
