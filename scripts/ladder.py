@@ -160,8 +160,9 @@ def prepare_line(manifest: dict[str, Any]) -> str:
             f"{side['load_before']} before).")
 
 
-def render_midi(rows: list[dict[str, Any]], manifest: dict[str, Any]) -> str:
-    """The docs/results.md section ``ladder-midi``."""
+def render_midi(rows: list[dict[str, Any]], manifest: dict[str, Any],
+                missing: list[str] = ()) -> str:
+    """The docs/results.md section ``ladder-midi``; ``missing``: runs asked for, not there."""
     lines = [
         "## The ladder, MIDI: HGRU4Rec model-size sweep (seed 000, ch. 3.4)", "",
         f"`python scripts/ladder.py midi --raw RAW --out OUT` on {machine()}, **shared with "
@@ -198,6 +199,8 @@ def render_midi(rows: list[dict[str, Any]], manifest: dict[str, Any]) -> str:
                   f"MAXI (rule: the size with the fewest run CPU seconds whose valid MRR@10 is "
                   f"within 5 % of the best; validation, not test, chooses): **hidden "
                   f"{pick['hidden']}, item embedding {pick['embedding']}**."]
+    if missing:
+        lines += ["", f"Asked for but without a finished run: {', '.join(missing)}."]
     return "\n".join(lines)
 
 
@@ -214,15 +217,20 @@ def midi_runs(out: Path) -> list[dict[str, Any]]:
 
 def cmd_midi(args: argparse.Namespace) -> None:
     data, manifest = prepare_preset(args.raw, args.out / "data", "MIDI")
+    names = {f"h{h}-e{e}": (h, e) for e in args.embedding for h in args.hidden}
+
+    def missing() -> list[str]:
+        done = {r["run"] for r in midi_runs(args.out)}
+        return [f"hidden {h}" + (f" / embedding {e}" if e else "")
+                for name, (h, e) in names.items() if name not in done]
+
     if not args.render:
-        for embedding in args.embedding:
-            for hidden in args.hidden:
-                train_run(data, args.out / "runs" / f"h{hidden}-e{embedding}",
-                          size_sets(hidden, embedding))
-                # after every run, so that a sweep cut short still reports what it measured
-                update_section("ladder-midi", render_midi(midi_runs(args.out), manifest),
-                               doc=args.doc)
-    body = render_midi(midi_runs(args.out), manifest)
+        for name, (hidden, embedding) in names.items():
+            train_run(data, args.out / "runs" / name, size_sets(hidden, embedding))
+            # after every run, so that a sweep cut short still reports what it measured
+            update_section("ladder-midi", render_midi(midi_runs(args.out), manifest,
+                                                      missing()), doc=args.doc)
+    body = render_midi(midi_runs(args.out), manifest, missing())
     update_section("ladder-midi", body, doc=args.doc)
     print(body)
 
