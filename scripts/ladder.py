@@ -290,8 +290,10 @@ def render_maxi(r: dict[str, Any], manifest: dict[str, Any], refusal: str,
         f"of every user's history for the stored user states: {fit['user_state_seconds']:.0f} "
         f"s); reading the splits {r['load_s']:.0f} s; peak RSS {r['peak_rss_mb']:,.0f} MB.",
         "", f"**Projected full epoch at this rate: {full_s:,.0f} s = {full_s / 3600:.1f} h** "
-        f"(+ {fit['user_state_seconds']:.0f} s for the user states once per fit); on an idle "
-        "core the CPU-seconds ratio above says how much of the wall time was waiting.", "",
+        f"(+ {fit['user_state_seconds']:.0f} s for the user states once per fit), a wall-clock "
+        f"rate on the shared machine: the fit's CPU seconds were "
+        f"{r['fit_cpu_s'] / r['fit_wall_s']:.0%} of its wall seconds. Events/s counts the "
+        "cut epoch's events pro rata of the (input, target) pairs it trained on.", "",
         f"`--nproc 2` for HGRU4Rec: refused, {refusal}. Its row-sparse training step is not "
         "data-parallel, so the 2 cores give no second training process; nothing was built "
         "for it here. GPU: none lent in this session, so no per-GPU figure."])
