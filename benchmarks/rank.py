@@ -1,13 +1,18 @@
 """``POST /v1/rank`` latency: 100 candidates per request at a fixed offered rate (open loop).
 
     python benchmarks/rank.py --model runs/kuairand/alpine/seed0 [--rate 200] [--seconds 20]
+                              [--baseline COMMIT]
 
 One uvicorn worker serves ``create_rank_app`` (memory store, one torch thread) on loopback.
 Before the measurement 500 users get 20 behaviour events each (clicks, impressions, a few
 likes) through ``POST /v1/behaviours``; each request then ranks 100 random known ProductIds for
 one of those users. Requests are scheduled on a fixed clock and latency counts from the
-scheduled time (no coordinated omission). The training figure (exposures/s) is read from the
-run's metrics.json. Writes the ``rank`` section of docs/benchmarks.md with the load average.
+scheduled time (no coordinated omission). Beside the latencies the server process's own CPU
+time per request (user + system, from ``/proc``) is reported: on a shared machine that is
+the figure the load does not inflate. With ``--baseline COMMIT`` the same measurement runs
+first with that commit's ``src`` (``git archive``) and then with this tree, back to back, and
+the rows carry the ratios. The training figure (exposures/s) is read from the run's
+metrics.json. Writes the ``rank`` section of docs/benchmarks.md with the load average.
 """
 
 from __future__ import annotations
@@ -19,11 +24,15 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from _loadgen import connection, free_port, open_loop_requests, post
 from _report import load_average, machine, update_section
+
+ROOT = Path(__file__).resolve().parents[1]
+CLOSED_REQUESTS = 300
 
 
 async def seed_histories(port: int, products: list[str], users: int, events: int) -> None:
@@ -65,21 +74,21 @@ async def closed_loop(port: int, products: list[str], users: int, n_candidates: 
     return {"p50": times[n // 2], "p99": times[min(n - 1, int(0.99 * n))]}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True, help="click-model run directory")
-    parser.add_argument("--rate", type=float, default=200.0)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--candidates", type=int, default=100)
-    parser.add_argument("--users", type=int, default=500)
-    args = parser.parse_args()
-    import httpx
-    import polars as pl
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    products = pl.read_parquet(args.model / "model" / "items.parquet")["item_id"].cast(
-        pl.Utf8).to_list()
+
+def measure(args: argparse.Namespace, products: list[str], src: Path | None) -> dict:
+    """One server (``src``: import sessionrec from there, else this tree): seed, warm up,
+    closed loop, open loop; latencies, server CPU ms per request and the load around each."""
+    import httpx
+
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SESSIONREC_RANK_MODEL": str(args.model)}
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory",
                              "sessionrec.serving.rank:create_rank_app_from_env", "--port",
                              str(port), "--host", "127.0.0.1", "--log-level", "warning"],
@@ -94,31 +103,80 @@ def main() -> None:
         asyncio.run(seed_histories(port, products, args.users, 20))
         asyncio.run(open_loop(port, products, args.users, args.candidates, args.rate, 3.0))
         before = load_average()
-        c = asyncio.run(closed_loop(port, products, args.users, args.candidates, 300))
+        cpu0 = cpu_seconds(proc.pid)
+        c = asyncio.run(closed_loop(port, products, args.users, args.candidates,
+                                    CLOSED_REQUESTS))
+        cpu1 = cpu_seconds(proc.pid)
         r = asyncio.run(open_loop(port, products, args.users, args.candidates, args.rate,
                                   args.seconds))
+        cpu2 = cpu_seconds(proc.pid)
         after = load_average()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    train = json.loads((args.model / "metrics.json").read_text())["train"]
-    row = (f"| {json.loads((args.model / 'metrics.json').read_text())['model']} | "
-           f"{args.candidates} | {args.rate:.0f} | {r['achieved']:,.0f} | {r['p50']:.1f} | "
-           f"{r['p99']:.1f} | {r['max']:.0f} | {r['errors']} | {before} → {after} |")
-    closed = (f"One request at a time (300 requests, same server, load {before}): p50 "
-              f"{c['p50']:.1f} ms, p99 {c['p99']:.1f} ms per request of {args.candidates} "
-              "candidates.")
-    print(row)
-    print(closed)
+    return {**r, "closed": c, "before": before, "after": after,
+            "cpu_closed_ms": (cpu1 - cpu0) * 1000 / CLOSED_REQUESTS,
+            "cpu_open_ms": (cpu2 - cpu1) * 1000 / max(1, r["requests"])}
+
+
+def table_row(model: str, code: str, args: argparse.Namespace, r: dict, base: dict) -> str:
+    return (f"| {model} | {code} | {args.candidates} | {args.rate:.0f} | {r['achieved']:,.0f} | "
+            f"{r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.0f} | {r['errors']} | "
+            f"{r['closed']['p50']:.1f} / {r['closed']['p99']:.1f} | "
+            f"{r['cpu_closed_ms']:.2f} / {r['cpu_open_ms']:.2f} | "
+            f"{base['cpu_closed_ms'] / r['cpu_closed_ms']:.2f}x | "
+            f"{base['closed']['p50'] / r['closed']['p50']:.2f}x | "
+            f"{r['before']} → {r['after']} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True, help="click-model run directory")
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--candidates", type=int, default=100)
+    parser.add_argument("--users", type=int, default=500)
+    parser.add_argument("--baseline", default="",
+                        help="commit to measure first, back to back with this tree")
+    parser.add_argument("--no-doc", action="store_true", help="print only")
+    args = parser.parse_args()
+    import polars as pl
+
+    products = pl.read_parquet(args.model / "model" / "items.parquet")["item_id"].cast(
+        pl.Utf8).to_list()
+    metrics = json.loads((args.model / "metrics.json").read_text())
+    results: list[tuple[str, dict]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.baseline:
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline, "src"],
+                                     check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+            results.append((args.baseline, measure(args, products, Path(tmp) / "src")))
+        results.append(("this tree", measure(args, products, None)))
+    base = results[0][1]
+    rows = [table_row(metrics["model"], code, args, r, base) for code, r in results]
+    print("\n".join(rows))
+    if args.no_doc:
+        return
+    now = results[-1][1]
+    train = metrics["train"]
+    baseline = f" --baseline {args.baseline}" if args.baseline else ""
     update_section("rank", "\n".join([
         f"`python benchmarks/rank.py --model {args.model} --rate {args.rate:.0f} --seconds "
-        f"{args.seconds:.0f}` ({machine()}; CPU only, shared machine, load generator on the "
-        "same cores). `POST /v1/rank`, memory store, one uvicorn worker, one torch thread; "
-        f"{args.users} users with 20 behaviour events each; {args.seconds:.0f} s open loop "
-        "after a 3 s warm-up, latency from the scheduled time.", "",
-        "| model | candidates | offered req/s | achieved req/s | p50 ms | p99 ms | max ms | "
-        "errors | load avg (before → after) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|", row, "", closed, "",
+        f"{args.seconds:.0f}{baseline}` ({machine()}; CPU only, shared machine, load generator "
+        "on the same cores). `POST /v1/rank`, memory store, one uvicorn worker, one torch "
+        f"thread; {args.users} users with 20 behaviour events each; {args.seconds:.0f} s open "
+        "loop after a 3 s warm-up, latency from the scheduled time. One at a time: "
+        f"{CLOSED_REQUESTS} requests back to back on one connection (no queueing). Server CPU "
+        "ms: user + system time of the server process per request, one at a time / open loop "
+        "— the figure the shared machine's load does not inflate. Rows measured back to back; "
+        "ratios against the first row.", "",
+        "| model | code | candidates | offered req/s | achieved req/s | p50 ms | p99 ms | max ms "
+        "| errors | one at a time p50 / p99 ms | server CPU ms / request | CPU ratio | "
+        "one-at-a-time p50 ratio | load avg (before → after) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---|", *rows, "",
+        f"Goal (< 30 ms p99 at 200 req/s): {'met' if now['p99'] < 30 else 'not met'} at the "
+        f"measured load ({now['before']}).", "",
         f"Training the same model (kuairand-pure-slice, 1 torch thread, niced, while other "
         f"jobs shared the 2 cores): {train['cases_per_s']:,.0f} train exposures/s over "
         f"{train['epochs']} epochs ({train['train_seconds']:.0f} s).",
