@@ -40,6 +40,7 @@ from sessionrec.models.neural.click import (
     history_mask,
     mlp_head,
     register_click_model,
+    target_mix,
 )
 from sessionrec.models.neural.graph_lstm import (
     GraphLSTM,
@@ -48,6 +49,7 @@ from sessionrec.models.neural.graph_lstm import (
     vector_similarity,
 )
 from sessionrec.models.neural.params import param
+from sessionrec.models.neural.state_memo import StateMemo, weights_key
 
 log = logging.getLogger(__name__)
 
@@ -70,31 +72,58 @@ class AlpineParams(ClickParams):
 
 
 class SequenceBranch(nn.Module):
-    """One behaviour sequence -> graph LSTM states -> attention given the candidate -> ŷ."""
+    """One behaviour sequence -> graph LSTM states -> attention given the candidate -> ŷ.
 
-    def __init__(self, p: AlpineParams) -> None:
+    Serving one user (a batch of one row, eval mode, ``torch.inference_mode``) the states
+    are memoised by item sequence (:class:`StateMemo`): a repeated history costs nothing and
+    a grown one runs only its new events. Only where that is exact: the neighbour choice of
+    ``similarity = "features"`` (or no graph) depends on the earlier items alone; the
+    ``vectors`` cosine ties are broken with the padded width and are always recomputed.
+    """
+
+    def __init__(self, p: AlpineParams, memo_size: int = 4096) -> None:
         super().__init__()
         self.p = p
         self.lstm = GraphLSTM(p.embedding, p.hidden, graph=p.graph)
         self.attention = CandidateAttention(p.hidden, p.embedding)
         self.head = mlp_head(p.hidden + p.embedding, p.mlp)
+        exact = not p.graph or p.similarity == "features"
+        self.memo = StateMemo(memo_size) if exact and memo_size else None
 
     def states(self, emb: ItemEmbedding, items: torch.Tensor) -> torch.Tensor:
         """items [B, L] -> hidden states [B, L, d]."""
-        x = emb(items)
+        if (self.memo is None or items.shape[0] != 1 or self.training
+                or not torch.is_inference_mode_enabled()):
+            return torch.stack(self.run(emb, items, [], [])[0], dim=1)
+        seq = items[0].cpu().numpy()
+        weights = weights_key(itertools.chain(emb.parameters(), self.lstm.parameters()))
+        done = self.memo.lookup(seq, weights)
+        hs, cs = self.run(emb, items, *done) if len(done[0]) < len(seq) else done
+        self.memo.store(seq, (hs, cs))
+        return torch.stack(hs, dim=1)
+
+    def run(self, emb: ItemEmbedding, items: torch.Tensor, hs: list[torch.Tensor],
+            cs: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The LSTM states of positions 0..L-1 of items [B, L], resumed after the ``len(hs)``
+        positions whose states ``hs``, ``cs`` are given (lists of [B, d])."""
+        s = len(hs)
+        x = emb(items[:, s:])
         if not self.p.graph:
-            return self.lstm(x)
+            return self.lstm.run(x, hs=hs, cs=cs)
         valid = items != emb.pad
-        sim = (feature_similarity(emb.features[items]) if self.p.similarity == "features"
-               else vector_similarity(x))
-        idx, has = temporal_neighbours(sim, valid, self.p.neighbours)
-        return self.lstm(x, idx, has)
+        if self.p.similarity == "features":
+            codes = emb.features[items]
+            sim = feature_similarity(codes[:, s:], codes)
+        else:  # only from the start (see the class docstring)
+            sim = vector_similarity(x)
+        idx, has = temporal_neighbours(sim, valid, self.p.neighbours, first=s)
+        return self.lstm.run(x, idx, has, hs, cs)
 
     def attend(self, emb: ItemEmbedding, items: torch.Tensor, ts: torch.Tensor,
                batch: BehaviourBatch, x_new: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(f [T, d], α [T, L]): the attended history of each target and its weights."""
-        h = self.states(emb, items)[batch.target_row]  # [T, L, d]
-        return self.attention(h, history_mask(ts, batch), x_new)
+        h = self.states(emb, items)  # [B, L, d]: once per user, shared by the user's targets
+        return self.attention(h, batch.target_row, history_mask(ts, batch), x_new)
 
     def forward(self, emb: ItemEmbedding, items: torch.Tensor, ts: torch.Tensor,
                 batch: BehaviourBatch, x_new: torch.Tensor) -> torch.Tensor:
@@ -126,7 +155,7 @@ class AlpineNet(ClickNet):
         for name, w in (("like", self.p.w_like), ("follow", self.p.w_follow)):
             items, ts = batch.sequence(name)
             mask = history_mask(ts, batch).to(f.dtype)  # [T, L]
-            f = f + w * torch.einsum("tl,tld->td", mask, self.items(items)[batch.target_row])
+            f = f + w * target_mix(mask, self.items(items), batch.target_row)
         return f
 
     def branch_logits(self, batch: BehaviourBatch) -> torch.Tensor:

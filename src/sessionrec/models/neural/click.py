@@ -74,6 +74,11 @@ class ItemEmbedding(nn.Module):
 
     The padding item (index ``n_items``) is the zero vector; an unknown feature code (0) adds
     nothing. Side features let an item rarely or never seen in training still get a vector.
+
+    Under ``torch.inference_mode`` in eval mode the vectors are looked up in a table of the
+    whole catalogue, composed once and kept until a weight changes (an optimiser step or
+    ``load_state_dict`` bumps the parameters' version counters): the sum is the same for
+    every request, so serving gathers rows instead of adding six embeddings per item.
     """
 
     def __init__(self, features: np.ndarray, sizes: tuple[int, ...], dim: int) -> None:
@@ -87,6 +92,7 @@ class ItemEmbedding(nn.Module):
             nn.init.normal_(emb.weight, std=0.05)
             with torch.no_grad():
                 emb.weight[emb.padding_idx].zero_()
+        self._table: tuple[tuple[int, ...], torch.Tensor] | None = None
 
     @property
     def pad(self) -> int:
@@ -94,6 +100,21 @@ class ItemEmbedding(nn.Module):
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         """items int64 [...] -> float [..., dim]."""
+        if not self.training and torch.is_inference_mode_enabled():
+            return self.table()[items]
+        return self.compose(items)
+
+    def table(self) -> torch.Tensor:
+        """float [n_items + 1, dim]: every item's vector (inference only; cached, see above)."""
+        key = tuple(v for p in self.parameters() for v in (id(p), p.data_ptr(), p._version))
+        if self._table is None or self._table[0] != key:
+            with torch.inference_mode():
+                all_items = torch.arange(len(self.features), device=self.features.device)
+                self._table = (key, self.compose(all_items))
+        return self._table[1]
+
+    def compose(self, items: torch.Tensor) -> torch.Tensor:
+        """items int64 [...] -> id vector + Σ side vectors [..., dim] (no cache)."""
         x = self.ids(items)
         f = self.features[items]
         for j, emb in enumerate(self.side):
@@ -111,6 +132,26 @@ def history_mask(ts: torch.Tensor, batch: BehaviourBatch) -> torch.Tensor:
     return ts[batch.target_row] < batch.target_ts.unsqueeze(1)
 
 
+def target_scores(h: torch.Tensor, target_row: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """hᵀq of every target with its row's positions: h [B, L, d], target_row [T], q [T, d]
+    -> [T, L].
+
+    One row (a served request: every candidate shares the user's history) is one matmul
+    against the row; otherwise the row of each target is gathered ([T, L, d]).
+    """
+    if h.shape[0] == 1:
+        return q @ h[0].T
+    return torch.einsum("tld,td->tl", h[target_row], q)
+
+
+def target_mix(w: torch.Tensor, h: torch.Tensor, target_row: torch.Tensor) -> torch.Tensor:
+    """Σ_l w[t, l] h[row(t), l]: w [T, L], h [B, L, d], target_row [T] -> [T, d] (one row:
+    a matmul, no [T, L, d] copy; see :func:`target_scores`)."""
+    if h.shape[0] == 1:
+        return w @ h[0]
+    return torch.einsum("tl,tld->td", w, h[target_row])
+
+
 class CandidateAttention(nn.Module):
     """Seed 001 eqs. 4–5: α_j = softmax_j(h_jᵀ W x_new) over visible positions; f = Σ α_j h_j.
 
@@ -121,13 +162,14 @@ class CandidateAttention(nn.Module):
         super().__init__()
         self.W = nn.Linear(dim, hidden, bias=False)
 
-    def forward(self, h: torch.Tensor, mask: torch.Tensor,
+    def forward(self, h: torch.Tensor, target_row: torch.Tensor, mask: torch.Tensor,
                 x_new: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """h [T, L, d], mask bool [T, L], x_new [T, D] -> (f [T, d], α [T, L])."""
-        logits = torch.einsum("tld,td->tl", h, self.W(x_new))
+        """h [B, L, d] (the batch rows' states), target_row [T], mask bool [T, L],
+        x_new [T, D] -> (f [T, d], α [T, L])."""
+        logits = target_scores(h, target_row, self.W(x_new))
         logits = logits.masked_fill(~mask, float("-inf"))
         alpha = torch.softmax(logits, dim=1).nan_to_num(0.0)  # all masked -> zeros
-        return torch.einsum("tl,tld->td", alpha, h), alpha
+        return target_mix(alpha, h, target_row), alpha
 
 
 class ClickNet(nn.Module):

@@ -149,7 +149,7 @@ class AtrankNet(ClickNet):
         h = self.norm1(x + a)
         h = self.norm2(h + self.ffn(h))
         x_new = self.items(batch.target_item)
-        f, _ = self.attention(h[batch.target_row], history_mask(ts, batch), x_new)
+        f, _ = self.attention(h, batch.target_row, history_mask(ts, batch), x_new)
         return self.head(torch.cat([f, x_new], -1)).squeeze(-1)
 
 

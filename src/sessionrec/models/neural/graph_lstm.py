@@ -28,10 +28,13 @@ from torch import nn
 FEATURE_WEIGHTS = (2.0, 1.0, 0.0, 1.0, 0.5)
 
 
-def feature_similarity(codes: torch.Tensor, weights=FEATURE_WEIGHTS) -> torch.Tensor:
-    """codes int64 [B, L, F] (0 unknown) -> float [B, L, L] weighted count of equal codes."""
+def feature_similarity(codes: torch.Tensor, others: torch.Tensor | None = None,
+                       weights=FEATURE_WEIGHTS) -> torch.Tensor:
+    """codes int64 [B, n, F] (0 unknown) against ``others`` [B, L, F] (default: ``codes``)
+    -> float [B, n, L] weighted count of equal codes."""
+    others = codes if others is None else others
     w = torch.tensor(weights, dtype=torch.float32, device=codes.device)
-    same = (codes.unsqueeze(2) == codes.unsqueeze(1)) & (codes.unsqueeze(2) != 0)
+    same = (codes.unsqueeze(2) == others.unsqueeze(1)) & (codes.unsqueeze(2) != 0)
     return (same.float() * w).sum(-1)
 
 
@@ -41,20 +44,22 @@ def vector_similarity(x: torch.Tensor) -> torch.Tensor:
     return x @ x.transpose(1, 2)
 
 
-def temporal_neighbours(sim: torch.Tensor, valid: torch.Tensor,
-                        k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def temporal_neighbours(sim: torch.Tensor, valid: torch.Tensor, k: int,
+                        first: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` most similar earlier valid nodes of every node.
 
     Args:
-        sim: float [B, L, L], ``sim[b, t, j]`` the similarity of nodes t and j.
+        sim: float [B, n, L], ``sim[b, r, j]`` the similarity of nodes ``first + r`` and j
+            (``first`` = 0, n = L: every node).
         valid: bool [B, L], real (not padding) nodes.
     Returns:
-        (idx int64 [B, L, k], has bool [B, L, k]): neighbour positions (each < t) and whether
+        (idx int64 [B, n, k], has bool [B, n, k]): neighbour positions (each < t) and whether
         the slot holds one; ties go to the most recent node.
     """
-    L = sim.shape[1]
+    n, L = sim.shape[1], sim.shape[2]
     t = torch.arange(L, device=sim.device)
-    earlier = (t.unsqueeze(0) < t.unsqueeze(1)).unsqueeze(0) & valid.unsqueeze(1)  # [B, t, j]
+    rows = t[first:first + n]
+    earlier = (t.unsqueeze(0) < rows.unsqueeze(1)).unsqueeze(0) & valid.unsqueeze(1)  # [B, n, j]
     recency = t.float() / (L * 1000.0)  # below any similarity step
     score = (sim + recency).masked_fill(~earlier, float("-inf"))
     kk = min(k, L)
@@ -89,27 +94,36 @@ class GraphLSTM(nn.Module):
 
         Causal: h_t depends on x_0..x_t only, so right padding never changes a real state.
         """
-        B, L, _ = x.shape
+        return torch.stack(self.run(x, idx, has)[0], dim=1)
+
+    def run(self, x: torch.Tensor, idx: torch.Tensor | None = None,
+            has: torch.Tensor | None = None, hs: list[torch.Tensor] | None = None,
+            cs: list[torch.Tensor] | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Continue the recurrence from the states of positions 0..s-1 (``hs``, ``cs``: s
+        tensors [B, d] each; none: from the start) over x [B, n, D] = positions s..s+n-1,
+        whose neighbours idx/has [B, n, k] index absolute positions. Returns the states of
+        positions 0..s+n-1 (lists of [B, d]): h_t (the cell output) and c_t."""
+        B, n, _ = x.shape
         d = self.hidden
         zx = self.wx(x)
         zx_star = self.wx_star(x) if self.graph else None
-        h = x.new_zeros(B, d)
-        c = x.new_zeros(B, d)
-        hs: list[torch.Tensor] = []
-        cs: list[torch.Tensor] = []
-        for t in range(L):
-            i, f, o, u = self._gates(zx[:, t] + self.wh(h))
+        hs = list(hs) if hs else []
+        cs = list(cs) if cs else []
+        h = hs[-1] if hs else x.new_zeros(B, d)
+        c = cs[-1] if cs else x.new_zeros(B, d)
+        for r in range(n):
+            i, f, o, u = self._gates(zx[:, r] + self.wh(h))
             c = i * u + f * c
             out = o * torch.tanh(c)
             if self.graph:
                 assert idx is not None and has is not None and zx_star is not None
-                h_star, c_star = self._neighbour_state(hs, cs, idx[:, t], has[:, t], B, d, x)
-                i2, f2, o2, u2 = self._gates(zx_star[:, t] + self.wh_star(h_star))
+                h_star, c_star = self._neighbour_state(hs, cs, idx[:, r], has[:, r], B, d, x)
+                i2, f2, o2, u2 = self._gates(zx_star[:, r] + self.wh_star(h_star))
                 out = out + o2 * torch.tanh(i2 * u2 + f2 * c_star)
             h = out
             hs.append(h)
             cs.append(c)
-        return torch.stack(hs, dim=1)
+        return hs, cs
 
     @staticmethod
     def _neighbour_state(hs, cs, idx, has, B, d, x):

@@ -1,0 +1,66 @@
+"""Recurrent states of served histories, kept between requests and resumed from a prefix.
+
+A causal encoder's state at position t depends only on the items at positions 0..t, so the
+states of a history are a function of its item sequence alone — not of the request, the
+candidates or the time. A served user's history mostly grows at its end between two requests
+(a few behaviours arrive), so the states computed for the previous request are those of a
+prefix of the new sequence: only the new positions have to run through the encoder.
+
+:class:`StateMemo` maps an item sequence to its per-position states (LRU over sequences). A
+lookup finds the longest memoised prefix among the sequence and its ``back`` shorter
+prefixes; the caller runs the encoder from there and stores the result. Exact by
+construction: an entry is used only for a sequence that starts with exactly its items (a
+history capped at ``max_len`` that dropped its oldest event no longer does, and is encoded
+afresh). Entries are keyed by the weights they were computed with too: an optimiser step or
+``load_state_dict`` (parameter version counters) empties the memo.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+
+States = tuple[list[torch.Tensor], list[torch.Tensor]]  # (h_t, c_t) per position, each [1, d]
+
+
+def weights_key(params: Iterable[torch.Tensor]) -> tuple[int, ...]:
+    """Identity, storage and version counter of every tensor: changes with any update."""
+    return tuple(v for p in params for v in (id(p), p.data_ptr(), p._version))
+
+
+class StateMemo:
+    """LRU memo of per-position states by item sequence (int64 [L]), at most ``size`` kept."""
+
+    def __init__(self, size: int = 4096, back: int = 16) -> None:
+        self.size, self.back = size, back
+        self._weights: tuple[int, ...] = ()
+        self._states: OrderedDict[bytes, States] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def lookup(self, items: np.ndarray, weights: tuple[int, ...]) -> States:
+        """The states of the longest memoised prefix of ``items`` (at most ``back`` events
+        shorter); ([], []) when there is none."""
+        if weights != self._weights:
+            self._weights = weights
+            self._states.clear()
+        raw = items.astype(np.int64, copy=False).tobytes()
+        for n in range(len(items), max(0, len(items) - self.back) - 1, -1):
+            key = raw[:n * 8]
+            hit = self._states.get(key)
+            if hit is not None:
+                self._states.move_to_end(key)
+                return list(hit[0]), list(hit[1])
+        return [], []
+
+    def store(self, items: np.ndarray, states: States) -> None:
+        """Remember the states of ``items`` (the least recently used entry leaves if full)."""
+        key = items.astype(np.int64, copy=False).tobytes()
+        self._states[key] = states
+        self._states.move_to_end(key)
+        while len(self._states) > self.size:
+            self._states.popitem(last=False)
