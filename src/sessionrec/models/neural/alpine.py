@@ -96,7 +96,7 @@ class SequenceBranch(nn.Module):
                 or not torch.is_inference_mode_enabled()):
             return torch.stack(self.run(emb, items, [], [])[0], dim=1)
         seq = items[0].cpu().numpy()
-        weights = weights_key(itertools.chain(emb.parameters(), self.lstm.parameters()))
+        weights = weights_key(emb.weights() + self.lstm.weights())
         done = self.memo.lookup(seq, weights)
         hs, cs = self.run(emb, items, *done) if len(done[0]) < len(seq) else done
         self.memo.store(seq, (hs, cs))

@@ -37,6 +37,7 @@ from sessionrec.models.neural.params import (
     parse_params,
     trajectory_fingerprint,
 )
+from sessionrec.models.neural.state_memo import weights_key
 from sessionrec.torch_env import flush_denormal, torch_threads
 from sessionrec.training import neural as neural_trainer
 from sessionrec.training.context import FitContext
@@ -106,12 +107,16 @@ class ItemEmbedding(nn.Module):
 
     def table(self) -> torch.Tensor:
         """float [n_items + 1, dim]: every item's vector (inference only; cached, see above)."""
-        key = tuple(v for p in self.parameters() for v in (id(p), p.data_ptr(), p._version))
+        key = weights_key(self.weights())
         if self._table is None or self._table[0] != key:
             with torch.inference_mode():
                 all_items = torch.arange(len(self.features), device=self.features.device)
                 self._table = (key, self.compose(all_items))
         return self._table[1]
+
+    def weights(self) -> list[torch.Tensor]:
+        """The embedding tables (direct attribute reads: cheaper than ``parameters()``)."""
+        return [self.ids.weight, *(emb.weight for emb in self.side)]
 
     def compose(self, items: torch.Tensor) -> torch.Tensor:
         """items int64 [...] -> id vector + Σ side vectors [..., dim] (no cache)."""
@@ -279,7 +284,8 @@ class ClickRecommender:
     def score_batch(self, batch: BehaviourBatch) -> np.ndarray:
         """float [T]: the click logit of every target of ``batch``."""
         self._check_fitted()
-        self.net_.eval()
+        if self.net_.training:  # eval() walks every submodule: not on each served request
+            self.net_.eval()
         device = next(self.net_.parameters()).device
         return self.net_.logits(batch.to(device)).float().cpu().numpy()
 
