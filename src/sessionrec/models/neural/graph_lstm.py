@@ -90,8 +90,9 @@ class GraphLSTM(nn.Module):
 
     @staticmethod
     def _gates(z: torch.Tensor):
-        i, f, o, u = z.chunk(4, dim=-1)
-        return torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o), torch.tanh(u)
+        d = z.shape[-1] // 4
+        i, f, o = torch.sigmoid(z[..., :3 * d]).chunk(3, dim=-1)  # one call for three gates
+        return i, f, o, torch.tanh(z[..., 3 * d:])
 
     def forward(self, x: torch.Tensor, idx: torch.Tensor | None = None,
                 has: torch.Tensor | None = None) -> torch.Tensor:
@@ -116,13 +117,19 @@ class GraphLSTM(nn.Module):
         cs = list(cs) if cs else []
         h = hs[-1] if hs else x.new_zeros(B, d)
         c = cs[-1] if cs else x.new_zeros(B, d)
+        if self.graph:
+            assert idx is not None and has is not None and zx_star is not None
+            # per position: neighbour weights [B, n, k], their count, gather index [B, n, k, d]
+            w = has.to(x.dtype)
+            denom = w.sum(2, keepdim=True).clamp(min=1.0)
+            gather = idx.unsqueeze(-1).expand(-1, -1, -1, d)
         for r in range(n):
             i, f, o, u = self._gates(zx[:, r] + self.wh(h))
             c = i * u + f * c
             out = o * torch.tanh(c)
             if self.graph:
-                assert idx is not None and has is not None and zx_star is not None
-                h_star, c_star = self._neighbour_state(hs, cs, idx[:, r], has[:, r], B, d, x)
+                h_star, c_star = self._neighbour_state(hs, cs, gather[:, r], w[:, r],
+                                                       denom[:, r], c)
                 i2, f2, o2, u2 = self._gates(zx_star[:, r] + self.wh_star(h_star))
                 out = out + o2 * torch.tanh(i2 * u2 + f2 * c_star)
             h = out
@@ -131,15 +138,17 @@ class GraphLSTM(nn.Module):
         return hs, cs
 
     @staticmethod
-    def _neighbour_state(hs, cs, idx, has, B, d, x):
+    def _neighbour_state(hs: list[torch.Tensor], cs: list[torch.Tensor], gather: torch.Tensor,
+                         w: torch.Tensor, denom: torch.Tensor,
+                         like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(h*, c*) [B, d]: the mean state of the neighbours (gather [B, k, d] positions,
+        each < len(hs); w [B, k] 1 where the slot holds one; denom [B, 1] their count, at
+        least 1); zeros without any."""
         if not hs:
-            zero = x.new_zeros(B, d)
+            zero = torch.zeros_like(like)
             return zero, zero
         H, C = torch.stack(hs, 1), torch.stack(cs, 1)  # [B, t, d]
-        idx = idx.clamp(max=len(hs) - 1)
-        w = has.to(x.dtype)
-        denom = w.sum(1, keepdim=True).clamp(min=1.0)
-        gather = idx.unsqueeze(-1).expand(-1, -1, d)
-        h_star = (H.gather(1, gather) * w.unsqueeze(-1)).sum(1) / denom
-        c_star = (C.gather(1, gather) * w.unsqueeze(-1)).sum(1) / denom
-        return h_star, c_star
+        if w.shape[1] == 1:  # one slot: the mean is the state itself (x 1) or zeros (x 0)
+            return H.gather(1, gather)[:, 0] * w, C.gather(1, gather)[:, 0] * w
+        wk = w.unsqueeze(-1)
+        return (H.gather(1, gather) * wk).sum(1) / denom, (C.gather(1, gather) * wk).sum(1) / denom
