@@ -120,8 +120,7 @@ class Ranker:
         if known:
             p = self.scores(user_id, history, np.array([i for _, i in known]), now_us)
             order, score = np.argsort(-p, kind="stable").tolist(), p.tolist()
-            # our own str / float values: constructed without re-validating each field
-            out = [RankedItem.model_construct(product_id=known[j][0], score=score[j], known=True)
+            out = [RankedItem(product_id=known[j][0], score=score[j], known=True)
                    for j in order]
         return out + [RankedItem(product_id=c, score=None, known=False) for c in unknown]
 

@@ -123,14 +123,21 @@ class GraphLSTM(nn.Module):
             w = has.to(x.dtype)
             denom = w.sum(2, keepdim=True).clamp(min=1.0)
             gather = idx.unsqueeze(-1).expand(-1, -1, -1, d)
+            # one row, one neighbour (a served user): index the list, no stacking per step
+            single = idx[0, :, 0].tolist() if B == 1 and idx.shape[-1] == 1 else None
+        linear = nn.functional.linear  # the layers' own op, without a module call per step
         for r in range(n):
-            i, f, o, u = self._gates(zx[:, r] + self.wh(h))
+            i, f, o, u = self._gates(zx[:, r] + linear(h, self.wh.weight))
             c = i * u + f * c
             out = o * torch.tanh(c)
             if self.graph:
-                h_star, c_star = self._neighbour_state(hs, cs, gather[:, r], w[:, r],
-                                                       denom[:, r], c)
-                i2, f2, o2, u2 = self._gates(zx_star[:, r] + self.wh_star(h_star))
+                if single is not None and hs:
+                    j = single[r]
+                    h_star, c_star = hs[j] * w[:, r], cs[j] * w[:, r]
+                else:
+                    h_star, c_star = self._neighbour_state(hs, cs, gather[:, r], w[:, r],
+                                                           denom[:, r], c)
+                i2, f2, o2, u2 = self._gates(zx_star[:, r] + linear(h_star, self.wh_star.weight))
                 out = out + o2 * torch.tanh(i2 * u2 + f2 * c_star)
             h = out
             hs.append(h)
