@@ -97,10 +97,14 @@ class SequenceBranch(nn.Module):
             return torch.stack(self.run(emb, items, [], [])[0], dim=1)
         seq = items[0].cpu().numpy()
         weights = weights_key(emb.weights() + self.lstm.weights())
-        done = self.memo.lookup(seq, weights)
-        hs, cs = self.run(emb, items, *done) if len(done[0]) < len(seq) else done
-        self.memo.store(seq, (hs, cs))
-        return torch.stack(hs, dim=1)
+        hit = self.memo.lookup(seq, weights)
+        if hit is not None and hit[0].shape[1] == len(seq):
+            return hit[0]
+        done = ([], []) if hit is None else (list(hit[0].unbind(1)), list(hit[1].unbind(1)))
+        hs, cs = self.run(emb, items, *done)
+        h = torch.stack(hs, dim=1)
+        self.memo.store(seq, (h, torch.stack(cs, dim=1)))
+        return h
 
     def run(self, emb: ItemEmbedding, items: torch.Tensor, hs: list[torch.Tensor],
             cs: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
