@@ -232,7 +232,8 @@ def main() -> None:
         "click': the same, each request preceded by an (untimed) click of its user, so every "
         "request ranks with a history one event longer than its last one. Server CPU "
         "ms: user + system time of the server process per request, one at a time / open loop "
-        "— the figure the shared machine's load does not inflate. Rows measured back to back; "
+        "— far less inflated by the shared machine's load than the latencies (not immune: "
+        "contention for caches still raises it). Rows measured back to back; "
         "ratios against the first row.", "",
         "| model | code | candidates | offered req/s | achieved req/s | p50 ms | p99 ms | max ms "
         "| errors | one at a time p50 / p99 ms | after a click p50 / p99 ms | server CPU ms / "
@@ -252,7 +253,8 @@ def main() -> None:
         "|---|---:|---:|---:|---:|", *cost_rows, "",
         f"Training the same model (kuairand-pure-slice, 1 torch thread, niced, while other "
         f"jobs shared the 2 cores): {train['cases_per_s']:,.0f} train exposures/s over "
-        f"{train['epochs']} epochs ({train['train_seconds']:.0f} s).",
+        f"{train['epochs']} epoch{'s' if train['epochs'] != 1 else ''} "
+        f"({train['train_seconds']:.0f} s).",
     ]))
 
 
