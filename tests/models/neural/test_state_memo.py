@@ -17,7 +17,7 @@ def length(hit) -> int:
 
 
 def test_lookup_finds_the_longest_prefix_within_back():
-    memo = StateMemo(size=10, back=2)
+    memo = StateMemo(back=2)
     memo.store(np.array([4, 5]), states(2))
     memo.store(np.array([4, 5, 6]), states(3, 10.0))
     h, _ = memo.lookup(np.array([4, 5, 6, 7]), ())
@@ -28,11 +28,14 @@ def test_lookup_finds_the_longest_prefix_within_back():
 
 
 def test_least_recently_used_leaves_first():
-    memo = StateMemo(size=2)
-    for seq in ([1], [2], [3]):
-        memo.store(np.array(seq), states(1))
-    assert len(memo) == 2 and memo.lookup(np.array([1]), ()) is None
-    assert length(memo.lookup(np.array([2]), ())) == 1
+    memo = StateMemo(positions=4)
+    for seq in ([1, 1], [2], [3]):
+        memo.store(np.array(seq), states(len(seq)))
+    assert len(memo) == 3
+    memo.lookup(np.array([1, 1]), ())  # used: [2] is now the least recently used
+    memo.store(np.array([4]), states(1))  # 5 positions > 4: [2] leaves
+    assert memo.lookup(np.array([2]), ()) is None
+    assert [length(memo.lookup(np.array(s), ())) for s in ([1, 1], [3], [4])] == [2, 1, 1]
 
 
 def test_a_weight_change_empties_it():

@@ -75,20 +75,21 @@ class SequenceBranch(nn.Module):
     """One behaviour sequence -> graph LSTM states -> attention given the candidate -> ŷ.
 
     Serving one user (a batch of one row, eval mode, ``torch.inference_mode``) the states
-    are memoised by item sequence (:class:`StateMemo`): a repeated history costs nothing and
-    a grown one runs only its new events. Only where that is exact: the neighbour choice of
-    ``similarity = "features"`` (or no graph) depends on the earlier items alone; the
-    ``vectors`` cosine ties are broken with the padded width and are always recomputed.
+    are memoised by item sequence (:class:`StateMemo`, LRU, 64 MiB at d = 32): a repeated
+    history costs nothing and a grown one runs only its new events. Only where that is
+    exact: the neighbour choice of ``similarity = "features"`` (or no graph) depends on the
+    earlier items alone; the ``vectors`` cosine ties are broken with the padded width and
+    are always recomputed.
     """
 
-    def __init__(self, p: AlpineParams, memo_size: int = 4096) -> None:
+    def __init__(self, p: AlpineParams, memo_positions: int = 262_144) -> None:
         super().__init__()
         self.p = p
         self.lstm = GraphLSTM(p.embedding, p.hidden, graph=p.graph)
         self.attention = CandidateAttention(p.hidden, p.embedding)
         self.head = mlp_head(p.hidden + p.embedding, p.mlp)
         exact = not p.graph or p.similarity == "features"
-        self.memo = StateMemo(memo_size) if exact and memo_size else None
+        self.memo = StateMemo(memo_positions) if exact and memo_positions else None
 
     def states(self, emb: ItemEmbedding, items: torch.Tensor) -> torch.Tensor:
         """items [B, L] -> hidden states [B, L, d]."""
