@@ -70,6 +70,19 @@ def dataset_section(name: str, studies: dict[str, Path], baseline: str) -> list[
             cells.append(f"{_ms(s['metrics']['recall@20'])} / {_ms(s['metrics']['mrr@20'])} "
                          f"({s['epochs']['mean']:.1f})")
         lines.append(f"| {v} | " + " | ".join(cells) + " |")
+    comparisons = list(summaries[labels[0]].get("comparisons", {}))
+    if comparisons:
+        lines += ["", "The study's own comparisons under each recipe (MRR@20 difference [95 % CI] "
+                  "from `study.json`: does the finding depend on the recipe?):", "",
+                  "| comparison | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+        for comp in comparisons:
+            cells = []
+            for label in labels:
+                ci = summaries[label].get("comparisons", {}).get(comp, {}).get("mrr@20")
+                cells.append("—" if ci is None else
+                             f"{ci['estimate']:+.4f} [{ci['low']:+.4f}, {ci['high']:+.4f}] "
+                             f"{ci['verdict']}")
+            lines.append(f"| {comp} | " + " | ".join(cells) + " |")
     others = [label for label in labels if label != baseline]
     if baseline in studies and others:
         lines += ["", f"Each recipe minus **{baseline}**, per variant: per-prediction metric "
