@@ -117,7 +117,9 @@ def section(groups: dict[str, dict[str, Path]], baseline: str, command: str) -> 
              f"directories of `sessionrec study` on {platform.system()} {platform.machine()}, "
              f"{os.cpu_count()} cores, CPU only, torch 1 thread per run. Command: `{command}`. "
              "Same data, split, model sizes, seeds and early stopping in every recipe; only "
-             "the loss, optimiser and negatives change.", ""]
+             "the loss, optimiser and negatives change. The current-recipe studies here were "
+             "rerun for this comparison with the configs of the `study` section above, whose "
+             "tables come from earlier runs of older code and differ from these slightly.", ""]
     for name, studies in groups.items():
         lines += dataset_section(name, studies, baseline)
     return "\n".join(lines)
