@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from sessionrec.errors import DataError
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.scripts_loader import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("diginetica_doc",
-                                                  ROOT / "scripts" / "diginetica_doc.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["diginetica_doc"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("diginetica_doc")
 
 
 def _run(root: Path, name: str, model: str, ranks: list[int], train: dict,

@@ -3,20 +3,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.scripts_loader import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("ladder", ROOT / "scripts" / "ladder.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ladder"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("ladder")
 
 
 def _run(root: Path, hidden: int, valid: float, cpu: float, embedding: int = 0) -> Path:

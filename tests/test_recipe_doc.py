@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.scripts_loader import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("recipe_doc", ROOT / "scripts" / "recipe_doc.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["recipe_doc"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("recipe_doc")
 
 
 def _stat(mean: float, std: float = 0.0) -> dict:
