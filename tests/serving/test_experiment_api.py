@@ -49,14 +49,22 @@ weight = 0.5
 
 
 @contextlib.contextmanager
-def experiment_client(folder: Path, runs_root: Path, extra: str = "", holdout: float = 0.0,
-                      **kw):
-    """(client, experiment config, event log url) of a running app."""
-    path = write_experiment(folder, runs_root, extra, holdout)
+def app_with_experiment(folder: Path, path: Path, **kw):
+    """(client, experiment config, event log url) of a running app serving the experiment
+    config ``path``, its event log a SQLite file in ``folder``."""
     url = f"sqlite:///{(folder / 'events.db').as_posix()}"
     app = create_app(settings(experiment=str(path), event_log=url, **kw), store=MemoryStore())
     with TestClient(app) as client:
         yield client, load_experiment(path), url
+
+
+@contextlib.contextmanager
+def experiment_client(folder: Path, runs_root: Path, extra: str = "", holdout: float = 0.0,
+                      **kw):
+    """(client, experiment config, event log url) of a running app."""
+    with app_with_experiment(folder, write_experiment(folder, runs_root, extra, holdout),
+                             **kw) as got:
+        yield got
 
 
 def users_of(config, variant: str, n: int = 1) -> list[str]:

@@ -27,6 +27,7 @@ from sessionrec.serving.app import create_app
 from sessionrec.serving.store import MemoryStore
 
 from .helpers import TestClient, settings
+from .test_experiment_api import app_with_experiment, users_of
 
 CANDIDATES = ["nope", "1", "2", "3", "5"]
 
@@ -72,15 +73,8 @@ weight = 0.5
 def running(folder: Path, runs_root: Path, control_rank, variant_rank, **kw):
     """(client, experiment config, event log url) of a running app."""
     path = write_experiment(folder, runs_root, control_rank, variant_rank)
-    url = f"sqlite:///{(folder / 'events.db').as_posix()}"
-    app = create_app(settings(experiment=str(path), event_log=url, **kw), store=MemoryStore())
-    with TestClient(app) as client:
-        yield client, load_experiment(path), url
-
-
-def users_of(config, variant: str, n: int = 1) -> list[str]:
-    return [u for u in (f"u{i}" for i in range(1000))
-            if assign(config, f"user:{u}") == variant][:n]
+    with app_with_experiment(folder, path, **kw) as got:
+        yield got
 
 
 def rows(url: str, kind: str):
