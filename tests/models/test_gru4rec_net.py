@@ -8,6 +8,7 @@ import torch
 from sessionrec.models.item_rows import gather_rows, output_log_q
 from sessionrec.models.neural.gru4rec_net import GRU4RecNet, HGRU4RecNet
 from sessionrec.training.optim import RowOptimizer
+from sessionrec.training.row_parallel import RowUpdates
 
 
 @pytest.mark.parametrize(("mode", "names"), [
@@ -70,7 +71,8 @@ def test_constrained_rows_are_gathered_once_and_input_only_bias_rows_stay():
     assert rows.out_idx.tolist() == [0, 1, 1]
     assert len(rows.leaves()) == 2  # the input rows are Wy's rows
     opt = RowOptimizer(dict(net.named_parameters()), "adagrad", lr=1.0)
-    rows.update(opt, [torch.ones(3, 2), torch.ones(3, 1)])
+    RowUpdates(opt, net.dense_names(), ["Wy", "By"]).apply(
+        rows.row_updates([torch.ones(3, 2), torch.ones(3, 1)]))
     step = 1.0 / (1.0 + 1e-6) ** 0.5
     torch.testing.assert_close(net.Wy[:, 0], torch.tensor([-step, 1 - step, 2.0, 3 - step]))
     # item 3 is only an input: its bias row gets no update

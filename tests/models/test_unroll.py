@@ -13,8 +13,8 @@ from sessionrec.evaluation import evaluate
 from sessionrec.models.gru4rec import GRU4Rec
 from sessionrec.models.hgru4rec import HGRU4Rec
 from sessionrec.models.professor import lanes_through
-from sessionrec.models.unroll import WalkStep, clip_total_norm
-from sessionrec.training.optim import RowOptimizer
+from sessionrec.models.unroll import WalkStep
+from sessionrec.training.optim import RowOptimizer, clip_total_norm
 from tests.models.cyclic import cyclic
 
 

@@ -46,6 +46,16 @@ class UserSchedule:
     def n_users(self) -> int:
         return len(self.users)
 
+    def take(self, groups: np.ndarray) -> UserSchedule:
+        """The schedule of the user groups ``groups`` (positions, in the order given)."""
+        groups = np.asarray(groups, dtype=np.int64)
+        sizes = np.diff(self.user_offsets)[groups]
+        user_offsets = np.zeros(len(groups) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=user_offsets[1:])
+        starts = np.repeat(self.user_offsets[groups] - user_offsets[:-1], sizes)
+        sessions = self.sessions[starts + np.arange(int(user_offsets[-1]))]
+        return UserSchedule(sessions, user_offsets, self.users[groups], self.skipped)
+
 
 @dataclass(frozen=True)
 class UserParallelBatch:

@@ -65,9 +65,10 @@ from sessionrec.models.professor import (
 from sessionrec.models.unroll import Stepped, WalkStep, unrolled_epoch, window_stepper
 from sessionrec.torch_env import flush_denormal, torch_threads
 from sessionrec.training.context import FitContext, resolve_device
-from sessionrec.training.distributed import world
+from sessionrec.training.distributed import all_sum, broadcast_float, world
 from sessionrec.training.losses import LOSSES, get_loss
 from sessionrec.training.optim import OPTIMIZERS, RowOptimizer
+from sessionrec.training.row_parallel import RowUpdates
 from sessionrec.training.trainer import EpochLoop, EpochStats, epoch_seed
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class GRU4Rec(SessionRecommender):
     Args:
         layers: hidden units per GRU layer, e.g. ``[100]``.
         loss: ``cross-entropy``, ``bpr-max``, ``top1-max``, ``bpr`` or ``top1``.
-        batch_size: session-parallel lanes.
+        batch_size: session-parallel lanes (data-parallel: in all, split among the ranks).
         dropout_p_embed / dropout_p_hidden: dropout on the input embedding / layer outputs.
         learning_rate, momentum: of the optimiser.
         optimizer: ``adagrad`` (with momentum, as the original) or ``adam``.
@@ -141,6 +142,9 @@ class GRU4Rec(SessionRecommender):
     """
 
     name = "gru4rec"
+    # sessionrec train --nproc N: sessions shared among ranks, row gradients summed
+    # (sessionrec.training.row_parallel).
+    data_parallel = True
 
     def __init__(self, layers: list[int] | tuple[int, ...] = (100,), loss: str = "cross-entropy",
                  batch_size: int = 64, dropout_p_embed: float = 0.0,
@@ -350,10 +354,7 @@ class GRU4Rec(SessionRecommender):
             raise ConfigError(f"{self.name} trains on the CPU only (its row-sparse training "
                               "step is not on the neural core yet); use device = 'cpu' or "
                               "'auto'")
-        if world()[1] > 1:
-            raise ConfigError(f"{self.name} does not train data-parallel yet (--nproc > 1 "
-                              "trains the neural-core models: narm, stamp); run it with one "
-                              "process")
+        self._check_data_parallel(train)
         if p["item_vectors"]:
             self._pretrained_for(n_items)  # fail before any work
         if train.n_sessions:
@@ -362,10 +363,55 @@ class GRU4Rec(SessionRecommender):
         with torch_threads(int(p["threads"])), flush_denormal():
             self._train(train, valid, context)
 
+    def _check_data_parallel(self, train: Sessions) -> None:
+        """Refuse what data-parallel training (:mod:`sessionrec.training.row_parallel`) does
+        not do, naming the parameter, before any work."""
+        size = world()[1]
+        if size == 1:
+            return
+        p = self._params
+        why = None
+        if float(p["pf_weight"]) > 0:
+            why = "pf_weight > 0 (professor forcing's discriminator is not synchronised)"
+        elif int(p["max_steps"]):
+            why = "max_steps (a step limit would stop the ranks at different rounds)"
+        elif int(p["batch_size"]) < size * (2 if int(p["n_sample"]) == 0 else 1):
+            why = (f"batch_size {p['batch_size']}: every rank needs a lane (two with "
+                   "n_sample = 0, whose negatives are the other lanes' targets)")
+        if why:
+            raise ConfigError(f"{self.name} cannot train data-parallel (--nproc {size}) with "
+                              f"{why}; run it with one process")
+        units = self._shard_units(self._walk_plan(train, trainable_sessions(train.offsets)))
+        if units < size:
+            raise ConfigError(f"{self.name}: {units} training {self._shard_unit} cannot be "
+                              f"shared among {size} processes; use fewer processes (--nproc) "
+                              "or more data")
+
+    _shard_unit = "sessions"
+
+    def _shard_units(self, plan: Any) -> int:
+        """How many units (sessions; HGRU4Rec: users) the walk ``plan`` shares among ranks."""
+        return len(plan)
+
+    def _shard(self, plan: np.ndarray) -> np.ndarray:
+        """This rank's share of the walk ``plan`` (every ``world``-th session from ``rank``:
+        each share spans the whole time range)."""
+        rank, size = world()
+        return plan[rank::size] if size > 1 else plan
+
+    @property
+    def _lanes(self) -> int:
+        """This rank's lanes: ``batch_size`` split among the ranks (all of it in one
+        process)."""
+        rank, size = world()
+        b = int(self._params["batch_size"])
+        return b // size + (rank < b % size)
+
     def _train(self, train: Sessions, valid: Sessions | None, context: FitContext) -> None:
         p = self._params
         t_setup = time.perf_counter()
         n_items = self.n_items_
+        rank, world_size = world()
         sessions = trainable_sessions(train.offsets)
         self.skipped_sessions_ = int(train.n_sessions - len(sessions))
         if self.skipped_sessions_:
@@ -373,11 +419,15 @@ class GRU4Rec(SessionRecommender):
                      self.skipped_sessions_)
         if len(sessions) == 0:
             raise SessionRecError(f"{self.name}: no training session has two or more events")
-        plan = self._walk_plan(train, sessions)
+        plan = self._shard(self._walk_plan(train, sessions))
         counts = np.bincount(train.items, minlength=n_items).astype(np.float64)
         self._init_net(n_items)
         opt = RowOptimizer(dict(self.net_.named_parameters()), p["optimizer"],
                            p["learning_rate"], p["momentum"])
+        net = self.net_
+        tables = ["Wy", "By"] + ([net.input_name] if self.train_input
+                                 and net.input_name != "Wy" else [])
+        updater = RowUpdates(opt, net.dense_names(), tables, float(p["grad_clip"]))
         sampler = NegativeSampler(counts, p["n_sample"], p["sample_alpha"],
                                   p["sample_cache_size"], seed=p["seed"])
         log_counts = torch.from_numpy(np.log(np.maximum(counts, 1.0))).float()
@@ -385,7 +435,8 @@ class GRU4Rec(SessionRecommender):
         items_t = torch.from_numpy(train.items)
         rows_total = int(train.lengths[sessions].sum())
         pairs_total = rows_total - len(sessions)
-        steps_estimate = pairs_total // int(p["batch_size"]) + 1
+        pairs_here = pairs_total if world_size == 1 else self._plan_pairs(train, plan)
+        steps_estimate = pairs_here // self._lanes + 1
         self._adversary = (Adversary(self, p["layers"][-1], epoch_seed(p["seed"], -1, 4))
                            if float(p["pf_weight"]) > 0 else None)
         epoch_steps = self._unrolled_epoch if self.unrolled else self._epoch_steps
@@ -397,15 +448,17 @@ class GRU4Rec(SessionRecommender):
         def train_epoch(epoch: int) -> EpochStats:
             t0 = time.perf_counter()
             self.net_.train()
-            torch.manual_seed(epoch_seed(p["seed"], epoch, 2))
+            # Dropout: each rank its own stream (one process: the stream it always had).
+            torch.manual_seed(epoch_seed(p["seed"], epoch, 2 + 7 * rank))
             sampler.reseed(epoch_seed(p["seed"], epoch, 3), rows=steps_estimate)
             loss_sum, n_pairs = 0.0, 0
             show = p["progress"] if context.progress is None else context.progress
-            bar = _progress(show, pairs_total, epoch, int(p["n_epochs"]), self.name)
+            bar = _progress(show and rank == 0, pairs_here, epoch, int(p["n_epochs"]),
+                            self.name)
             cut = False
             try:
                 for step, (loss, n) in enumerate(epoch_steps(
-                        plan, train.offsets, items_t, sampler, opt, loss_fn, log_counts)):
+                        plan, train.offsets, items_t, sampler, updater, loss_fn, log_counts)):
                     loss_sum += loss
                     n_pairs += n
                     steps_done[0] += 1
@@ -417,11 +470,15 @@ class GRU4Rec(SessionRecommender):
                         rate = n_pairs / max(time.perf_counter() - t0, 1e-9)
                         bar.set_postfix(loss=f"{loss_sum / max(n_pairs, 1):.4f}",
                                         ev_s=f"{rate:,.0f}", refresh=False)
+                updater.finish()  # data-parallel: until every rank's walk has ended
             finally:
                 if bar is not None:
                     bar.update(n_pairs - bar.n)
                     bar.set_postfix(loss=f"{loss_sum / max(n_pairs, 1):.4f}")
                     bar.close()
+            if world_size > 1:
+                loss_sum, n_pairs = all_sum([loss_sum, float(n_pairs)])
+                n_pairs = int(n_pairs)
             seconds = time.perf_counter() - t0 + (setup_seconds if epoch == 0 else 0.0)
             if self._adversary is not None:
                 pf_history.append(self._adversary.reset_stats())
@@ -433,16 +490,21 @@ class GRU4Rec(SessionRecommender):
 
         validate = None
         if valid is not None and valid.n_events and len(trainable_sessions(valid.offsets)):
-            validate = lambda: self._validation_mrr(train, valid)  # noqa: E731
+            def validate() -> float:  # rank 0 scores, every rank gets its score
+                return broadcast_float(self._validation_mrr(train, valid) if rank == 0
+                                       else None)
+        fingerprint = {"model": self.name, "n_items": n_items, "vocab": self.vocab_,
+                       "item_vectors": self._pretrained_digest(),
+                       "params": {k: v for k, v in p.items() if k not in _NOT_TRAJECTORY
+                                  and not (k in _LATER_DEFAULTS
+                                           and v == _LATER_DEFAULTS[k])}}
+        if world_size > 1:
+            fingerprint["world_size"] = world_size
         loop = EpochLoop(
             int(p["n_epochs"]), int(p["patience"]), self._train_state, self._load_train_state,
             self._weights, validate,
-            context.checkpoint_dir, context.resume,
-            fingerprint={"model": self.name, "n_items": n_items, "vocab": self.vocab_,
-                         "item_vectors": self._pretrained_digest(),
-                         "params": {k: v for k, v in p.items() if k not in _NOT_TRAJECTORY
-                                    and not (k in _LATER_DEFAULTS
-                                             and v == _LATER_DEFAULTS[k])}})
+            context.checkpoint_dir, context.resume, fingerprint=fingerprint,
+            write_checkpoints=rank == 0)
         self._opt = opt
         try:
             history = loop.run(train_epoch)
@@ -460,6 +522,7 @@ class GRU4Rec(SessionRecommender):
             "events_per_s": train.n_events * epochs_done[0] / max(loop.train_seconds, 1e-9),
             "steps": steps_done[0],
             "epochs_walked": epochs_done[0],
+            "world_size": world_size,
             "sampler_seconds": sampler.seconds,
             "history": history.to_dict(),
         }
@@ -485,7 +548,11 @@ class GRU4Rec(SessionRecommender):
         """What :meth:`_epoch_steps` walks: the trainable ``sessions`` by first-event time."""
         return session_order(train.offsets, train.ts[train.offsets[:-1]], sessions)
 
-    def _row_stepper(self, opt: RowOptimizer, loss_fn, log_counts: torch.Tensor,
+    def _plan_pairs(self, train: Sessions, plan: np.ndarray) -> int:
+        """(input, target) pairs in the walk ``plan``."""
+        return int(train.lengths[plan].sum()) - len(plan)
+
+    def _row_stepper(self, updater: RowUpdates, loss_fn, log_counts: torch.Tensor,
                      ) -> Callable[..., tuple[float, Any]]:
         """The training step shared by the recurrent models: ``step(x_items, y_items,
         samples, forward) -> (summed loss, carry)``.
@@ -494,9 +561,10 @@ class GRU4Rec(SessionRecommender):
         leaf tensors; ``forward(x_rows)`` runs the model from the input rows and returns
         ``(output [m, out_width], carry)`` (``carry``: the new recurrent state, handed back
         as is). The output layer scores every lane against the batch's targets and samples,
-        ``backward`` differentiates the loss, and the optimiser updates the dense parameters
-        (``step``) and the touched item rows (``step_rows``). Dense parameters a step does not
-        use (e.g. a user GRU when no session starts) have no gradient and get no update.
+        ``backward`` differentiates the loss, and ``updater`` updates the dense parameters
+        and the touched item rows (summed over the ranks when data-parallel). Dense
+        parameters a step does not use (e.g. a user GRU when no session starts) have no
+        gradient and get no update.
         """
         p = self._params
         net, train_input = self.net_, self.train_input
@@ -515,23 +583,22 @@ class GRU4Rec(SessionRecommender):
                 else None
             loss = loss_fn(scores, log_q) / batch_size
             loss.backward()
-            opt.step()  # the dense parameters the step used (.grad); the others have none
-            rows.update(opt, [leaf.grad for leaf in rows.leaves()])
-            opt.zero_grad(set_to_none=True)
+            # The dense parameters the step used (.grad; the others have none), then its rows.
+            updater.apply(rows.row_updates([leaf.grad for leaf in rows.leaves()]))
+            updater.opt.zero_grad(set_to_none=True)
             return float(loss.detach()) * batch_size, carry
 
         return step
 
     def _epoch_steps(self, order: np.ndarray, offsets: np.ndarray, items: torch.Tensor,
-                     sampler: NegativeSampler, opt: RowOptimizer, loss_fn, log_counts,
+                     sampler: NegativeSampler, updater: RowUpdates, loss_fn, log_counts,
                      ) -> Iterator[tuple[float, int]]:
         """Train one epoch; yields (summed loss, lanes) per step."""
         p = self._params
-        step = self._row_stepper(opt, loss_fn, log_counts)
-        hidden = [torch.zeros((min(int(p["batch_size"]), len(order)), h))
-                  for h in p["layers"]]
+        step = self._row_stepper(updater, loss_fn, log_counts)
+        hidden = [torch.zeros((min(self._lanes, len(order)), h)) for h in p["layers"]]
         min_lanes = 2 if int(p["n_sample"]) == 0 else 1
-        for batch in session_parallel(offsets, order, int(p["batch_size"]), min_lanes):
+        for batch in session_parallel(offsets, order, self._lanes, min_lanes):
             if batch.keep is not None:
                 keep = torch.from_numpy(batch.keep)
                 hidden = [h.index_select(0, keep) for h in hidden]
@@ -549,11 +616,11 @@ class GRU4Rec(SessionRecommender):
 
     # -- multi-step training (sessionrec.models.unroll) ---------------------------------------
     def _unrolled_epoch(self, plan, offsets: np.ndarray, items: torch.Tensor,
-                        sampler: NegativeSampler, opt: RowOptimizer, loss_fn, log_counts,
+                        sampler: NegativeSampler, updater: RowUpdates, loss_fn, log_counts,
                         ) -> Iterator[tuple[float, int]]:
         """Train one epoch in windows of ``bptt`` steps (0: one window per group of whole
         sessions, :meth:`_whole_session_epoch`); yields (summed loss, pairs)."""
-        step = window_stepper(self, opt, loss_fn, log_counts, self._adversary)
+        step = window_stepper(self, updater, loss_fn, log_counts, self._adversary)
         if int(self._params["bptt"]) == 0:
             yield from self._whole_session_epoch(plan, offsets, items, step, sampler)
             return
@@ -566,7 +633,7 @@ class GRU4Rec(SessionRecommender):
         start together from zero states (:func:`session_groups`), run to their ends as one
         window (lanes drop out as their sessions end) and make one update, with gradients
         through every step of every session. Yields (summed loss, pairs) per group."""
-        for group in session_groups(offsets, order, int(self._params["batch_size"])):
+        for group in session_groups(offsets, order, self._lanes):
             walk, state = self._unroll_walk(group, offsets, items)
             window = list(walk)
             if window:
@@ -577,11 +644,11 @@ class GRU4Rec(SessionRecommender):
                      ) -> tuple[Iterator[WalkStep], list[torch.Tensor]]:
         """The session-parallel walk as :class:`WalkStep` s, and the first carried state."""
         p = self._params
-        hidden = [torch.zeros((min(int(p["batch_size"]), len(order)), h)) for h in p["layers"]]
+        hidden = [torch.zeros((min(self._lanes, len(order)), h)) for h in p["layers"]]
         min_lanes = 2 if int(p["n_sample"]) == 0 else 1
 
         def walk() -> Iterator[WalkStep]:
-            for batch in session_parallel(offsets, order, int(p["batch_size"]), min_lanes):
+            for batch in session_parallel(offsets, order, self._lanes, min_lanes):
                 keep = None if batch.keep is None else torch.from_numpy(batch.keep)
                 reset = (torch.from_numpy(batch.reset).unsqueeze(1) if batch.reset.any()
                          else None)

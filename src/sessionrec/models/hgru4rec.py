@@ -60,7 +60,8 @@ from sessionrec.models.gru4rec import GRU4Rec
 from sessionrec.models.neural.gru4rec_net import HGRU4RecNet
 from sessionrec.models.unroll import Stepped, WalkStep
 from sessionrec.training.context import FitContext
-from sessionrec.training.optim import RowOptimizer
+from sessionrec.training.distributed import world
+from sessionrec.training.row_parallel import RowUpdates
 
 PROPAGATIONS = ("init", "all")
 
@@ -215,6 +216,20 @@ class HGRU4Rec(GRU4Rec):
     def _walk_plan(self, train: Sessions, sessions: np.ndarray) -> UserSchedule:
         return user_schedule(train.offsets, train.users, train.ts[train.offsets[:-1]])
 
+    _shard_unit = "users"
+
+    def _shard_units(self, plan: UserSchedule) -> int:
+        return plan.n_users
+
+    def _shard(self, plan: UserSchedule) -> UserSchedule:
+        """This rank's share of the users (every ``world``-th user from ``rank``, users in
+        order of their first session: each share spans the whole time range)."""
+        rank, size = world()
+        return plan.take(np.arange(rank, plan.n_users, size)) if size > 1 else plan
+
+    def _plan_pairs(self, train: Sessions, plan: UserSchedule) -> int:
+        return int(train.lengths[plan.sessions].sum()) - len(plan.sessions)
+
     def _train(self, train: Sessions, valid: Sessions | None, context: FitContext) -> None:
         super()._train(train, valid, context)
         t0 = time.perf_counter()
@@ -223,17 +238,17 @@ class HGRU4Rec(GRU4Rec):
         self.fit_stats_["user_state_seconds"] = time.perf_counter() - t0
 
     def _epoch_steps(self, schedule: UserSchedule, offsets: np.ndarray, items: torch.Tensor,
-                     sampler: NegativeSampler, opt: RowOptimizer, loss_fn, log_counts,
+                     sampler: NegativeSampler, updater: RowUpdates, loss_fn, log_counts,
                      ) -> Iterator[tuple[float, int]]:
         """Train one epoch over the users' histories; yields (summed loss, lanes) per step."""
         p = self._params
-        step = self._row_stepper(opt, loss_fn, log_counts)
-        n = min(int(p["batch_size"]), schedule.n_users)
+        step = self._row_stepper(updater, loss_fn, log_counts)
+        n = min(self._lanes, schedule.n_users)
         hidden = [torch.zeros((n, h)) for h in p["layers"]]
         user = [torch.zeros((n, h)) for h in p["user_layers"]]
         closing = torch.zeros(n, dtype=torch.int64)  # each lane's previous target item
         min_lanes = 2 if int(p["n_sample"]) == 0 else 1
-        for batch in user_parallel(offsets, schedule, int(p["batch_size"]), min_lanes):
+        for batch in user_parallel(offsets, schedule, self._lanes, min_lanes):
             if batch.keep is not None:
                 keep = torch.from_numpy(batch.keep)
                 hidden = [h.index_select(0, keep) for h in hidden]
@@ -259,14 +274,14 @@ class HGRU4Rec(GRU4Rec):
         """The user-parallel walk as :class:`WalkStep` s (see :mod:`sessionrec.models.unroll`);
         the carried state is (session layers, user layers, each lane's previous target)."""
         p = self._params
-        n = min(int(p["batch_size"]), schedule.n_users)
+        n = min(self._lanes, schedule.n_users)
         state = ([torch.zeros((n, h)) for h in p["layers"]],
                  [torch.zeros((n, h)) for h in p["user_layers"]],
                  torch.zeros(n, dtype=torch.int64))
         min_lanes = 2 if int(p["n_sample"]) == 0 else 1
 
         def walk() -> Iterator[WalkStep]:
-            for batch in user_parallel(offsets, schedule, int(p["batch_size"]), min_lanes):
+            for batch in user_parallel(offsets, schedule, self._lanes, min_lanes):
                 keep = None if batch.keep is None else torch.from_numpy(batch.keep)
                 y_items = items[torch.from_numpy(batch.targets)]
 

@@ -6,8 +6,9 @@ A training update (one step of the session-parallel walk, or a window of ``bptt`
 and the output rows (``Wy``, ``By``) of its targets and sampled negatives. :func:`gather_rows`
 copies each of those rows once into a small leaf tensor (no sparse gradient to coalesce),
 the step scores against them (:meth:`ItemRows.scores`), back-propagates into the leaves
-(:meth:`ItemRows.leaves`), and :meth:`ItemRows.update` hands the leaves' gradients with
-their row indices to the row-wise optimiser.
+(:meth:`ItemRows.leaves`), and :meth:`ItemRows.row_updates` pairs the leaves' gradients
+with their row indices for the row-wise optimiser
+(:class:`~sessionrec.training.row_parallel.RowUpdates`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from sessionrec.models.neural.gru4rec_net import GRU4RecNet
-from sessionrec.training.optim import RowOptimizer
+from sessionrec.training.row_parallel import RowUpdate
 
 
 @dataclass(frozen=True)
@@ -55,17 +56,19 @@ class ItemRows:
         return [self.wy, self.by] + ([self.input_leaf] if self.train_input else [])
 
     @torch.no_grad()
-    def update(self, opt: RowOptimizer, grads: list[torch.Tensor]) -> None:
-        """Update the touched rows with the gradients of :meth:`leaves` (in that order)."""
-        opt.step_rows("Wy", self.rows, grads[0])
+    def row_updates(self, grads: list[torch.Tensor]) -> list[RowUpdate]:
+        """``(table, rows, gradient rows)`` for the touched rows, from the gradients of
+        :meth:`leaves` (in that order): ``Wy``, ``By``, then a separate trained input table."""
+        updates: list[RowUpdate] = [("Wy", self.rows, grads[0])]
         if self.input_leaf is self.wy:  # rows also holds input-only items: their bias stays
             touched = torch.zeros(len(self.rows), dtype=torch.bool)
             touched[self.out_idx] = True
-            opt.step_rows("By", self.rows[touched], grads[1][touched])
+            updates.append(("By", self.rows[touched], grads[1][touched]))
         else:
-            opt.step_rows("By", self.rows, grads[1])
+            updates.append(("By", self.rows, grads[1]))
         if self.train_input:
-            opt.step_rows(self.input_name, self.input_rows, grads[2])
+            updates.append((self.input_name, self.input_rows, grads[2]))
+        return updates
 
 
 def gather_rows(net: GRU4RecNet, x_items: torch.Tensor, y_items: torch.Tensor,

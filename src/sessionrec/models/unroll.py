@@ -33,7 +33,8 @@ import torch
 
 from sessionrec.batching.negatives import NegativeSampler
 from sessionrec.models.item_rows import gather_rows, output_log_q
-from sessionrec.training.optim import RowOptimizer
+from sessionrec.training.optim import clip_total_norm
+from sessionrec.training.row_parallel import RowUpdates
 
 
 @dataclass(frozen=True)
@@ -80,28 +81,12 @@ class WalkStep:
         return self.keep is not None
 
 
-def clip_total_norm(grads: list[torch.Tensor | None], max_norm: float) -> float:
-    """Scale ``grads`` in place so that their joint L2 norm is at most ``max_norm``.
-
-    Returns the norm before clipping. ``max_norm <= 0``: no clipping (the norm is still
-    returned).
-    """
-    present = [g for g in grads if g is not None]
-    if not present:
-        return 0.0
-    norm = float(torch.linalg.vector_norm(
-        torch.stack([torch.linalg.vector_norm(g) for g in present])))
-    if max_norm > 0 and norm > max_norm:
-        scale = max_norm / (norm + 1e-6)
-        for g in present:
-            g.mul_(scale)
-    return norm
-
-
-def window_stepper(model, opt: RowOptimizer, loss_fn, log_counts: torch.Tensor,
+def window_stepper(model, updater: RowUpdates, loss_fn, log_counts: torch.Tensor,
                    adversary=None) -> Callable[..., tuple[float, Any]]:
     """``step(window, samples, state) -> (summed next-item loss, new state)`` for a window
-    of :class:`WalkStep` s (see the module docstring); ``samples``: one draw per step."""
+    of :class:`WalkStep` s (see the module docstring); ``samples``: one draw per step.
+    ``updater`` applies the window's update (summed over the ranks when data-parallel, and
+    then clipped there, after the sum)."""
     p = model._params
     net, train_input = model.net_, model.train_input
     batch_size = float(p["batch_size"])
@@ -142,11 +127,11 @@ def window_stepper(model, opt: RowOptimizer, loss_fn, log_counts: torch.Tensor,
                 total = loss + adversary.weight * fight.generator_loss
         total.backward()
         leaf_grads = [leaf.grad for leaf in rows.leaves()]
-        if grad_clip > 0:  # in place, over the dense and the row gradients together
+        if grad_clip > 0 and not updater.parallel:  # over the dense and row gradients together
             clip_total_norm([p.grad for p in dense_params] + leaf_grads, grad_clip)
-        opt.step()  # the dense parameters the window used (.grad); the others have none
-        rows.update(opt, leaf_grads)
-        opt.zero_grad(set_to_none=True)
+        # The dense parameters the window used (.grad; the others have none), then its rows.
+        updater.apply(rows.row_updates(leaf_grads))
+        updater.opt.zero_grad(set_to_none=True)
         if fight is not None:
             adversary.train_discriminator(fight)
         return float(loss.detach()) * batch_size, state

@@ -145,3 +145,21 @@ class RowOptimizer:
         for k, st in self.state.items():
             for name in st:
                 st[name].copy_(state[f"{k}.{name}"])
+
+
+def clip_total_norm(grads: list[torch.Tensor | None], max_norm: float) -> float:
+    """Scale ``grads`` in place so that their joint L2 norm is at most ``max_norm``.
+
+    Returns the norm before clipping. ``max_norm <= 0``: no clipping (the norm is still
+    returned).
+    """
+    present = [g for g in grads if g is not None]
+    if not present:
+        return 0.0
+    norm = float(torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(g) for g in present])))
+    if max_norm > 0 and norm > max_norm:
+        scale = max_norm / (norm + 1e-6)
+        for g in present:
+            g.mul_(scale)
+    return norm
