@@ -3,6 +3,7 @@
     python benchmarks/core_regression.py --before COMMIT [--seeds 0] [--epochs 3]
         [--configs configs/yoochoose-100k/gru4rec-official-best.toml ...]
 
+``--section NAME`` writes another section (to keep the record of an earlier change).
 Checks out ``COMMIT`` into a temporary git worktree and runs the same ``sessionrec train``
 (same config, seed and epochs, one torch thread) with that code and with this tree,
 alternately, so both see the same machine load. Training on the CPU is deterministic, so an
@@ -44,6 +45,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--configs", nargs="+",
                         default=["configs/yoochoose-100k/gru4rec-official-best.toml"])
+    parser.add_argument("--section", default="core-regression",
+                        help="docs/benchmarks.md section to write")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,7 +75,7 @@ def main() -> None:
         "## Shared-code changes: GRU4Rec before vs after", "",
         f"Measured on {machine()}; `python benchmarks/core_regression.py --before "
         f"{args.before} --epochs {args.epochs} --seeds {' '.join(map(str, args.seeds))} "
-        f"--configs {' '.join(args.configs)}` "
+        f"--configs {' '.join(args.configs)} --section {args.section}` "
         "(one torch thread; before and after run alternately in one script). The machine was "
         "shared with other work: the load average is given beside each row.", "",
         "Metrics that differ are listed: ranking metrics (recall, MRR, NDCG) come from the "
@@ -82,7 +85,7 @@ def main() -> None:
         "| before ev/s | after ev/s | after / before | load avg (before → after) |",
         "|---|---:|---:|---:|---|---:|---:|---:|---|", *rows])
     print(body)
-    update_section("core-regression", body)
+    update_section(args.section, body)
 
 
 if __name__ == "__main__":
