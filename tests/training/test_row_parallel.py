@@ -141,12 +141,29 @@ def _fit_refused(params: dict) -> None:
 
 @pytest.mark.parametrize("extra, message", [
     ({"pf_weight": 0.5, "bptt": 3}, "pf_weight > 0"),
-    ({"max_steps": 5}, "max_steps"),
     ({"batch_size": 1}, "batch_size 1: every rank needs a lane"),
 ])
 def test_what_data_parallel_training_does_not_do_is_refused_naming_it(extra, message):
     with pytest.raises(SessionRecError, match=message):
         launch(2, _fit_refused, ({**GRU, **extra},), device="cpu")
+
+
+def _fit_for_steps(params: dict, out: str) -> None:
+    model = GRU4Rec(**params).fit(_sessions())
+    torch.save({"steps": torch.tensor(model.fit_stats_["steps"]),
+                "epochs": torch.tensor(model.fit_stats_["epochs"]),
+                "Wy": model._state()["w.Wy"]}, Path(out) / f"rank{world()[0]}.pt")
+
+
+def test_max_steps_cuts_every_rank_at_the_same_update(tmp_path):
+    # 60 sessions of 2-6 clicks, 2 lanes per rank: an epoch is fewer than 70 updates and two
+    # are more, so the limit falls in the second epoch, on both ranks alike.
+    launch(2, _fit_for_steps, ({**GRU, "max_steps": 70, "n_epochs": 5}, str(tmp_path)),
+           device="cpu")
+    a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert int(a["steps"]) == int(b["steps"]) == 70
+    assert int(a["epochs"]) == int(b["epochs"]) == 2
+    assert torch.equal(a["Wy"], b["Wy"])
 
 
 def test_a_user_schedule_is_shared_by_whole_users():

@@ -373,8 +373,6 @@ class GRU4Rec(SessionRecommender):
         why = None
         if float(p["pf_weight"]) > 0:
             why = "pf_weight > 0 (professor forcing's discriminator is not synchronised)"
-        elif int(p["max_steps"]):
-            why = "max_steps (a step limit would stop the ranks at different rounds)"
         elif int(p["batch_size"]) < size * (2 if int(p["n_sample"]) == 0 else 1):
             why = (f"batch_size {p['batch_size']}: every rank needs a lane (two with "
                    "n_sample = 0, whose negatives are the other lanes' targets)")
@@ -427,7 +425,8 @@ class GRU4Rec(SessionRecommender):
         net = self.net_
         tables = ["Wy", "By"] + ([net.input_name] if self.train_input
                                  and net.input_name != "Wy" else [])
-        updater = RowUpdates(opt, net.dense_names(), tables, float(p["grad_clip"]))
+        updater = RowUpdates(opt, net.dense_names(), tables, float(p["grad_clip"]),
+                             int(p["max_steps"]))
         sampler = NegativeSampler(counts, p["n_sample"], p["sample_alpha"],
                                   p["sample_cache_size"], seed=p["seed"])
         log_counts = torch.from_numpy(np.log(np.maximum(counts, 1.0))).float()
@@ -442,8 +441,7 @@ class GRU4Rec(SessionRecommender):
         epoch_steps = self._unrolled_epoch if self.unrolled else self._epoch_steps
         pf_history: list[dict[str, float]] = []
         setup_seconds = time.perf_counter() - t_setup
-        max_steps = int(p["max_steps"]) or -1  # -1: never equal to a step count
-        steps_done, epochs_done = [0], [0.0]  # over all epochs: optimiser steps, epochs walked
+        epochs_done = [0.0]  # over all epochs (optimiser steps: updater.steps)
 
         def train_epoch(epoch: int) -> EpochStats:
             t0 = time.perf_counter()
@@ -455,15 +453,12 @@ class GRU4Rec(SessionRecommender):
             show = p["progress"] if context.progress is None else context.progress
             bar = _progress(show and rank == 0, pairs_here, epoch, int(p["n_epochs"]),
                             self.name)
-            cut = False
             try:
                 for step, (loss, n) in enumerate(epoch_steps(
                         plan, train.offsets, items_t, sampler, updater, loss_fn, log_counts)):
                     loss_sum += loss
                     n_pairs += n
-                    steps_done[0] += 1
-                    if steps_done[0] == max_steps:
-                        cut = True
+                    if updater.at_limit:  # max_steps: the same step on every rank
                         break
                     if bar is not None and step % 50 == 0:
                         bar.update(n_pairs - bar.n)
@@ -476,6 +471,7 @@ class GRU4Rec(SessionRecommender):
                     bar.update(n_pairs - bar.n)
                     bar.set_postfix(loss=f"{loss_sum / max(n_pairs, 1):.4f}")
                     bar.close()
+            cut = updater.at_limit
             if world_size > 1:
                 loss_sum, n_pairs = all_sum([loss_sum, float(n_pairs)])
                 n_pairs = int(n_pairs)
@@ -520,7 +516,7 @@ class GRU4Rec(SessionRecommender):
             "train_seconds": loop.train_seconds,
             "validation_seconds": loop.validation_seconds,
             "events_per_s": train.n_events * epochs_done[0] / max(loop.train_seconds, 1e-9),
-            "steps": steps_done[0],
+            "steps": updater.steps,
             "epochs_walked": epochs_done[0],
             "world_size": world_size,
             "sampler_seconds": sampler.seconds,

@@ -57,16 +57,24 @@ class RowUpdates:
         grad_clip: > 0: in a process group, scale the summed gradients (dense and rows
             together) to at most this L2 norm before the update. (One process clips before
             calling :meth:`apply`, on the same gradients.)
+        max_steps: > 0: :meth:`finish` stops at this many updates in all (the ranks' walks
+            are cut there; every rank sees the same count, :attr:`steps`).
     """
 
     def __init__(self, opt: RowOptimizer, dense: Sequence[str], tables: Sequence[str],
-                 grad_clip: float = 0.0) -> None:
+                 grad_clip: float = 0.0, max_steps: int = 0) -> None:
         self.opt = opt
         self.dense = list(dense)
         self.tables = list(tables)
         self.grad_clip = float(grad_clip)
+        self.max_steps = int(max_steps)
         self.rank, self.world_size = world()
-        self.steps = 0  # collective rounds taken (updates applied, this rank's or others')
+        self.steps = 0  # updates applied so far, the same count on every rank
+
+    @property
+    def at_limit(self) -> bool:
+        """True once ``max_steps`` updates have been applied."""
+        return self.steps == self.max_steps > 0
 
     @property
     def parallel(self) -> bool:
@@ -79,14 +87,16 @@ class RowUpdates:
             self.opt.step()
             for key, rows, grad in updates:
                 self.opt.step_rows(key, rows, grad)
+            self.steps += 1
             return
         self._round(updates, walking=True)
 
     def finish(self) -> None:
         """Called when this rank's walk has ended: take part in the other ranks' remaining
-        updates (contributing nothing) until every rank's walk has ended."""
+        updates (contributing nothing) until every rank's walk has ended, or until
+        ``max_steps``."""
         if self.parallel:
-            while self._round([], walking=False):
+            while not self.at_limit and self._round([], walking=False):
                 pass
 
     # -- one collective round ------------------------------------------------------------------
