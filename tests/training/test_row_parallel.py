@@ -37,7 +37,7 @@ def _row_grads(rank: int) -> torch.Tensor:
 
 
 def _two_ranks_apply(out: str) -> None:
-    rank, size = world()
+    rank = world()[0]
     params = _params()
     opt = _optimizer(params)
     updater = RowUpdates(opt, ["D", "U"], ["T"])
