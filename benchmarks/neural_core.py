@@ -2,11 +2,14 @@
 
     python benchmarks/neural_core.py [--epochs 3] [--nproc 2] [--rate 500] [--seconds 20]
                                      [--runs runs/bench-neural-core] [--skip-ddp] [--skip-serve]
+                                     [--config configs/yoochoose-100k/narm.toml] [--seeds 0]
 
-1. **DDP**: NARM (configs/yoochoose-100k/narm.toml) trained by ``sessionrec train`` with one
-   process and with ``--nproc N`` (gloo, same global batch, same epochs, no early stopping),
-   each evaluated on the test split: Recall@20 / MRR@20, training events/s and the scaling
-   efficiency (events/s with N processes / (N × events/s with one)).
+1. **DDP**: a model (default NARM, configs/yoochoose-100k/narm.toml; ``--config`` another,
+   e.g. GRU4Rec's official-best) trained by ``sessionrec train`` with one process and with
+   ``--nproc N`` (gloo, same global batch, same epochs, no early stopping), alternately for
+   each of ``--seeds``, each evaluated on the test split: Recall@20 / MRR@20, training
+   events/s and the scaling efficiency (events/s with N processes / (N × events/s with one)),
+   with the means over the seeds. Section ``neural-core`` (NARM) or ``neural-core-<model>``.
 2. **Serving** (memory store, one uvicorn worker, loopback): ``POST /v1/events`` at a fixed
    offered rate for V-SKNN and NARM, both served through the prefix step (the session's last
    items in the state record), beside GRU4Rec (recurrent state) as the baseline in the same
@@ -43,30 +46,55 @@ def train(config: str, out: Path, extra: list[str]) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
+def model_name(config: str) -> str:
+    import tomllib
+
+    return tomllib.loads((ROOT / config).read_text(encoding="utf-8"))["model"]["name"]
+
+
 def ddp_section(args) -> str:
     runs = Path(args.runs)
+    name = model_name(args.config)
     common = ["--set", f"model.params.n_epochs={args.epochs}", "--set", "model.params.patience=0"]
-    rows, results = [], {}
+    rows, results = [], {1: [], args.nproc: []}
+    for seed in args.seeds:
+        for nproc in (1, args.nproc):
+            before = load_average()
+            tag = f"{name}-nproc{nproc}" + (f"-seed{seed}" if args.seeds != [0] else "")
+            m = train(args.config, runs / tag,
+                      [*common, "--nproc", str(nproc), "--set", f"seed={seed}",
+                       "--set", f"model.params.seed={seed}"])
+            results[nproc].append(m)
+            rows.append(f"| {nproc} | {seed} | {m['metrics']['recall@20']:.4f} | "
+                        f"{m['metrics']['mrr@20']:.4f} | {m['train']['epochs']} "
+                        f"| {m['train']['events_per_s']:,.0f} "
+                        f"| {m['train']['train_seconds']:.0f} | {before} → {load_average()} |")
+
+    def mean(nproc: int, get) -> float:
+        return sum(get(m) for m in results[nproc]) / len(results[nproc])
+
     for nproc in (1, args.nproc):
-        before = load_average()
-        m = train("configs/yoochoose-100k/narm.toml", runs / f"narm-nproc{nproc}",
-                  [*common, "--nproc", str(nproc)])
-        results[nproc] = m
-        rows.append(f"| {nproc} | {m['metrics']['recall@20']:.4f} | {m['metrics']['mrr@20']:.4f} "
-                    f"| {m['train']['epochs']} | {m['train']['events_per_s']:,.0f} "
-                    f"| {m['train']['train_seconds']:.0f} | {before} → {load_average()} |")
-    one, many = results[1]["train"]["events_per_s"], results[args.nproc]["train"]["events_per_s"]
-    d_recall = (results[args.nproc]["metrics"]["recall@20"]
-                - results[1]["metrics"]["recall@20"])
+        rows.append(f"| {nproc} | mean | "
+                    f"{mean(nproc, lambda m: m['metrics']['recall@20']):.4f} | "
+                    f"{mean(nproc, lambda m: m['metrics']['mrr@20']):.4f} | | "
+                    f"{mean(nproc, lambda m: m['train']['events_per_s']):,.0f} | "
+                    f"{mean(nproc, lambda m: m['train']['train_seconds']):.0f} | |")
+    one = mean(1, lambda m: m["train"]["events_per_s"])
+    many = mean(args.nproc, lambda m: m["train"]["events_per_s"])
+    d_recall = (mean(args.nproc, lambda m: m["metrics"]["recall@20"])
+                - mean(1, lambda m: m["metrics"]["recall@20"]))
+    batch = results[1][0]["params"].get("batch_size")
     return "\n".join([
-        f"NARM on yoochoose-100k (embedding 50, hidden 100, global batch 512, {args.epochs} "
-        "epochs, full softmax), `sessionrec train --config configs/yoochoose-100k/narm.toml "
+        f"`{name}` on yoochoose-100k, `sessionrec train --config {args.config} "
         f"--set model.params.n_epochs={args.epochs} --set model.params.patience=0 "
-        "[--nproc N]`; gloo on the CPU, each rank 1 torch thread.", "",
-        "| processes | Recall@20 | MRR@20 | epochs | train events/s | train s | load avg "
-        "(1/5/15 min, before → after) |", "|---:|---:|---:|---:|---:|---:|---|", *rows, "",
+        f"--set seed=S --set model.params.seed=S [--nproc N]` (global batch {batch}: "
+        f"{batch} / N lanes or cases per rank); gloo on the CPU, each rank 1 torch thread; "
+        f"seeds {', '.join(map(str, args.seeds))}, one process and N processes alternately.",
+        "", "| processes | seed | Recall@20 | MRR@20 | epochs | train events/s | train s | "
+        "load avg (1/5/15 min, before → after) |", "|---:|---:|---:|---:|---:|---:|---:|---|",
+        *rows, "",
         f"Scaling efficiency with {args.nproc} processes: {many / (args.nproc * one):.2f} "
-        f"(events/s ×{many / one:.2f}); Recall@20 difference {d_recall:+.4f}."])
+        f"(mean events/s ×{many / one:.2f}); mean Recall@20 difference {d_recall:+.4f}."])
 
 
 async def open_loop(host: str, port: int, products: list[str], rate: float,
@@ -143,16 +171,24 @@ def main() -> None:
     parser.add_argument("--runs", default="runs/bench-neural-core")
     parser.add_argument("--skip-ddp", action="store_true")
     parser.add_argument("--skip-serve", action="store_true")
+    parser.add_argument("--config", default="configs/yoochoose-100k/narm.toml",
+                        help="the model trained with 1 and --nproc processes")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     args = parser.parse_args()
     os.chdir(ROOT)
     header = (f"Measured on {machine()}; `python benchmarks/neural_core.py --epochs "
               f"{args.epochs} --nproc {args.nproc} --rate {args.rate:.0f} --seconds "
-              f"{args.seconds:.0f}`. The machine was shared with other work: the load average "
+              f"{args.seconds:.0f}"
+              + (f" --config {args.config}" if args.config != parser.get_default("config")
+                 else "")
+              + (f" --seeds {' '.join(map(str, args.seeds))}" if args.seeds != [0] else "")
+              + "`. The machine was shared with other work: the load average "
               "is given beside each figure.")
     if not args.skip_ddp:
         body = f"## Neural core: data-parallel training\n\n{header}\n\n{ddp_section(args)}"
         print(body)
-        update_section("neural-core", body)
+        name = model_name(args.config)
+        update_section("neural-core" if name == "narm" else f"neural-core-{name}", body)
     if not args.skip_serve:
         body = (f"## Neural core: serving models without a recurrent state\n\n{header}\n\n"
                 f"{serve_section(args)}")
