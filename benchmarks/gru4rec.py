@@ -9,7 +9,8 @@ Every (config, seed) is one ``sessionrec train`` run (same code path: data prepa
 full ranking, pessimistic ties) written to RUNS/<config>/seed-<s>/ with its metrics.json.
 The tables are built from those files: accuracy into docs/results.md (section ``gru4rec``),
 speed into docs/benchmarks.md (section ``gru4rec``). ``--reuse`` rebuilds the tables from
-existing run directories without training.
+existing run directories without training; ``--section NAME`` writes other sections (to keep
+an earlier sweep's tables).
 
 The official implementation is not run here (its code must not enter this repository); its
 figures are the reference measurements given in the project's GRU4Rec issue, taken with the
@@ -103,6 +104,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench-gru4rec")
     parser.add_argument("--reuse", action="store_true", help="only rebuild the tables")
+    parser.add_argument("--section", default="gru4rec",
+                        help="section of docs/results.md and docs/benchmarks.md to write")
     args = parser.parse_args()
     if not args.reuse:
         for config in args.configs:
@@ -123,9 +126,9 @@ def main() -> None:
             "seeds of `sessionrec train --config CONFIG --set seed=S`; official figures: the "
             "reference measurements of the official PyTorch GRU4Rec (same data, parameters "
             "and protocol; 2-core CPU) given in the GRU4Rec issue.")
-    update_section("gru4rec", "## GRU4Rec with the official parameter sets\n\n" + note + "\n\n"
+    update_section(args.section, "## GRU4Rec with the official parameter sets\n\n" + note + "\n\n"
                    + acc + "\n", doc=RESULTS)
-    update_section("gru4rec", "## GRU4Rec training speed\n\n" + note + " events/s = training "
+    update_section(args.section, "## GRU4Rec training speed\n\n" + note + " events/s = training "
                    "rows × epochs / training seconds (sampler included, validation excluded)."
                    "\n\n" + speed + "\n")
     print(acc, speed, sep="\n\n")
