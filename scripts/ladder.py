@@ -13,10 +13,11 @@ dataset. ``midi`` trains HGRU4Rec (configs/ladder/hgru4rec-thesis.toml: the thes
 one epoch) once per size with ``sessionrec train``, so every run writes its run directory
 (config.toml, metrics.json), and writes the docs/results.md section ``ladder-midi`` from the
 runs' metrics.json. ``maxi`` trains the chosen size on MAXI for ``--max-steps`` optimiser
-steps (the model's ``max_steps``) in a child process, projects the full epoch from its
-events/s, records what ``--nproc 2`` does for HGRU4Rec, and writes the section
-``ladder-maxi``. Every step skips what its output directory already holds, so an interrupted
-sweep continues; ``--render`` only rewrites the section from what is there.
+steps (the model's ``max_steps``) in a child process (the ``fit`` step), projects the full
+epoch from its events/s, runs the same bounded fit data-parallel in two processes
+(``--nproc 2``) for the scaling, and writes the section ``ladder-maxi``. Every step skips
+what its output directory already holds, so an interrupted sweep continues; ``--render``
+only rewrites the section from what is there.
 """
 
 from __future__ import annotations
@@ -235,45 +236,65 @@ def cmd_midi(args: argparse.Namespace) -> None:
     print(body)
 
 
-FIT_CHILD = """
-import json, os, resource, sys, time
-from pathlib import Path
-from sessionrec.config import load_config
-from sessionrec.runs import RunConfig, build_model, load_splits
-data, config, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
-sets = sys.argv[4:]
-t0 = time.perf_counter()
-splits = load_splits(data)
-load_s = time.perf_counter() - t0
-model = build_model(load_config(RunConfig, config, sets).model, splits.items)
-load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
-t0, cpu0 = time.perf_counter(), time.process_time()
-model.fit(splits.train)
-stats = {k: v for k, v in model.fit_stats_.items() if k != "history"}
-stats["history"] = model.fit_stats_["history"]["epochs"]
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-out.write_text(json.dumps({"fit_wall_s": time.perf_counter() - t0,
-    "fit_cpu_s": time.process_time() - cpu0, "load_s": load_s, "peak_rss_mb": rss,
-    "load_before": load, "load_after": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
-    "train_events": int(splits.train.n_events), "sets": sets, "fit": stats}, indent=1))
-"""
+def fit_bounded(data: str, config: str, out: str, sets: list[str]) -> None:
+    """Fit the ladder's model on the train split of ``data`` (in this process, or as one rank
+    of a ``torch.distributed`` group) and, on rank 0, write what the fit measured to ``out``
+    (CPU seconds: this process's, i.e. rank 0's)."""
+    import os
+
+    from sessionrec.config import load_config
+    from sessionrec.runs import RunConfig, build_model, load_splits
+    from sessionrec.training.distributed import world
+
+    t0 = time.perf_counter()
+    splits = load_splits(Path(data))
+    load_s = time.perf_counter() - t0
+    model = build_model(load_config(RunConfig, config, sets).model, splits.items)
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    model.fit(splits.train)
+    if world()[0] != 0:
+        return
+    stats = {k: v for k, v in model.fit_stats_.items() if k != "history"}
+    stats["history"] = model.fit_stats_["history"]["epochs"]
+    write_json(Path(out), {
+        "fit_wall_s": time.perf_counter() - t0, "fit_cpu_s": time.process_time() - cpu0,
+        "load_s": load_s, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        / 1024, "load_before": load,
+        "load_after": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "train_events": int(splits.train.n_events), "sets": sets, "fit": stats})
 
 
-def nproc_refusal(data: Path, out: Path) -> str:
-    """What ``sessionrec train --nproc 2`` answers for HGRU4Rec (its last stderr line)."""
-    proc = subprocess.run([*CLI, "train", "--config", str(CONFIG), "--data", str(data),
-                           "--out", str(out), "--overwrite", "--nproc", "2"], cwd=ROOT,
-                          capture_output=True, text=True)
-    tail = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
-    return f"exit status {proc.returncode}: {tail}"
+def cmd_fit(args: argparse.Namespace) -> None:
+    """The ``fit`` step (run by ``maxi`` in a child process): :func:`fit_bounded`, in
+    ``--nproc`` processes."""
+    fit_args = (str(args.data), str(args.config), str(args.result), args.sets)
+    if args.nproc > 1:
+        from sessionrec.training.distributed import launch
+
+        launch(args.nproc, fit_bounded, fit_args, device="cpu")
+    else:
+        fit_bounded(*fit_args)
 
 
-def render_maxi(r: dict[str, Any], manifest: dict[str, Any], refusal: str,
-                max_steps: int) -> str:
+def render_maxi(r: dict[str, Any], manifest: dict[str, Any], max_steps: int) -> str:
     """The docs/results.md section ``ladder-maxi``."""
     fit = r["fit"]
     full_s = r["train_events"] / fit["events_per_s"]
     hidden = r["sets"][0].split("=[")[1].rstrip("]")
+    if isinstance(r.get("nproc2"), str):  # before HGRU4Rec trained data-parallel
+        parallel = (f"`--nproc 2` for HGRU4Rec: refused, {r['nproc2']}. Its row-sparse "
+                    "training step was not data-parallel then, so the 2 cores gave no second "
+                    "training process.")
+    else:
+        two = r["nproc2"]["fit"]
+        parallel = (
+            f"The same bounded fit with `--nproc 2` (two processes, one thread each, "
+            f"{two['world_size']} ranks sharing the users, global batch unchanged): "
+            f"**{two['events_per_s']:,.0f} events/s in all**, "
+            f"{two['events_per_s'] / fit['events_per_s']:.2f}x the one-process rate "
+            f"(scaling efficiency {two['events_per_s'] / (2 * fit['events_per_s']):.2f}; "
+            f"load {r['nproc2']['load_before']} before, {r['nproc2']['load_after']} after).")
     return "\n".join([
         "## The ladder, MAXI: the chosen size on MAXI-scale data, a bounded part of one epoch",
         "", f"`python scripts/ladder.py maxi --raw RAW --out OUT --hidden {hidden} --max-steps "
@@ -294,9 +315,7 @@ def render_maxi(r: dict[str, Any], manifest: dict[str, Any], refusal: str,
         f"rate on the shared machine: the fit's CPU seconds were "
         f"{r['fit_cpu_s'] / r['fit_wall_s']:.0%} of its wall seconds. Events/s counts the "
         "cut epoch's events pro rata of the (input, target) pairs it trained on.", "",
-        f"`--nproc 2` for HGRU4Rec: refused, {refusal}. Its row-sparse training step is not "
-        "data-parallel, so the 2 cores give no second training process; nothing was built "
-        "for it here. GPU: none lent in this session, so no per-GPU figure."])
+        f"{parallel} GPU: none lent in this session, so no per-GPU figure."])
 
 
 def cmd_maxi(args: argparse.Namespace) -> None:
@@ -305,14 +324,17 @@ def cmd_maxi(args: argparse.Namespace) -> None:
     if not args.render:
         sets = [*size_sets(args.hidden, args.embedding), f"model.params.max_steps="
                 f"{args.max_steps}"]
-        subprocess.run([sys.executable, "-c", FIT_CHILD, str(data), str(CONFIG),
-                        str(result), *sets], check=True, cwd=ROOT)
-        refusal = nproc_refusal(data, args.out / "nproc2")
+        parallel = args.out / f"fit-h{args.hidden}-{args.max_steps}-nproc2.json"
+        for nproc, out in ((1, result), (2, parallel)):
+            subprocess.run([sys.executable, str(Path(__file__).resolve()), "fit",
+                            "--data", str(data), "--config", str(CONFIG), "--result", str(out),
+                            "--nproc", str(nproc), *[f"--set={x}" for x in sets]],
+                           check=True, cwd=ROOT)
         r = json.loads(result.read_text(encoding="utf-8"))
-        r["nproc2"] = refusal
+        r["nproc2"] = json.loads(parallel.read_text(encoding="utf-8"))
         write_json(result, r)
     r = json.loads(result.read_text(encoding="utf-8"))
-    body = render_maxi(r, manifest, r["nproc2"], args.max_steps)
+    body = render_maxi(r, manifest, args.max_steps)
     update_section("ladder-maxi", body, doc=args.doc)
     print(body)
 
@@ -326,6 +348,13 @@ def main() -> None:
     p.add_argument("--users", type=int, default=MAXI_RAW["users"])
     p.add_argument("--items", type=int, default=MAXI_RAW["items"])
     p.set_defaults(func=cmd_raw)
+    p = sub.add_parser("fit", help="one bounded fit, as the maxi step runs it (internal)")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--config", type=Path, default=CONFIG)
+    p.add_argument("--result", type=Path, required=True)
+    p.add_argument("--nproc", type=int, default=1)
+    p.add_argument("--set", dest="sets", action="append", default=[])
+    p.set_defaults(func=cmd_fit)
     for name, func in (("midi", cmd_midi), ("maxi", cmd_maxi)):
         p = sub.add_parser(name, help=f"the {name.upper()} step")
         p.add_argument("--raw", type=Path, required=True, help="raw log (the `raw` step)")

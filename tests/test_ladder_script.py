@@ -52,3 +52,29 @@ def test_size_sets_untie_the_embedding_only_when_one_is_given():
                                         "model.params.user_layers=[200]"]
     assert ladder.size_sets(200, 64)[2:] == ["model.params.embedding=64",
                                              "model.params.constrained_embedding=false"]
+
+
+def test_the_fit_step_runs_a_bounded_fit_in_two_processes(tmp_path):
+    import subprocess
+    import sys
+
+    from sessionrec.cli import main
+
+    assert main(["synth", "--events", "6000", "--seed", "2", "--out", str(tmp_path / "raw")]) == 0
+    assert main(["prepare", "--source", "galaxus", "--input", str(tmp_path / "raw"),
+                 "--out", str(tmp_path / "data"), "--set", "filter.min_user_sessions=2",
+                 "--set", "filter.min_item_support=2"]) == 0
+    script = Path(__file__).resolve().parents[1] / "scripts" / "ladder.py"
+    result = tmp_path / "fit.json"
+    subprocess.run([sys.executable, str(script), "fit", "--data", str(tmp_path / "data"),
+                    "--result", str(result), "--nproc", "2",
+                    "--set=model.params.layers=[8]", "--set=model.params.user_layers=[8]",
+                    "--set=model.params.max_steps=7"], check=True)
+    fit = json.loads(result.read_text())["fit"]
+    assert fit["world_size"] == 2 and fit["steps"] == 7 and fit["events_per_s"] > 0
+    r = json.loads(result.read_text())
+    r["nproc2"] = json.loads(result.read_text())
+    r["nproc2"]["fit"]["events_per_s"] = 2 * fit["events_per_s"] * 0.75
+    manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    body = _script().render_maxi(r, manifest, 7)
+    assert "1.50x the one-process rate (scaling efficiency 0.75" in body
