@@ -696,7 +696,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_threads(p)
     p.add_argument("--nproc", type=int, default=1,
                    help="data-parallel training processes (torch.distributed; gloo on CPU, "
-                        "nccl on CUDA) for the neural-core models (default: 1)")
+                        "nccl on CUDA) for the neural-core models, GRU4Rec and HGRU4Rec "
+                        "(default: 1)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="training device of the neural-core models (default: auto = CUDA "
                         "when present, else CPU)")
