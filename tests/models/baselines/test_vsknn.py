@@ -44,3 +44,25 @@ def test_idf_weights_the_prefix_items():
     # idf(1) = log(3 / 2), idf(2) = log(3 / 3) = 0: only item 1 contributes, weight 1/2
     w = 0.5 * math.log(1.5)
     assert scores.tolist() == pytest.approx([w, 2 * w, 2 * w, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("cls_kw", [{}, {"similarity": "dot", "idf": True}])
+def test_a_few_prefixes_are_summed_directly_with_the_sparse_products_numbers(cls_kw):
+    # Live requests (<= DIRECT_ROWS prefixes) skip the sparse matrices; the scores must be
+    # the very same float32 numbers as the sparse path's (same sums in the same order).
+    import numpy as np
+    import torch
+
+    from sessionrec.models.baselines import SessionKNN
+    from tests.models.cyclic import cyclic
+
+    train = cyclic(400, seed=7)
+    rng = np.random.default_rng(1)
+    prefixes = [rng.integers(0, train.n_items, rng.integers(1, 9)) for _ in range(40)]
+    for model in (VectorSessionKNN(k=20, sample_size=60, **cls_kw).fit(train),
+                  SessionKNN(k=20, sample_size=60).fit(train)):
+        direct = model.score(prefixes)
+        sparse = model._score_sparse(prefixes, None).dense()
+        assert torch.equal(direct, sparse)
+        assert (direct > 0).any()
+        assert torch.equal(model.score(prefixes[:1]), sparse[:1])

@@ -17,6 +17,10 @@ from sessionrec.models.baselines._session_index import (
 from sessionrec.models.baselines._sparse import check_positive
 from sessionrec.models.scores import SparseScores
 
+# Up to this many prefixes, dense scores are summed directly (live requests); more go through
+# the sparse product (evaluation, large batches).
+DIRECT_ROWS = 64
+
 
 @register_model
 class SessionKNN(SessionRecommender):
@@ -64,7 +68,32 @@ class SessionKNN(SessionRecommender):
 
     # -- scoring ----------------------------------------------------------------------------
     def _score(self, prefixes: list[np.ndarray], users: np.ndarray | None) -> torch.Tensor:
+        if len(prefixes) <= DIRECT_ROWS and len(chunks(prefixes, self.sample_size)) == 1:
+            return self._score_direct(prefixes)
         return self._score_sparse(prefixes, users).dense()
+
+    def _neighbours(self, prefixes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray,
+                                                                np.ndarray]:
+        """``(prefix, session, similarity)`` of the chosen ``k`` neighbours of each prefix,
+        sorted by prefix, then session."""
+        query = PrefixBatch.build(prefixes, self.n_items_)
+        weights = self._query_weights(query)
+        prefix, session, dot, _ = self.index_.candidates(query, self.sample_size, weights)
+        sim = self._similarity(query, weights, dot, prefix, session)
+        chosen = top_k_pairs(prefix, session, sim, self.k)
+        return prefix[chosen], session[chosen], sim[chosen]
+
+    def _score_direct(self, prefixes: list[np.ndarray]) -> torch.Tensor:
+        """Dense scores of a few prefixes (a live request) without building sparse matrices:
+        each neighbour's similarity is added to its items' scores. The sums run in the
+        order of the sparse product in :meth:`_score_chunk` (per item, neighbours by
+        session, in float64), so both give the same float32 scores."""
+        prefix, session, sim = self._neighbours(prefixes)
+        owner, items = self.index_.expand_items(session)
+        n = self.n_items_
+        sums = np.bincount(prefix[owner] * n + items, weights=sim[owner],
+                           minlength=len(prefixes) * n)
+        return torch.from_numpy(sums.astype(np.float32).reshape(len(prefixes), n))
 
     def _score_sparse(self, prefixes: list[np.ndarray], users: np.ndarray | None) -> SparseScores:
         parts = [self._score_chunk(prefixes[sl]) for sl in chunks(prefixes, self.sample_size)]
@@ -72,15 +101,11 @@ class SessionKNN(SessionRecommender):
 
     def _score_chunk(self, prefixes: list[np.ndarray]) -> SparseScores:
         index = self.index_
-        query = PrefixBatch.build(prefixes, self.n_items_)
-        weights = self._query_weights(query)
-        prefix, session, dot, _ = index.candidates(query, self.sample_size, weights)
-        sim = self._similarity(query, weights, dot, prefix, session)
-        chosen = top_k_pairs(prefix, session, sim, self.k)
+        prefix, session, sim = self._neighbours(prefixes)
         # score(j) = sum over the chosen neighbours t containing j of sim(s, t): a product of
         # the [prefixes x sessions] similarity matrix with the sessions' 0/1 item matrix (C++,
         # float64 sums; no sort of every (prefix, neighbour item) triplet)
-        weights = sp.csr_matrix((sim[chosen], (prefix[chosen], session[chosen])),
+        weights = sp.csr_matrix((sim, (prefix, session)),
                                 shape=(len(prefixes), index.n_sessions))
         scores = weights @ index.incidence
         scores.sort_indices()
