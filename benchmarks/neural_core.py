@@ -85,7 +85,7 @@ def ddp_section(args) -> str:
                 - mean(1, lambda m: m["metrics"]["recall@20"]))
     batch = results[1][0]["params"].get("batch_size")
     return "\n".join([
-        f"`{name}` on yoochoose-100k, `sessionrec train --config {args.config} "
+        f"`{name}` on {results[1][0]['dataset']}, `sessionrec train --config {args.config} "
         f"--set model.params.n_epochs={args.epochs} --set model.params.patience=0 "
         f"--set seed=S --set model.params.seed=S [--nproc N]` (global batch {batch}: "
         f"{batch} / N lanes or cases per rank); gloo on the CPU, each rank 1 torch thread; "
