@@ -60,12 +60,18 @@ def sessionize(events: pl.DataFrame | pl.LazyFrame, *, method: str, gap_minutes:
     ts = columns[names.index("ts")].dt.epoch("us").to_numpy()
     session = dense_codes(columns[names.index("session_id")])
     user = dense_codes(columns[names.index("user_id")]) if user_aware else None
-    keys = (ts, session) if user is None else (ts, session, user)
-    order = stable_order(keys)  # the last key is the primary one
-
+    order = stable_order((ts, session))  # the last key is the primary one
     boundary = changes(session[order])
     if user is not None:
-        boundary |= changes(user[order])
+        user_change = changes(user[order])
+        if (user_change & ~boundary).any():
+            # A session id shared by users: the pairs (user, session id) must be contiguous.
+            order = stable_order((ts, session, user))
+            boundary = changes(session[order]) | changes(user[order])
+        # Otherwise every session id has one user, and grouping by session id alone gives
+        # the same sessions, each in the same event order; the sessions are put in (user,
+        # start) order below, and within a user their visit numbers keep session id order
+        # either way. That saves sorting every event by user (a third of the ordering).
     if method == "gap":
         gap_us = int(gap_minutes * 60 * 1_000_000)
         boundary[1:] |= np.diff(ts[order]) > gap_us
@@ -80,7 +86,7 @@ def sessionize(events: pl.DataFrame | pl.LazyFrame, *, method: str, gap_minutes:
     new_lengths = lengths[s_order]
     new_starts = np.concatenate(([0], np.cumsum(new_lengths)[:-1]))
     # Free the per-event keys before gathering the rows: at 30M events each is ~240 MB.
-    del ts, session, user, keys, boundary
+    del ts, session, user, boundary
     final = np.repeat(starts[s_order] - new_starts, new_lengths)
     final += np.arange(n)
     final = order[final]
