@@ -51,6 +51,24 @@ def test_compare_and_set_versions(store):
     run(go())
 
 
+def test_read_session_brings_epoch_and_lost_mark_without_a_record(store):
+    async def go():
+        now = 1e12
+        assert await store.put_session("s", 0, record(now, n=3)) == 1
+        read = await store.read_session("s")
+        assert (read.got.version, read.got.record.n_events) == (1, 3)
+        assert (read.epoch, read.marked_lost) == (None, False)  # a record: nothing else read
+        read = await store.read_session("new")
+        assert read.got is None and read.epoch == await store.epoch()
+        assert read.epoch  # written when missing, as epoch() does
+        assert read.marked_lost is False
+        await store.mark_lost(["new"])
+        assert (await store.read_session("new")).marked_lost is await store.was_lost("new")
+        await store.close()
+
+    run(go())
+
+
 def test_users_compare_and_set(store):
     async def go():
         assert await store.get_user("u") is None

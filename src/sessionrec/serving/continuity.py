@@ -20,7 +20,7 @@ import logging
 import time
 from collections import OrderedDict
 
-from sessionrec.serving.store import StateStore
+from sessionrec.serving.store import SessionRead, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,13 @@ class Continuity:
     async def check_epoch(self) -> str:
         """The store's epoch; on a change, publish the remembered live sessions as lost."""
         epoch = await self.store.epoch()
+        await self._saw_epoch(epoch)
+        return epoch
+
+    async def _saw_epoch(self, epoch: str) -> None:
         if self.epoch is not None and epoch != self.epoch:
             await self._publish(self.epoch)
         self.epoch = epoch
-        return epoch
 
     async def _publish(self, old: str) -> None:
         now = self.clock()
@@ -69,6 +72,20 @@ class Continuity:
         """Whether a session without a record was live before the store lost its contents."""
         epoch = await self.check_epoch()
         entry = self.live.get(session_id)
-        if entry is not None:  # ended elsewhere (same epoch), or lost with the store's contents
-            return entry[1] != epoch and entry[0] + self.session_ttl_s >= self.clock()
-        return await self.store.was_lost(session_id)
+        if entry is None:
+            return await self.store.was_lost(session_id)
+        return self._lost_entry(entry, epoch)
+
+    async def lost_after_read(self, session_id: str, read: SessionRead) -> bool:
+        """:meth:`lost` from a read without a record that brought the epoch and the lost
+        mark along (:meth:`StateStore.read_session`): no further store round trip unless the
+        epoch changed."""
+        await self._saw_epoch(read.epoch or "")
+        entry = self.live.get(session_id)
+        if entry is None:
+            return read.marked_lost
+        return self._lost_entry(entry, self.epoch or "")
+
+    def _lost_entry(self, entry: tuple[float, str], epoch: str) -> bool:
+        # ended elsewhere (same epoch), or lost with the store's contents
+        return entry[1] != epoch and entry[0] + self.session_ttl_s >= self.clock()

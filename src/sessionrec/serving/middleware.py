@@ -39,7 +39,7 @@ from sessionrec.serving.health import answer_problem
 from sessionrec.serving.metrics import Metrics
 from sessionrec.serving.records import SessionRecord, UserRecord
 from sessionrec.serving.settings import ServeSettings
-from sessionrec.serving.store import StateStore, StoreUnavailable
+from sessionrec.serving.store import SessionRead, StateStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class Middleware:
                          timestamp: float | None, k: int, exclude_seen: bool) -> Answer | None:
         """One read-compute-write attempt; ``None`` when a concurrent write won."""
         now = self.clock()
-        version, record = await self._read_session(bundle, session_id, now)
+        version, record, read = await self._read_session(bundle, session_id, now)
         if record is None and item < 0:
             # Unknown product in a new session: nothing to remember, nothing to score.
             return self._fallback(bundle, -1, k, "unknown_product")
@@ -203,7 +203,8 @@ class Middleware:
         step = bundle.step
         user_state = None
         # version > 0 without a record: a state of another model; no version: new, or lost
-        reset = record is None and (version > 0 or await self.continuity.lost(session_id))
+        reset = record is None and (
+            version > 0 or await self.continuity.lost_after_read(session_id, read))
         if record is None:
             seen = np.zeros(0, dtype=np.int32)
             user_state = await self._start_user_session(bundle, session_id, user_id, now)
@@ -235,13 +236,16 @@ class Middleware:
                       result.scores.tolist(), state_reset=reset,
                       cold_start=bundle.cold_flags(result.items))
 
-    async def _read_session(self, bundle: Bundle, session_id: str,
-                            now: float) -> tuple[int, SessionRecord | None]:
-        """(version, record) with ended, foreign or unreadable states already dealt with."""
+    async def _read_session(self, bundle: Bundle, session_id: str, now: float,
+                            ) -> tuple[int, SessionRecord | None, SessionRead]:
+        """(version, record, the store's read) with ended, foreign or unreadable states
+        already dealt with; without a record the read brings what
+        :meth:`Continuity.lost_after_read` needs."""
         while True:
-            got = await self.store.get_session(session_id)
+            read = await self.store.read_session(session_id)
+            got = read.got
             if got is None:
-                return 0, None
+                return 0, None, read
             record = got.record
             if record is not None and record.updated_at + self.store.session_ttl_s < now:
                 await self._end(bundle, session_id, "idle")  # ended; a new one starts
@@ -249,8 +253,8 @@ class Middleware:
             if (record is None or record.model_key != bundle.model_key
                     or len(record.state) != bundle.step.state_size):
                 self.metrics.resets.labels("session").inc()
-                return got.version, None  # overwritten by a new session at this version
-            return got.version, record
+                return got.version, None, read  # overwritten by a new session at this version
+            return got.version, record, read
 
     # -- users --------------------------------------------------------------------------------
     async def _read_user(self, bundle: Bundle, user_id: str) -> tuple[int, UserRecord | None]:
@@ -353,7 +357,7 @@ class Middleware:
         if not self.store_available():
             return SessionView(self._fallback(bundle, -1, k, "store_unavailable"), 0, None)
         try:
-            _, record = await self._read_session(bundle, session_id, self.clock())
+            _, record, _ = await self._read_session(bundle, session_id, self.clock())
         except StoreUnavailable as err:
             self._store_failed(err, "read")
             return SessionView(self._fallback(bundle, -1, k, "store_unavailable"), 0, None)

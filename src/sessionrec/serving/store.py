@@ -45,6 +45,16 @@ class Versioned(Generic[T]):
     record: T | None
 
 
+@dataclass(frozen=True)
+class SessionRead:
+    """A session's record, and for a session without one what
+    :mod:`~sessionrec.serving.continuity` needs to tell a new session from a lost one."""
+
+    got: Versioned[SessionRecord] | None
+    epoch: str | None = None  # the store's epoch (read only when ``got`` is None)
+    marked_lost: bool = False  # named by :meth:`StateStore.mark_lost` (likewise)
+
+
 class StateStore(ABC):
     """Session and user records with versioned compare-and-set writes."""
 
@@ -123,6 +133,14 @@ class StateStore(ABC):
     async def was_lost(self, session_id: str) -> bool:
         """Whether :meth:`mark_lost` named this session (within the session TTL)."""
         return False
+
+    async def read_session(self, session_id: str) -> SessionRead:
+        """:meth:`get_session`, with :meth:`epoch` and :meth:`was_lost` when there is no
+        record (the Redis store reads all three in one round trip)."""
+        got = await self.get_session(session_id)
+        if got is not None:
+            return SessionRead(got)
+        return SessionRead(None, await self.epoch(), await self.was_lost(session_id))
 
 
 class MemoryStore(StateStore):
