@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -187,3 +189,27 @@ def test_store_settings_are_checked():
         MemoryStore(session_ttl_s=0)
     with pytest.raises(ConfigError, match="max_sessions and max_users"):
         MemoryStore(max_sessions=0)
+
+
+def test_redis_calls_of_one_turn_share_a_pipeline_and_keep_their_own_answers(
+        redis_url, redis_prefix):
+    import redis
+
+    async def go():
+        store = RedisStore(redis_url, session_ttl_s=60, user_ttl_s=600, prefix=redis_prefix)
+        await store.put_session("b", 0, record(1e12, n=7))
+        # three writes in one turn: two new sessions and a stale version of "b"
+        got = await asyncio.gather(store.put_session("a", 0, record(1e12, n=1)),
+                                   store.put_session("b", 0, record(1e12, n=8)),
+                                   store.put_session("c", 0, record(1e12, n=3)))
+        assert got == [1, None, 1]
+        reads = await asyncio.gather(*(store.read_session(s) for s in "abcd"))
+        assert [r.got.record.n_events if r.got else None for r in reads] == [1, 7, 3, None]
+        assert reads[3].epoch == await store.epoch()
+        redis.Redis.from_url(redis_url).script_flush()  # as after a server restart
+        got = await asyncio.gather(store.put_session("a", 1, record(1e12, n=2)),
+                                   store.put_session("d", 0, record(1e12, n=4)))
+        assert got == [2, 1]  # the scripts were loaded again
+        await store.close()
+
+    run(go())

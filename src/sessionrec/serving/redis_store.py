@@ -25,12 +25,14 @@ itself on the next call once the server is back.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import uuid
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError, RedisError
 
 from sessionrec.errors import ConfigError
 from sessionrec.serving.records import RecordError, SessionRecord, UserRecord
@@ -85,6 +87,72 @@ return out
 """
 
 
+class _Coalescer:
+    """Script calls made in the same event-loop turn, sent to Redis as one pipeline.
+
+    A batch of model steps finishes together and each of its requests then writes its
+    session: those compare-and-sets (and reads started together) share one round trip, and
+    the client's per-command work (pool, timeouts, parsing) is paid once per pipeline
+    instead of once per command. Each call still gets its own answer or error; a script the
+    server does not know (restarted) is loaded and run again by itself.
+    """
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._pending: list[tuple[AsyncScript, list, list, asyncio.Future]] = []
+        self._tasks: set[asyncio.Task] = set()
+
+    def call(self, script: AsyncScript, keys: list, args: list) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)  # after the callbacks already due in this turn
+        self._pending.append((script, keys, args, future))
+        return future
+
+    def _flush(self) -> None:
+        calls, self._pending = self._pending, []
+        task = asyncio.get_running_loop().create_task(self._send(calls))
+        self._tasks.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, calls: list) -> None:
+        try:
+            await self._answer(calls)
+        finally:  # cancelled (shutdown) or failed in between: nobody waits for ever
+            for *_, future in calls:
+                if not future.done():
+                    future.set_exception(ConnectionError("the Redis pipeline was abandoned"))
+
+    async def _answer(self, calls: list) -> None:
+        if len(calls) == 1:
+            results = [await _outcome(calls[0][0](keys=calls[0][1], args=calls[0][2]))]
+        else:
+            pipe = self._client.pipeline(transaction=False)
+            for script, keys, args, _ in calls:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            results = await _outcome(pipe.execute(raise_on_error=False))
+            if isinstance(results, BaseException):
+                results = [results] * len(calls)
+        for (script, keys, args, future), result in zip(calls, results, strict=True):
+            if isinstance(result, NoScriptError):
+                result = await _outcome(script(keys=keys, args=args))  # loads the script
+            if future.done():  # its request was cancelled
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+
+async def _outcome(awaitable):
+    """The awaitable's result, or the Redis or connection error it raised."""
+    try:
+        return await awaitable
+    except (RedisError, OSError) as err:
+        return err
+
+
 class RedisStore(StateStore):
     """State store on a Redis server (``redis://host:port/db``)."""
 
@@ -107,6 +175,7 @@ class RedisStore(StateStore):
         self._read = self._redis.register_script(_READ)
         self._take = self._redis.register_script(_TAKE)
         self._take_expired = self._redis.register_script(_TAKE_EXPIRED)
+        self._coalesced = _Coalescer(self._redis)
         self._idle_key = f"{prefix}idle"
         self._link_prefix = prefix
         self._owns_client = True
@@ -142,9 +211,9 @@ class RedisStore(StateStore):
         return None if d is None else Versioned(int(v), _read(SessionRecord, d, session_id))
 
     async def read_session(self, session_id: str) -> SessionRead:
-        got = await self._call("read session", self._read(
-            keys=[self.session_key(session_id), f"{self.prefix}epoch", f"{self.prefix}lost"],
-            args=[uuid.uuid4().hex, session_id]))
+        got = await self._call("read session", self._coalesced.call(
+            self._read, [self.session_key(session_id), f"{self.prefix}epoch",
+                         f"{self.prefix}lost"], [uuid.uuid4().hex, session_id]))
         if got[1] is not None:
             return SessionRead(Versioned(int(got[0]), _read(SessionRecord, got[1], session_id)))
         return SessionRead(None, got[2].decode("ascii") if got[2] else "", bool(got[3]))
@@ -153,9 +222,9 @@ class RedisStore(StateStore):
                           track_idle: bool = False) -> int | None:
         ttl = self.session_ttl_s + (self.grace_s if track_idle else 0.0)
         score = repr(record.updated_at) if track_idle else ""
-        version = await self._call("write session", self._cas(
-            keys=[self.session_key(session_id), self._idle_key],
-            args=[str(expected), record.pack(), int(ttl * 1000), score]))
+        version = await self._call("write session", self._coalesced.call(
+            self._cas, [self.session_key(session_id), self._idle_key],
+            [str(expected), record.pack(), int(ttl * 1000), score]))
         return int(version) or None
 
     async def take_session(self, session_id: str) -> SessionRecord | None:
