@@ -9,7 +9,9 @@ of slowing the generator down (coordinated omission).
 Same model and request mix as ``benchmarks/serve.py``: GRU4Rec with one layer of 100 units
 over 40,000 items (fitted one short epoch on random sessions) with a co-occurrence fallback;
 clicks into 20,000 sessions, product ``floor(n u^3)`` in vocabulary order, 3 % unknown
-products. Each scenario gets a fresh server and a 3 s warm-up at the same rate (discarded).
+products. Each scenario gets a fresh server and a 3 s warm-up at the same rate (discarded). The
+server's CPU per request (its worker processes, and redis-server) is read from ``/proc``
+over the measured run: unlike the latencies it hardly depends on what else the machine runs.
 Writes section ``serve-open-loop`` of docs/benchmarks.md.
 
     python benchmarks/serve_open_loop.py                     # 1,000 req/s, 30 s per scenario
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
 import sys
@@ -51,8 +54,28 @@ def make_bodies(products: list[str], seed: int):
     return body
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by the processes ``pids`` (Linux ``/proc``)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the uvicorn supervisor and its workers)."""
+    out = [pid]
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as fh:
+            for child in fh.read().split():
+                out += process_tree(int(child))
+    return out
+
+
 def scenario(run_dir: Path, store: str, workers: int, products: list[str], rate: float,
-             seconds: float, connections: int) -> dict:
+             seconds: float, connections: int, redis_pid: int | None) -> dict:
     server = Server(run_dir, store, workers, None)
     try:
         server.wait()
@@ -60,11 +83,17 @@ def scenario(run_dir: Path, store: str, workers: int, products: list[str], rate:
         asyncio.run(open_loop_requests("127.0.0.1", port, "/v1/events",
                                        make_bodies(products, 1), rate, 3.0, connections))
         before = load_average()
+        server_pids = process_tree(server.proc.pid)
+        redis_pids = [redis_pid] if redis_pid is not None else []
+        cpu = (cpu_seconds(server_pids), cpu_seconds(redis_pids))
         t = time.perf_counter()
         row = asyncio.run(open_loop_requests("127.0.0.1", port, "/v1/events",
                                              make_bodies(products, 2), rate, seconds,
                                              connections))
-        row.update(wall=time.perf_counter() - t, load_before=before, load_after=load_average())
+        n = row["requests"]
+        row.update(wall=time.perf_counter() - t, load_before=before, load_after=load_average(),
+                   server_ms=1000 * (cpu_seconds(server_pids) - cpu[0]) / n,
+                   redis_ms=1000 * (cpu_seconds(redis_pids) - cpu[1]) / n)
         return row
     finally:
         server.stop()
@@ -85,15 +114,20 @@ def render(rows: list[dict], args: argparse.Namespace) -> str:
         "sessions, skewed products, 3 % unknown products. Goal (issue 17): Redis store, "
         "2 workers, >= 995 req/s achieved at 1,000 offered, p99 < 15 ms, 0 errors.",
         "",
+        "Server CPU: CPU milliseconds per request of the server's processes (uvicorn and "
+        "its workers) and of redis-server, over the measured run (`/proc`).",
+        "",
         "| store | workers | offered req/s | achieved req/s | p50 ms | p99 ms | p99.9 ms "
-        "| max ms | errors | load avg (1/5/15 min, before → after) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| max ms | errors | server CPU ms/req | redis CPU ms/req "
+        "| load avg (1/5/15 min, before → after) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['store']} | {r['workers']} | {args.rate:,.0f} | {r['achieved']:,.0f} | "
             f"{r['p50']:.2f} | {r['p99']:.2f} | {r['p999']:.2f} | {r['max']:.1f} | "
-            f"{r['errors']} | {r['load_before']} → {r['load_after']} |")
+            f"{r['errors']} | {r['server_ms']:.2f} | "
+            f"{r['redis_ms']:.2f} | {r['load_before']} → {r['load_after']} |")
     return "\n".join(lines)
 
 
@@ -105,6 +139,8 @@ def main() -> None:
                         help="keep-alive connections of the generator")
     parser.add_argument("--scenarios", default="memory:1,redis:1,redis:2",
                         help="STORE:WORKERS,... (STORE memory or redis)")
+    parser.add_argument("--model", help="serve this run directory instead of building the "
+                        "benchmark model (e.g. one built by an earlier run: its products)")
     parser.add_argument("--no-doc", action="store_true", help="print, do not write the doc")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
@@ -113,19 +149,23 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="sessionrec-serve-open-loop-"))
     redis = RedisServer()
     try:
-        print("building the benchmark model ...", flush=True)
-        run_dir = build_run(tmp)
+        if args.model:
+            run_dir = Path(args.model)
+        else:
+            print("building the benchmark model ...", flush=True)
+            run_dir = build_run(tmp)
         products = product_ids(run_dir, None)
         redis.start()
         rows = []
         for store, workers in scenarios:
             url = "memory" if store == "memory" else redis.url
             r = scenario(run_dir, url, workers, products, args.rate, args.duration,
-                         args.connections)
+                         args.connections, None if store == "memory" else redis.proc.pid)
             r.update(store=store, workers=workers)
             print(f"{store}, {workers} worker(s): {r['achieved']:.0f} req/s, p50 "
                   f"{r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.1f} ms, "
-                  f"errors {r['errors']} (load {r['load_before']} → {r['load_after']})",
+                  f"errors {r['errors']}, server CPU {r['server_ms']:.2f} ms/req, redis "
+                  f"{r['redis_ms']:.2f} ms/req (load {r['load_before']} → {r['load_after']})",
                   flush=True)
             rows.append(r)
         text = render(rows, args)
