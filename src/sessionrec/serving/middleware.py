@@ -146,8 +146,11 @@ class Middleware:
     def _degraded(self, bundle: Bundle, result, k: int, exclude: np.ndarray,
                   session_id: str) -> bool:
         """Whether a step's result shows a degraded model (then marked on the bundle)."""
-        blocked = bundle.step.blocked.numpy()
-        allowed = bundle.step.n_items - len(blocked) - len(np.setdiff1d(exclude, blocked))
+        step = bundle.step
+        allowed = step.n_items  # the items not excluded: counted only when the list is short
+        if len(result.items) < min(k, step.n_items):
+            blocked = step.blocked.numpy()
+            allowed -= len(blocked) + len(np.setdiff1d(exclude, blocked))
         problem = answer_problem(result.state, len(result.items), k, allowed)
         if problem is None:
             return False
