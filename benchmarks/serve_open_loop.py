@@ -74,6 +74,12 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
+def _is_helper(pid: int) -> bool:
+    """multiprocessing's resource tracker, started beside uvicorn's workers."""
+    with open(f"/proc/{pid}/cmdline", "rb") as fh:
+        return b"resource_tracker" in fh.read()
+
+
 def scenario(run_dir: Path, store: str, workers: int, products: list[str], rate: float,
              seconds: float, connections: int, redis_pid: int | None) -> dict:
     server = Server(run_dir, store, workers, None)
@@ -86,6 +92,8 @@ def scenario(run_dir: Path, store: str, workers: int, products: list[str], rate:
         server_pids = process_tree(server.proc.pid)
         redis_pids = [redis_pid] if redis_pid is not None else []
         cpu = (cpu_seconds(server_pids), cpu_seconds(redis_pids))
+        workers_pids = [pid for pid in server_pids[1:] if not _is_helper(pid)]
+        per_worker = [cpu_seconds([pid]) for pid in workers_pids]
         t = time.perf_counter()
         row = asyncio.run(open_loop_requests("127.0.0.1", port, "/v1/events",
                                              make_bodies(products, 2), rate, seconds,
@@ -93,10 +101,19 @@ def scenario(run_dir: Path, store: str, workers: int, products: list[str], rate:
         n = row["requests"]
         row.update(wall=time.perf_counter() - t, load_before=before, load_after=load_average(),
                    server_ms=1000 * (cpu_seconds(server_pids) - cpu[0]) / n,
-                   redis_ms=1000 * (cpu_seconds(redis_pids) - cpu[1]) / n)
+                   redis_ms=1000 * (cpu_seconds(redis_pids) - cpu[1]) / n,
+                   # each worker's part: how evenly the kernel spread the connections
+                   split=[1000 * (cpu_seconds([pid]) - c) / n
+                          for pid, c in zip(workers_pids, per_worker, strict=True)])
         return row
     finally:
         server.stop()
+
+
+def _parts(row: dict) -> str:
+    """The workers' parts of the server CPU, e.g. ``" (0.70 + 0.68)"``; '' for one process."""
+    workers = row["split"]
+    return f" ({' + '.join(f'{w:.2f}' for w in workers)})" if len(workers) > 1 else ""
 
 
 def render(rows: list[dict], args: argparse.Namespace) -> str:
@@ -115,7 +132,9 @@ def render(rows: list[dict], args: argparse.Namespace) -> str:
         "2 workers, >= 995 req/s achieved at 1,000 offered, p99 < 15 ms, 0 errors.",
         "",
         "Server CPU: CPU milliseconds per request of the server's processes (uvicorn and "
-        "its workers) and of redis-server, over the measured run (`/proc`).",
+        "its workers; with several workers, each worker's part in brackets: the kernel hands "
+        "the generator's keep-alive connections to whichever worker accepts first) and of "
+        "redis-server, over the measured run (`/proc`).",
         "",
         "| store | workers | offered req/s | achieved req/s | p50 ms | p99 ms | p99.9 ms "
         "| max ms | errors | server CPU ms/req | redis CPU ms/req "
@@ -126,7 +145,7 @@ def render(rows: list[dict], args: argparse.Namespace) -> str:
         lines.append(
             f"| {r['store']} | {r['workers']} | {args.rate:,.0f} | {r['achieved']:,.0f} | "
             f"{r['p50']:.2f} | {r['p99']:.2f} | {r['p999']:.2f} | {r['max']:.1f} | "
-            f"{r['errors']} | {r['server_ms']:.2f} | "
+            f"{r['errors']} | {r['server_ms']:.2f}{_parts(r)} | "
             f"{r['redis_ms']:.2f} | {r['load_before']} → {r['load_after']} |")
     return "\n".join(lines)
 
@@ -164,7 +183,8 @@ def main() -> None:
             r.update(store=store, workers=workers)
             print(f"{store}, {workers} worker(s): {r['achieved']:.0f} req/s, p50 "
                   f"{r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.1f} ms, "
-                  f"errors {r['errors']}, server CPU {r['server_ms']:.2f} ms/req, redis "
+                  f"errors {r['errors']}, server CPU {r['server_ms']:.2f}{_parts(r)} ms/req, "
+                  "redis "
                   f"{r['redis_ms']:.2f} ms/req (load {r['load_before']} → {r['load_after']})",
                   flush=True)
             rows.append(r)
