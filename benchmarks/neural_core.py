@@ -60,7 +60,10 @@ def ddp_section(args) -> str:
     for seed in args.seeds:
         for nproc in (1, args.nproc):
             before = load_average()
-            tag = f"{name}-nproc{nproc}" + (f"-seed{seed}" if args.seeds != [0] else "")
+            # the config and the epochs in the name: a run of another config or length is
+            # never taken for this one (existing run directories are reused)
+            tag = (f"{Path(args.config).stem}-e{args.epochs}-nproc{nproc}"
+                   + (f"-seed{seed}" if args.seeds != [0] else ""))
             m = train(args.config, runs / tag,
                       [*common, "--nproc", str(nproc), "--set", f"seed={seed}",
                        "--set", f"model.params.seed={seed}"])

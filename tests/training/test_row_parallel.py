@@ -135,6 +135,31 @@ def test_data_parallel_fits_keep_every_replica_identical(tmp_path, cls_name, ext
     assert any(not torch.equal(v, a[k]) for k, v in single._state().items())
 
 
+def _first_negatives(params: dict, out: str) -> None:
+    from sessionrec.batching.negatives import NegativeSampler
+
+    drawn: list[torch.Tensor] = []
+    draw = NegativeSampler.draw
+
+    def record(self):
+        sample = draw(self)
+        drawn.append(sample.clone())
+        return sample
+
+    NegativeSampler.draw = record
+    GRU4Rec(**params).fit(_sessions())
+    torch.save(torch.stack(drawn[:5]), Path(out) / f"rank{world()[0]}.pt")
+
+
+def test_every_rank_draws_the_same_negatives_at_each_step(tmp_path):
+    # The ranks' walks differ in length; their negative samples must not (one shared set per
+    # step, as in one process). max_steps keeps both ranks walking for every recorded step.
+    launch(2, _first_negatives, ({**GRU, "max_steps": 5, "n_epochs": 1}, str(tmp_path)),
+           device="cpu")
+    a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert a.shape == (5, GRU["n_sample"]) and torch.equal(a, b)
+
+
 def _fit_refused(params: dict) -> None:
     GRU4Rec(**params).fit(_sessions())
 

@@ -435,7 +435,10 @@ class GRU4Rec(SessionRecommender):
         rows_total = int(train.lengths[sessions].sum())
         pairs_total = rows_total - len(sessions)
         pairs_here = pairs_total if world_size == 1 else self._plan_pairs(train, plan)
-        steps_estimate = pairs_here // self._lanes + 1
+        # Negatives are drawn in blocks of this many steps; the block size changes the draws,
+        # so it is the global batch's step count on every rank: all ranks share each step's
+        # negatives, as one process's lanes do.
+        steps_estimate = pairs_total // int(p["batch_size"]) + 1
         self._adversary = (Adversary(self, p["layers"][-1], epoch_seed(p["seed"], -1, 4))
                            if float(p["pf_weight"]) > 0 else None)
         epoch_steps = self._unrolled_epoch if self.unrolled else self._epoch_steps

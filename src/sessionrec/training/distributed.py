@@ -5,9 +5,12 @@
 the processes already exist and :func:`init_from_env` joins them to the group from the
 ``RANK`` / ``WORLD_SIZE`` / ``MASTER_ADDR`` / ``MASTER_PORT`` environment torchrun sets.
 Either way the backend is ``gloo`` on the CPU and ``nccl`` on CUDA, every rank trains on its
-own share of the cases (:class:`~sessionrec.batching.prefixes.PrefixSource`), gradients are
-all-reduced by :class:`torch.nn.parallel.DistributedDataParallel`, and rank 0 alone writes
-checkpoints, metrics and the model. A rank that dies ends the job with an error naming it.
+own share of the data (the neural core's models: their share of the cases,
+:class:`~sessionrec.batching.prefixes.PrefixSource`, with gradients all-reduced by
+:class:`torch.nn.parallel.DistributedDataParallel`; GRU4Rec / HGRU4Rec: their share of the
+sessions / users, with row-sparse gradients exchanged by
+:class:`~sessionrec.training.row_parallel.RowUpdates`), and rank 0 alone writes checkpoints,
+metrics and the model. A rank that dies ends the job with an error naming it.
 """
 
 from __future__ import annotations

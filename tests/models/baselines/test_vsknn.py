@@ -51,6 +51,7 @@ def test_a_few_prefixes_are_summed_directly_with_the_sparse_products_numbers(cls
     # Live requests (<= DIRECT_ROWS prefixes) skip the sparse matrices; the scores must be
     # the very same float32 numbers as the sparse path's (same sums in the same order).
     import numpy as np
+    import scipy.sparse as sp
     import torch
 
     from sessionrec.models.baselines import SessionKNN
@@ -66,3 +67,13 @@ def test_a_few_prefixes_are_summed_directly_with_the_sparse_products_numbers(cls
         assert torch.equal(direct, sparse)
         assert (direct > 0).any()
         assert torch.equal(model.score(prefixes[:1]), sparse[:1])
+        # and the float64 sums themselves, before the cast (a change of summation order
+        # would show here, where it may vanish in float32)
+        keys, sums = model._direct_sums(prefixes)
+        prefix, session, sim = model._neighbours(prefixes)
+        product = (sp.csr_matrix((sim, (prefix, session)),
+                                 shape=(len(prefixes), model.index_.n_sessions))
+                   @ model.index_.incidence).tocoo()
+        order = np.argsort(product.row * train.n_items + product.col)
+        assert np.array_equal(np.sort(product.row * train.n_items + product.col), keys)
+        assert np.array_equal(product.data[order], sums)

@@ -88,12 +88,19 @@ class SessionKNN(SessionRecommender):
         each neighbour's similarity is added to its items' scores. The sums run in the
         order of the sparse product in :meth:`_score_chunk` (per item, neighbours by
         session, in float64), so both give the same float32 scores."""
+        keys, sums = self._direct_sums(prefixes)
+        out = torch.zeros(len(prefixes) * self.n_items_)
+        out[torch.from_numpy(keys)] = torch.from_numpy(sums.astype(np.float32))
+        return out.view(len(prefixes), self.n_items_)
+
+    def _direct_sums(self, prefixes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """``(keys, sums)``: for every (prefix, item) a neighbour gives a score, the key
+        ``prefix * n_items + item`` (ascending) and the float64 sum of the similarities of
+        the neighbours that contain the item, added in session order."""
         prefix, session, sim = self._neighbours(prefixes)
         owner, items = self.index_.expand_items(session)
-        n = self.n_items_
-        sums = np.bincount(prefix[owner] * n + items, weights=sim[owner],
-                           minlength=len(prefixes) * n)
-        return torch.from_numpy(sums.astype(np.float32).reshape(len(prefixes), n))
+        keys, slot = np.unique(prefix[owner] * self.n_items_ + items, return_inverse=True)
+        return keys, np.bincount(slot, weights=sim[owner], minlength=len(keys))
 
     def _score_sparse(self, prefixes: list[np.ndarray], users: np.ndarray | None) -> SparseScores:
         parts = [self._score_chunk(prefixes[sl]) for sl in chunks(prefixes, self.sample_size)]
