@@ -191,6 +191,19 @@ def test_max_steps_cuts_every_rank_at_the_same_update(tmp_path):
     assert torch.equal(a["Wy"], b["Wy"])
 
 
+def _fit_tiny(cls_name: str) -> None:
+    # two sessions of one user: two ranks can share the sessions, not the users
+    sessions = Sessions.from_lists([[0, 1, 2], [2, 3]], 4, users=[7, 7])
+    {"gru4rec": GRU4Rec, "hgru4rec": HGRU4Rec}[cls_name](**GRU).fit(sessions)
+
+
+def test_data_too_small_to_share_is_refused_naming_the_unit():
+    launch(2, _fit_tiny, ("gru4rec",), device="cpu")  # 2 sessions for 2 ranks: fine
+    with pytest.raises(SessionRecError, match="1 training users cannot be shared among 2 "
+                                              "processes"):
+        launch(2, _fit_tiny, ("hgru4rec",), device="cpu")
+
+
 def test_a_user_schedule_is_shared_by_whole_users():
     from sessionrec.batching.user_parallel import user_schedule
 

@@ -354,7 +354,7 @@ class GRU4Rec(SessionRecommender):
             raise ConfigError(f"{self.name} trains on the CPU only (its row-sparse training "
                               "step is not on the neural core yet); use device = 'cpu' or "
                               "'auto'")
-        self._check_data_parallel(train)
+        self._check_data_parallel()
         if p["item_vectors"]:
             self._pretrained_for(n_items)  # fail before any work
         if train.n_sessions:
@@ -363,9 +363,10 @@ class GRU4Rec(SessionRecommender):
         with torch_threads(int(p["threads"])), flush_denormal():
             self._train(train, valid, context)
 
-    def _check_data_parallel(self, train: Sessions) -> None:
+    def _check_data_parallel(self) -> None:
         """Refuse what data-parallel training (:mod:`sessionrec.training.row_parallel`) does
-        not do, naming the parameter, before any work."""
+        not do, naming the parameter, before any work (too little data to share: in
+        :meth:`_train`, once the walk plan is built)."""
         size = world()[1]
         if size == 1:
             return
@@ -379,11 +380,6 @@ class GRU4Rec(SessionRecommender):
         if why:
             raise ConfigError(f"{self.name} cannot train data-parallel (--nproc {size}) with "
                               f"{why}; run it with one process")
-        units = self._shard_units(self._walk_plan(train, trainable_sessions(train.offsets)))
-        if units < size:
-            raise ConfigError(f"{self.name}: {units} training {self._shard_unit} cannot be "
-                              f"shared among {size} processes; use fewer processes (--nproc) "
-                              "or more data")
 
     _shard_unit = "sessions"
 
@@ -417,7 +413,13 @@ class GRU4Rec(SessionRecommender):
                      self.skipped_sessions_)
         if len(sessions) == 0:
             raise SessionRecError(f"{self.name}: no training session has two or more events")
-        plan = self._shard(self._walk_plan(train, sessions))
+        plan = self._walk_plan(train, sessions)
+        units = self._shard_units(plan)
+        if units < world_size:  # before any training work; the plan is built once
+            raise ConfigError(f"{self.name}: {units} training {self._shard_unit} cannot be "
+                              f"shared among {world_size} processes; use fewer processes "
+                              "(--nproc) or more data")
+        plan = self._shard(plan)
         counts = np.bincount(train.items, minlength=n_items).astype(np.float64)
         self._init_net(n_items)
         opt = RowOptimizer(dict(self.net_.named_parameters()), p["optimizer"],
