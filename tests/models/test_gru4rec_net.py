@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sessionrec.models.item_rows import gather_rows, output_log_q
+from sessionrec.models.item_rows import OutputLoss, gather_rows, output_log_q
 from sessionrec.models.neural.gru4rec_net import GRU4RecNet, HGRU4RecNet
+from sessionrec.training.losses import get_loss
 from sessionrec.training.optim import RowOptimizer
 from sessionrec.training.row_parallel import RowUpdates
 
@@ -94,3 +95,38 @@ def test_log_q_of_targets_and_samples():
     got = output_log_q(log_counts, torch.tensor([3, 1, 2]), 2, 0.5)
     assert got.tolist() == [3.0, 1.0, 1.0]
     assert output_log_q(log_counts, torch.tensor([3, 1]), 2, 0.5).tolist() == [3.0, 1.0]
+
+
+@pytest.mark.parametrize("mode", ["constrained", "embedding"])
+@pytest.mark.parametrize(("loss", "logq"), [("cross-entropy", 0.0), ("cross-entropy", 1.0),
+                                            ("bpr-max", 0.0)])
+def test_the_step_loss_on_distinct_rows_equals_the_loss_on_every_column(mode, loss, logq):
+    # Samples repeat (a catalogue of 6 items, 12 samples): the loss is computed on the
+    # distinct rows (scores once per row; cross-entropy: repeats merged) and must equal the
+    # loss over the [m, m + S] columns, value and gradients.
+    torch.manual_seed(0)
+    net = GRU4RecNet(6, [3], mode, embedding=3)
+    net.reset_parameters(torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        net.By.normal_()
+    x, y = torch.tensor([4, 0, 4]), torch.tensor([1, 2, 1])
+    samples = torch.tensor([1, 1, 5, 2, 5, 5, 3, 1, 0, 5, 2, 2])
+    y_all = torch.cat([y, samples])
+    log_counts = torch.log(torch.tensor([3.0, 5.0, 2.0, 1.0, 4.0, 6.0]))
+    output_loss = OutputLoss(get_loss(loss, logq=logq), log_counts, 0.5,
+                             loss == "cross-entropy", logq)
+    rows = gather_rows(net, x, y_all, train_input=True)
+    assert len(rows.rows) < len(y_all)  # the merged path is taken
+    out = torch.randn(3, 3)
+    got = output_loss(rows, out, rows.out_idx, y_all, 3)
+    got.backward()
+    # reference: every column's row gathered, the loss on the full layout
+    ref_rows = gather_rows(net, x, y_all, train_input=True)
+    scores = torch.addmm(ref_rows.by.index_select(0, ref_rows.out_idx).view(1, -1), out,
+                         ref_rows.wy.index_select(0, ref_rows.out_idx).t())
+    log_q = output_log_q(log_counts, y_all, 3, 0.5) if logq else None
+    want = get_loss(loss, logq=logq)(scores, log_q)
+    want.backward()
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
+    for a, b in zip(rows.leaves(), ref_rows.leaves(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-6)

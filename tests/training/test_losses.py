@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from sessionrec.training.losses import LOSSES, get_loss
+from sessionrec.training.losses import LOSSES, cross_entropy_rows, get_loss
 
 # Two lanes, one shared sample: columns = [target of lane 0, target of lane 1, sample].
 S = torch.tensor([[2.0, 0.0, 1.0],
@@ -91,3 +91,29 @@ def test_losses_prefer_high_target_scores(name):
 def test_unknown_loss_lists_choices():
     with pytest.raises(ValueError, match="valid losses: cross-entropy, bpr-max"):
         get_loss("hinge")
+
+
+def test_cross_entropy_with_repeated_samples_merged_equals_the_full_layout():
+    # Two lanes (targets: items 0 and 2), four samples: item 1 twice, item 2 once, item 3 once.
+    # Distinct rows [0, 1, 2, 3]; every lane scored once against each row.
+    row_scores = torch.tensor([[2.0, 0.5, -1.0, 0.3],
+                               [0.1, 1.5, 3.0, -2.0]])
+    target_cols = torch.tensor([0, 2])
+    samples = [1, 1, 2, 3]
+    full = row_scores[:, [0, 2, *samples]]  # the [M, M + S] layout, repeats and all
+    mult = torch.tensor([0.0, 2.0, 1.0, 1.0])  # samples per row (row 0: none)
+    got = cross_entropy_rows(row_scores, target_cols, mult.log())
+    assert got.item() == pytest.approx(get_loss("cross-entropy")(full, None).item(), rel=1e-6)
+    # with the log-Q correction: targets by their count, samples by alpha x their count
+    log_counts = torch.tensor([1.0, 2.0, 0.5, 0.0])
+    log_q_full = torch.cat([log_counts[[0, 2]], 0.5 * log_counts[samples]])
+    want = get_loss("cross-entropy", logq=1.0)(full, log_q_full).item()
+    got = cross_entropy_rows(row_scores, target_cols, mult.log(), log_counts[[0, 2]],
+                             0.5 * log_counts, 1.0)
+    assert got.item() == pytest.approx(want, rel=1e-6)
+    # and the gradient with respect to the scores is the same, row by row
+    s = row_scores.clone().requires_grad_(True)
+    cross_entropy_rows(s, target_cols, mult.log()).backward()
+    f = row_scores.clone().requires_grad_(True)
+    get_loss("cross-entropy")(f[:, [0, 2, *samples]], None).backward()
+    torch.testing.assert_close(s.grad, f.grad)

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from sessionrec.training import kernels
 from sessionrec.training.optim import RowOptimizer
 
 
@@ -83,3 +84,63 @@ def test_step_updates_the_parameters_with_a_grad_and_zero_grad_clears_them():
     assert untouched.tolist() == [1.0, 1.0] and untouched.grad is None
     opt.zero_grad()
     assert w.grad is None
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.3])
+def test_compiled_adagrad_equals_the_torch_operations(momentum):
+    assert kernels.available(), "numba is a dependency: pip install -e ."
+    # The same updates through the compiled kernels and through torch operations: equal up
+    # to the last bit of a square root (torch's vectorised sqrt is not correctly rounded).
+    gen = torch.Generator().manual_seed(0)
+    runs = {}
+    for fused in (True, False):
+        table = torch.randn(7, 3, generator=torch.Generator().manual_seed(1))
+        dense = torch.randn(4, 2, generator=torch.Generator().manual_seed(2))
+        dense.requires_grad_(True)
+        opt = RowOptimizer({"T": table, "D": dense}, "adagrad", lr=0.1, momentum=momentum,
+                           fused=fused)
+        assert opt.fused is fused
+        gen.manual_seed(3)
+        for _ in range(5):
+            rows = torch.randperm(7, generator=gen)[:4].sort().values
+            opt.step_rows("T", rows, torch.randn(4, 3, generator=gen))
+            dense.grad = torch.randn(4, 2, generator=gen)
+            opt.step()
+            opt.zero_grad()
+        runs[fused] = (table, dense.detach(), opt.state_dict())
+    (t1, d1, s1), (t0, d0, s0) = runs[True], runs[False]
+    torch.testing.assert_close(t1, t0, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(d1, d0, rtol=1e-6, atol=1e-7)
+    assert s1.keys() == s0.keys()
+    for k in s1:
+        torch.testing.assert_close(s1[k], s0[k], rtol=1e-6, atol=1e-7)
+
+
+def test_compiled_adagrad_hand_computed_and_leaves_other_rows_alone():
+    w = torch.zeros((3, 2))
+    opt = RowOptimizer({"W": w}, "adagrad", lr=0.1, momentum=0.5, eps=1e-6, fused=True)
+    opt.step_rows("W", torch.tensor([1]), torch.tensor([[1.0, 2.0]]))
+    m1 = [-0.1 * 1 / math.sqrt(1 + 1e-6), -0.1 * 2 / math.sqrt(4 + 1e-6)]
+    assert w[1].tolist() == pytest.approx(m1)
+    assert w[0].tolist() == [0.0, 0.0] and w[2].tolist() == [0.0, 0.0]
+    assert opt.state["W"]["acc"][1].tolist() == [1.0, 4.0]
+
+
+def test_compiled_adagrad_follows_a_parameter_whose_storage_was_replaced():
+    w = torch.zeros((2, 1))
+    params = {"W": w}
+    opt = RowOptimizer(params, "adagrad", lr=1.0, fused=True)
+    opt.step_rows("W", torch.tensor([0]), torch.ones(1, 1))
+    params["W"] = replaced = torch.zeros((2, 1))  # e.g. a model moved and back
+    opt.step_rows("W", torch.tensor([1]), torch.ones(1, 1))
+    assert replaced[1].item() < 0 and replaced[0].item() == 0.0  # the new tensor got it
+    assert w[1].item() == 0.0
+
+
+def test_without_numba_the_torch_path_runs(monkeypatch):
+    monkeypatch.setattr(kernels, "available", lambda: False)
+    w = torch.zeros((2, 1))
+    opt = RowOptimizer({"W": w}, "adagrad", lr=1.0)
+    assert not opt.fused
+    opt.step_rows("W", torch.tensor([0]), torch.ones(1, 1))
+    assert w[0].item() == pytest.approx(-1.0 / math.sqrt(1 + 1e-6))

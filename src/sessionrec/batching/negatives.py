@@ -95,7 +95,9 @@ class NegativeSampler:
         n = rows * self.n_sample
         column = torch.randint(0, len(self._accept), (n,), generator=self._gen)
         u = torch.rand(n, generator=self._gen)
-        idx = torch.where(u < self._accept[column], column, self._alias[column])
+        # index_select: the same look-up as indexing, several times faster on long blocks
+        idx = torch.where(u < self._accept.index_select(0, column), column,
+                          self._alias.index_select(0, column))
         self._block = idx.view(rows, self.n_sample)
         self._next = 0
         self.seconds += time.perf_counter() - t0

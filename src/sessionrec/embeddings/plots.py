@@ -7,7 +7,7 @@
   t-SNE map (Barnes-Hut, cosine distances, PCA initialisation; at most ``tsne_points``
   products, since its cost grows with n log n on one core). scikit-learn is the optional
   extra ``sessionrec[plots]``; asking for t-SNE without it is a :class:`ConfigError` saying
-  so. UMAP is not offered: umap-learn brings numba and llvmlite (a compiler) for one picture.
+  so. UMAP is not offered: umap-learn and pynndescent would be two more packages for one picture.
 * ``neighbours.png``: a few products (the most frequent category's first products, then
   others) each with its nearest neighbours by cosine, labelled with id, category and brand.
 

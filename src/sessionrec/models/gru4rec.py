@@ -54,7 +54,7 @@ from sessionrec.batching.session_parallel import (
 from sessionrec.data.sessions import Sessions
 from sessionrec.errors import ConfigError, SessionRecError
 from sessionrec.models.base import SessionRecommender, register_model
-from sessionrec.models.item_rows import gather_rows, output_log_q
+from sessionrec.models.item_rows import OutputLoss, gather_rows
 from sessionrec.models.neural.gru4rec_net import GRU4RecNet
 from sessionrec.models.professor import (
     PF_DEFAULTS,
@@ -64,6 +64,7 @@ from sessionrec.models.professor import (
 )
 from sessionrec.models.unroll import Stepped, WalkStep, unrolled_epoch, window_stepper
 from sessionrec.torch_env import flush_denormal, torch_threads
+from sessionrec.training import kernels
 from sessionrec.training.context import FitContext, resolve_device
 from sessionrec.training.distributed import all_sum, broadcast_float, world
 from sessionrec.training.losses import LOSSES, get_loss
@@ -403,6 +404,8 @@ class GRU4Rec(SessionRecommender):
 
     def _train(self, train: Sessions, valid: Sessions | None, context: FitContext) -> None:
         p = self._params
+        if p["optimizer"] == "adagrad":  # start the compiled optimiser before the timer
+            kernels.warm_up()
         t_setup = time.perf_counter()
         n_items = self.n_items_
         rank, world_size = world()
@@ -570,8 +573,7 @@ class GRU4Rec(SessionRecommender):
         p = self._params
         net, train_input = self.net_, self.train_input
         batch_size = float(p["batch_size"])
-        sample_alpha = float(p["sample_alpha"])
-        use_logq = p["loss"] == "cross-entropy" and float(p["logq"]) > 0
+        output_loss = self._output_loss(loss_fn, log_counts)
 
         def step(x_items: torch.Tensor, y_items: torch.Tensor, samples: torch.Tensor,
                  forward: Callable[[torch.Tensor], tuple[torch.Tensor, Any]],
@@ -579,10 +581,7 @@ class GRU4Rec(SessionRecommender):
             y_all = torch.cat([y_items, samples]) if len(samples) else y_items  # [m + S]
             rows = gather_rows(net, x_items, y_all, train_input)
             out, carry = forward(rows.x_in)  # [m, out_width]
-            scores = rows.scores(out, rows.out_idx)  # [m, m + S]
-            log_q = output_log_q(log_counts, y_all, len(x_items), sample_alpha) if use_logq \
-                else None
-            loss = loss_fn(scores, log_q) / batch_size
+            loss = output_loss(rows, out, rows.out_idx, y_all, len(x_items)) / batch_size
             loss.backward()
             # The dense parameters the step used (.grad; the others have none), then its rows.
             updater.apply(rows.row_updates([leaf.grad for leaf in rows.leaves()]))
@@ -590,6 +589,12 @@ class GRU4Rec(SessionRecommender):
             return float(loss.detach()) * batch_size, carry
 
         return step
+
+    def _output_loss(self, loss_fn, log_counts: torch.Tensor) -> OutputLoss:
+        """The step loss on the gathered rows (:class:`~sessionrec.models.item_rows.OutputLoss`)."""
+        p = self._params
+        return OutputLoss(loss_fn, log_counts, float(p["sample_alpha"]),
+                          p["loss"] == "cross-entropy", float(p["logq"]))
 
     def _epoch_steps(self, order: np.ndarray, offsets: np.ndarray, items: torch.Tensor,
                      sampler: NegativeSampler, updater: RowUpdates, loss_fn, log_counts,

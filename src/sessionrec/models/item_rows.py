@@ -13,11 +13,13 @@ with their row indices for the row-wise optimiser
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from sessionrec.models.neural.gru4rec_net import GRU4RecNet
+from sessionrec.training.losses import cross_entropy_rows
 from sessionrec.training.row_parallel import RowUpdate
 
 
@@ -47,7 +49,15 @@ class ItemRows:
 
     def scores(self, out: torch.Tensor, out_idx: torch.Tensor) -> torch.Tensor:
         """float32 [m, len(out_idx)]: output layer inputs ``out`` [m, d] scored against the
-        gathered output items ``out_idx`` (positions in ``wy``)."""
+        gathered output items ``out_idx`` (positions in ``wy``).
+
+        With fewer gathered rows than output columns (repeated samples: on a small catalogue
+        most of them), every row is scored once and the columns are copied from those scores:
+        a smaller product, and a gather of scores instead of a gather of item rows (and of
+        their gradients in ``backward``). Otherwise the columns' rows are gathered and scored.
+        """
+        if len(self.rows) < len(out_idx):
+            return torch.addmm(self.by.view(1, -1), out, self.wy.t()).index_select(1, out_idx)
         return torch.addmm(self.by.index_select(0, out_idx).view(1, -1), out,
                            self.wy.index_select(0, out_idx).t())
 
@@ -94,12 +104,50 @@ def gather_rows(net: GRU4RecNet, x_items: torch.Tensor, y_items: torch.Tensor,
                     in_leaf.index_select(0, inv_x), out_idx, train_input)
 
 
+@dataclass(frozen=True)
+class OutputLoss:
+    """A step's summed loss: the output layer's inputs scored against the step's targets and
+    samples on the gathered rows, then ``loss_fn`` (:mod:`sessionrec.training.losses`).
+
+    ``cross_entropy``: with fewer gathered rows than output columns, the loss is computed on
+    the distinct rows with the repeated samples merged
+    (:func:`~sessionrec.training.losses.cross_entropy_rows`, the same value as on the
+    ``[m, m + S]`` layout with less work); ``logq`` > 0 adds the log-Q correction.
+    """
+
+    loss_fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+    log_counts: torch.Tensor  # float32 [n_items]: log of each item's training count
+    sample_alpha: float
+    cross_entropy: bool
+    logq: float
+
+    def __call__(self, rows: ItemRows, out: torch.Tensor, out_idx: torch.Tensor,
+                 y_all: torch.Tensor, m: int) -> torch.Tensor:
+        """Summed loss of outputs ``out`` [m, d] against the output items ``y_all`` (``m``
+        targets, then the samples) at positions ``out_idx`` of the gathered rows."""
+        use_logq = self.cross_entropy and self.logq > 0
+        if self.cross_entropy and len(rows.rows) < len(out_idx):
+            row_scores = torch.addmm(rows.by.view(1, -1), out, rows.wy.t())  # [m, u]
+            mult = torch.bincount(out_idx[m:], minlength=len(rows.rows))
+            log_mult = mult.to(torch.float32).log_()  # -inf where no sample fell
+            if use_logq:
+                target_log_q = self.log_counts.index_select(0, y_all[:m])
+                row_log_q = self.log_counts.index_select(0, rows.rows) * self.sample_alpha
+                return cross_entropy_rows(row_scores, out_idx[:m], log_mult, target_log_q,
+                                          row_log_q, self.logq)
+            return cross_entropy_rows(row_scores, out_idx[:m], log_mult)
+        scores = rows.scores(out, out_idx)  # [m, m + S]
+        log_q = output_log_q(self.log_counts, y_all, m, self.sample_alpha) if use_logq \
+            else None
+        return self.loss_fn(scores, log_q)
+
+
 def output_log_q(log_counts: torch.Tensor, y_all: torch.Tensor, m: int,
                  sample_alpha: float) -> torch.Tensor:
     """float32 [n_y]: log Q of the output items ``y_all`` (``m`` targets, then samples) for
     the log-Q correction: log count of a target, ``sample_alpha`` × log count of a sample
     (the samples were drawn ∝ count^sample_alpha)."""
-    log_q = log_counts[y_all]
+    log_q = log_counts.index_select(0, y_all)
     if len(y_all) > m:
         log_q = torch.cat([log_q[:m], log_q[m:] * sample_alpha])
     return log_q

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from sessionrec.batching.negatives import NegativeSampler
-from sessionrec.models.item_rows import gather_rows, output_log_q
+from sessionrec.models.item_rows import gather_rows
 from sessionrec.training.optim import clip_total_norm
 from sessionrec.training.row_parallel import RowUpdates
 
@@ -90,8 +90,7 @@ def window_stepper(model, updater: RowUpdates, loss_fn, log_counts: torch.Tensor
     p = model._params
     net, train_input = model.net_, model.train_input
     batch_size = float(p["batch_size"])
-    sample_alpha = float(p["sample_alpha"])
-    use_logq = p["loss"] == "cross-entropy" and float(p["logq"]) > 0
+    output_loss = model._output_loss(loss_fn, log_counts)
     grad_clip = float(p["grad_clip"])
     dense_params = [net.get_parameter(k) for k in net.dense_names()]
 
@@ -113,10 +112,7 @@ def window_stepper(model, updater: RowUpdates, loss_fn, log_counts: torch.Tensor
             state = stepped.state
             first = first or stepped
             tops.append(stepped.top)
-            o_idx = o_idxs[t]
-            scores = rows.scores(stepped.out, o_idx)
-            log_q = output_log_q(log_counts, ys[t], ms[t], sample_alpha) if use_logq else None
-            term = loss_fn(scores, log_q) / batch_size
+            term = output_loss(rows, stepped.out, o_idxs[t], ys[t], ms[t]) / batch_size
             loss = term if loss is None else loss + term
         assert loss is not None and first is not None
         total = loss

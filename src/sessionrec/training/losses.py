@@ -56,6 +56,31 @@ def cross_entropy(scores: torch.Tensor, log_q: torch.Tensor | None = None,
     return -logp.diagonal().sum()
 
 
+def cross_entropy_rows(row_scores: torch.Tensor, target_cols: torch.Tensor,
+                       sample_log_mult: torch.Tensor, target_log_q: torch.Tensor | None = None,
+                       row_log_q: torch.Tensor | None = None, logq: float = 0.0,
+                       ) -> torch.Tensor:
+    """:func:`cross_entropy` with the repeated samples' columns merged (same value).
+
+    When the ``S`` samples repeat items (on a small catalogue most of them do), the ``M + S``
+    columns hold far fewer distinct items. Here every lane is scored once against each
+    distinct row instead: ``row_scores [M, U]``; ``target_cols [M]`` is the row of each lane's
+    target; ``sample_log_mult [U]`` the log of how many samples fell on each row (``-inf``: no
+    sample). A row sampled ``c`` times stands for ``c`` equal columns of the softmax's sum,
+    ``c · exp(s) = exp(s + log c)``, so the loss is the one over ``[M target columns, U rows
+    + log c]``. Log-Q correction (``logq > 0``): ``target_log_q [M]`` for the target columns
+    and ``row_log_q [U]`` for the rows as samples (the samples' ``α · log count``).
+    """
+    targets = row_scores.index_select(1, target_cols)  # [M, M]
+    offset = sample_log_mult  # [U]
+    if logq > 0 and target_log_q is not None and row_log_q is not None:
+        targets = targets - logq * target_log_q.unsqueeze(0)
+        offset = offset - logq * row_log_q
+    merged = torch.cat([targets, row_scores + offset.unsqueeze(0)], dim=1)  # [M, M + U]
+    lanes = torch.arange(len(target_cols))
+    return F.cross_entropy(merged, lanes, reduction="sum")
+
+
 def bpr_max(scores: torch.Tensor, bpreg: float = 1.0, elu_param: float = 0.0) -> torch.Tensor:
     if elu_param > 0:
         scores = F.elu(scores, elu_param)

@@ -18,11 +18,23 @@ updates took the same time, so the class keeps ``torch.optim`` 's calling conven
   ``acc += g²;  m = μ·m − lr·g / sqrt(acc + ε);  p += m`` (no momentum: ``p −= lr·g/sqrt``).
   Rows not in a step keep their accumulators and momentum untouched.
 * ``adam`` — Adam (Kingma & Ba); rows use a per-row step count (lazy Adam).
+
+Adagrad keeps the state of the parameters that take a gradient (``requires_grad``: the dense
+ones) in one flat buffer per kind (each parameter's state is a view into it): when every one
+of them has a gradient (GRU4Rec: every step), :meth:`RowOptimizer.step` updates them with a
+few operations on the concatenated gradient instead of a few per parameter (on GRU4Rec's
+small steps, the per-operation cost is what counts).
+
+Where Numba is installed, Adagrad runs through compiled kernels instead
+(:mod:`sessionrec.training.kernels`: one pass over each updated row or parameter, the same
+arithmetic); ``fused=False`` keeps to the torch operations.
 """
 
 from __future__ import annotations
 
 import torch
+
+from sessionrec.training import kernels
 
 OPTIMIZERS = ("adagrad", "adam")
 
@@ -37,7 +49,8 @@ class RowOptimizer:
 
     def __init__(self, params: dict[str, torch.Tensor], name: str = "adagrad",
                  lr: float = 0.05, momentum: float = 0.0, eps: float = 1e-6,
-                 betas: tuple[float, float] = (0.9, 0.999), adam_eps: float = 1e-8) -> None:
+                 betas: tuple[float, float] = (0.9, 0.999), adam_eps: float = 1e-8,
+                 fused: bool | None = None) -> None:
         if name not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {name!r}; valid optimizers: "
                              f"{', '.join(OPTIMIZERS)}")
@@ -47,11 +60,31 @@ class RowOptimizer:
             raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
         self.name, self.lr, self.momentum, self.eps = name, float(lr), float(momentum), eps
         self.betas, self.adam_eps = betas, adam_eps
+        # Adagrad through the compiled kernels (sessionrec.training.kernels): None = where
+        # Numba is installed; False = torch operations only.
+        self.fused = name == "adagrad" and (kernels.available() if fused is None
+                                            else bool(fused) and kernels.available())
         self.params = params
+        self._views: dict[tuple[str, bool], kernels.RowState] = {}
         self.state: dict[str, dict[str, torch.Tensor]] = {}
+        # Adagrad: the state of the parameters that take a gradient, as views of flat buffers.
+        self._group = [k for k, p in params.items() if p.requires_grad] if name == "adagrad" \
+            else []
+        numel = sum(params[k].numel() for k in self._group)
+        kinds = ("acc", "mom") if self.momentum > 0 else ("acc",)
+        self._flat = {kind: torch.zeros(numel, dtype=torch.float32) for kind in kinds}
+        group_views: dict[str, dict[str, torch.Tensor]] = {}
+        at = 0
+        for k in self._group:
+            p = params[k]
+            group_views[k] = {kind: buf[at:at + p.numel()].view_as(p)
+                              for kind, buf in self._flat.items()}
+            at += p.numel()
         for key, p in params.items():
             st: dict[str, torch.Tensor] = {}
-            if name == "adagrad":
+            if key in group_views:
+                st = group_views[key]
+            elif name == "adagrad":
                 st["acc"] = torch.zeros_like(p)
                 if self.momentum > 0:
                     st["mom"] = torch.zeros_like(p)
@@ -64,9 +97,33 @@ class RowOptimizer:
     @torch.no_grad()
     def step(self) -> None:
         """Update every parameter that has a gradient (``.grad``) as a whole."""
-        for key, p in self.params.items():
+        group = self._group
+        if group and not self.fused and all(self.params[k].grad is not None for k in group):
+            self._step_group(group)
+            rest = [k for k in self.params if k not in group]
+        else:
+            rest = list(self.params)
+        for key in rest:
+            p = self.params[key]
             if p.grad is not None:
                 self.step_dense(key, p.grad)
+
+    def _step_group(self, group: list[str]) -> None:
+        """Adagrad on the flat state of ``group`` (every parameter of it has a gradient): the
+        same arithmetic as :meth:`step_dense`, element by element, on the joined gradient."""
+        grad = torch.cat([self.params[k].grad.reshape(-1) for k in group])
+        acc = self._flat["acc"]
+        acc.add_(grad.square())
+        denom = acc.add(self.eps).sqrt_()
+        if self.momentum > 0:
+            update = self._flat["mom"].mul_(self.momentum).addcdiv_(grad, denom, value=-self.lr)
+        else:  # p + (-lr)·(g / denom), as addcdiv_ computes it
+            update = grad.div_(denom).mul_(-self.lr)
+        at = 0
+        for k in group:
+            p = self.params[k]
+            p.add_(update[at:at + p.numel()].view_as(p))
+            at += p.numel()
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the parameters' gradients (``set_to_none = False``: fill them with zeros)."""
@@ -81,6 +138,10 @@ class RowOptimizer:
     def step_dense(self, key: str, grad: torch.Tensor) -> None:
         """Update the whole parameter ``key`` with ``grad``."""
         p, st = self.params[key], self.state[key]
+        fused = self._kernel_state(key, dense=True)
+        if fused is not None and kernels.supports(grad):
+            fused.update_dense(grad, self.lr, self.momentum, self.eps)
+            return
         if self.name == "adagrad":
             st["acc"].add_(grad.square())
             denom = st["acc"].add(self.eps).sqrt_()
@@ -101,10 +162,15 @@ class RowOptimizer:
         p, st = self.params[key], self.state[key]
         flat = _flat(p)
         grad = grad.reshape(len(rows), -1)
+        fused = self._kernel_state(key, dense=False)
+        if fused is not None and kernels.supports(grad) and rows.dtype == torch.int64:
+            fused.update(rows.contiguous().numpy(), grad, self.lr, self.momentum, self.eps)
+            return
         if self.name == "adagrad":
             acc = st["acc"].view_as(flat)
-            a = acc.index_select(0, rows).add_(grad.square())
-            acc.index_copy_(0, rows, a)
+            # rows are unique: adding g² in place and reading the rows back is the same
+            # arithmetic as gather, add, write back, with a cheaper write (index_add_)
+            a = acc.index_add_(0, rows, grad.square()).index_select(0, rows)
             a.add_(self.eps).sqrt_()
             if self.momentum > 0:
                 mom = st["mom"].view_as(flat)
@@ -116,6 +182,21 @@ class RowOptimizer:
             return
         st["t"].index_add_(0, rows, torch.ones(len(rows)))
         self._adam(flat, st["m"].view_as(flat), st["v"].view_as(flat), grad, st["t"], rows)
+
+    def _kernel_state(self, key: str, dense: bool) -> kernels.RowState | None:
+        """The compiled kernels' views of parameter ``key`` and its state (made once, made
+        again if the parameter's storage was replaced), or None: torch path."""
+        if not self.fused:
+            return None
+        p, st = self.params[key], self.state[key]
+        views = self._views.get((key, dense))
+        if views is None or not views.current(p):
+            state = [st["acc"]] + ([st["mom"]] if "mom" in st else [])
+            if not kernels.supports(p, *state):
+                return None
+            views = kernels.RowState.of(p, st["acc"], st.get("mom"), dense)
+            self._views[(key, dense)] = views
+        return views
 
     def _adam(self, flat: torch.Tensor, m_all: torch.Tensor, v_all: torch.Tensor,
               grad: torch.Tensor, t_all: torch.Tensor, rows: torch.Tensor | None) -> None:
