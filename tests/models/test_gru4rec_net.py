@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sessionrec.models.item_rows import OutputLoss, gather_rows, output_log_q
+from sessionrec.models.item_rows import OutputLoss, distinct_rows, gather_rows, output_log_q
 from sessionrec.models.neural.gru4rec_net import GRU4RecNet, HGRU4RecNet
+from sessionrec.training import kernels
 from sessionrec.training.losses import get_loss
 from sessionrec.training.optim import RowOptimizer
 from sessionrec.training.row_parallel import RowUpdates
@@ -130,3 +131,26 @@ def test_the_step_loss_on_distinct_rows_equals_the_loss_on_every_column(mode, lo
     assert got.item() == pytest.approx(want.item(), rel=1e-5)
     for a, b in zip(rows.leaves(), ref_rows.leaves(), strict=True):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_distinct_rows_put_the_output_items_first(compiled, monkeypatch):
+    if not compiled:  # the torch path, taken where Numba is missing
+        monkeypatch.setattr(kernels, "unique_first_seen", lambda *a: None)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        outputs = torch.randint(0, 9, (int(torch.randint(1, 12, (1,), generator=gen)),),
+                                generator=gen)
+        inputs = torch.randint(0, 9, (5,), generator=gen)
+        rows, inverse, n_out = distinct_rows(outputs, inputs, 9)
+        assert len(set(rows.tolist())) == len(rows)  # distinct
+        assert torch.equal(rows[inverse], torch.cat([outputs, inputs]))
+        assert set(rows[:n_out].tolist()) == set(outputs.tolist())
+        assert not set(rows[n_out:].tolist()) & set(outputs.tolist())
+    if compiled:  # in the order first seen
+        rows, inverse, n_out = distinct_rows(torch.tensor([5, 2, 5]), torch.tensor([7, 2]), 9)
+        assert rows.tolist() == [5, 2, 7] and inverse.tolist() == [0, 1, 0, 2, 1] and n_out == 2
+        with pytest.raises(ValueError, match=r"item index 9 outside the catalogue \[0, 9\)"):
+            distinct_rows(torch.tensor([1, 9]), None, 9)
+        # the lookup table is left clean after the refusal
+        assert distinct_rows(torch.tensor([3, 1]), None, 9)[0].tolist() == [3, 1]

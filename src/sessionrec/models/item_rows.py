@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from sessionrec.models.neural.gru4rec_net import GRU4RecNet
+from sessionrec.training import kernels
 from sessionrec.training.losses import cross_entropy_rows
 from sessionrec.training.row_parallel import RowUpdate
 
@@ -35,6 +36,8 @@ class ItemRows:
         x_in: float32 [n_x, d_in] the input row of every input item (a view of the leaf).
         out_idx: int64 [n_y] position in ``wy`` / ``by`` of every output item.
         train_input: whether the input leaf gets its own gradient and update.
+        n_out: ``rows[:n_out]`` are the output items; the rest (constrained input only) are
+            items that are only inputs, whose bias gets no update.
     """
 
     rows: torch.Tensor
@@ -46,6 +49,7 @@ class ItemRows:
     x_in: torch.Tensor
     out_idx: torch.Tensor
     train_input: bool
+    n_out: int
 
     def scores(self, out: torch.Tensor, out_idx: torch.Tensor) -> torch.Tensor:
         """float32 [m, len(out_idx)]: output layer inputs ``out`` [m, d] scored against the
@@ -70,15 +74,34 @@ class ItemRows:
         """``(table, rows, gradient rows)`` for the touched rows, from the gradients of
         :meth:`leaves` (in that order): ``Wy``, ``By``, then a separate trained input table."""
         updates: list[RowUpdate] = [("Wy", self.rows, grads[0])]
-        if self.input_leaf is self.wy:  # rows also holds input-only items: their bias stays
-            touched = torch.zeros(len(self.rows), dtype=torch.bool)
-            touched[self.out_idx] = True
-            updates.append(("By", self.rows[touched], grads[1][touched]))
-        else:
-            updates.append(("By", self.rows, grads[1]))
+        # the output rows come first; the input-only rows after them keep their bias
+        updates.append(("By", self.rows[:self.n_out], grads[1][:self.n_out]))
         if self.train_input:
             updates.append((self.input_name, self.input_rows, grads[2]))
         return updates
+
+
+def distinct_rows(outputs: torch.Tensor, inputs: torch.Tensor | None, n_items: int,
+                  ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The distinct items of ``outputs`` then ``inputs``, the outputs' first.
+
+    Returns ``(rows [u], inverse, n_out)``: ``rows[inverse]`` is ``outputs`` then ``inputs``;
+    ``rows[:n_out]`` are the distinct output items and the rest the items that are only
+    inputs. A one-pass lookup (:func:`~sessionrec.training.kernels.unique_first_seen`,
+    rows in the order first seen) where Numba is installed, else ``torch.unique`` (sorted,
+    then the output rows moved first).
+    """
+    items = outputs if inputs is None else torch.cat([outputs, inputs])
+    found = kernels.unique_first_seen(items, len(outputs), n_items)
+    if found is not None:
+        return found
+    rows, inverse = torch.unique(items, return_inverse=True)
+    is_out = torch.zeros(len(rows), dtype=torch.bool)
+    is_out[inverse[:len(outputs)]] = True
+    order = torch.cat([is_out.nonzero().view(-1), (~is_out).nonzero().view(-1)])
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(order))
+    return rows[order], rank[inverse], int(is_out.sum())
 
 
 def gather_rows(net: GRU4RecNet, x_items: torch.Tensor, y_items: torch.Tensor,
@@ -88,20 +111,20 @@ def gather_rows(net: GRU4RecNet, x_items: torch.Tensor, y_items: torch.Tensor,
     ``train_input``: the input table is trained (False: frozen pre-trained item vectors; no
     effect with the constrained input, which is ``Wy``).
     """
-    n_x = len(x_items)
+    n_y, n_items = len(y_items), net.Wy.shape[0]
     if net.input_mode == "constrained":  # one table: inputs and outputs share their rows
-        rows, inv = torch.unique(torch.cat([x_items, y_items]), return_inverse=True)
+        rows, inv, n_out = distinct_rows(y_items, x_items, n_items)
         wy = net.Wy.index_select(0, rows).requires_grad_(True)
         by = net.By.index_select(0, rows).requires_grad_(True)
-        return ItemRows(rows, wy, by, "Wy", rows, wy, wy.index_select(0, inv[:n_x]),
-                        inv[n_x:], False)
-    rows, out_idx = torch.unique(y_items, return_inverse=True)
+        return ItemRows(rows, wy, by, "Wy", rows, wy, wy.index_select(0, inv[n_y:]),
+                        inv[:n_y], False, n_out)
+    rows, out_idx, n_out = distinct_rows(y_items, None, n_items)
     wy = net.Wy.index_select(0, rows).requires_grad_(True)
-    in_rows, inv_x = torch.unique(x_items, return_inverse=True)
+    in_rows, inv_x, _ = distinct_rows(x_items, None, n_items)
     in_leaf = net.input_table.index_select(0, in_rows).requires_grad_(train_input)
     by = net.By.index_select(0, rows).requires_grad_(True)
     return ItemRows(rows, wy, by, net.input_name, in_rows, in_leaf,
-                    in_leaf.index_select(0, inv_x), out_idx, train_input)
+                    in_leaf.index_select(0, inv_x), out_idx, train_input, n_out)
 
 
 @dataclass(frozen=True)

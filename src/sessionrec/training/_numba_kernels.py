@@ -36,3 +36,33 @@ def adagrad_rows(param, acc, rows, grad, lr_neg, eps):  # pragma: no cover
             a = acc[r, j] + g * g
             acc[r, j] = a
             param[r, j] = param[r, j] + (lr_neg * g) / np.sqrt(a + eps)
+
+
+@njit(cache=True, nogil=True)
+def unique_first_seen(items, split, slot, rows, inverse):  # pragma: no cover
+    # items: int64 [k]; slot: int64 [n_items], all -1 on entry (and on return);
+    # rows, inverse: int64 [k] outputs. Returns (distinct items, distinct among the first
+    # `split` items), or (-1, -1) when an item is outside [0, n_items).
+    n = slot.shape[0]
+    u = 0
+    u_split = 0
+    for i in range(items.shape[0]):
+        if i == split:
+            u_split = u
+        it = items[i]
+        if it < 0 or it >= n:
+            for k in range(u):
+                slot[rows[k]] = -1
+            return -1, -1
+        s = slot[it]
+        if s < 0:
+            s = u
+            slot[it] = u
+            rows[u] = it
+            u += 1
+        inverse[i] = s
+    if split >= items.shape[0]:
+        u_split = u
+    for k in range(u):
+        slot[rows[k]] = -1
+    return u, u_split

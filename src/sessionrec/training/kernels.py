@@ -59,7 +59,37 @@ def warm_up() -> bool:
     one = np.float32(1.0)
     kernels.adagrad_momentum_rows(p, p.copy(), p.copy(), _ROW0, g, one, one, one)
     kernels.adagrad_rows(p, p.copy(), _ROW0, g, one, one)
+    unique_first_seen(torch.zeros(1, dtype=torch.int64), 1, 1)
     return True
+
+
+@functools.lru_cache(maxsize=8)
+def _slots(n_items: int) -> np.ndarray:
+    """int64 [n_items] of -1: :func:`unique_first_seen` 's scratch (left all -1 after use)."""
+    return np.full(n_items, -1, dtype=np.int64)
+
+
+def unique_first_seen(items: torch.Tensor, split: int, n_items: int,
+                      ) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+    """The distinct values of ``items`` (int64 in ``[0, n_items)``) in the order first seen.
+
+    Returns ``(rows [u], inverse [k], u_split)``: ``rows[inverse] == items``, and the first
+    ``u_split`` rows are the distinct values among ``items[:split]``. One pass with a lookup
+    table, instead of the sort of ``torch.unique``. None where the kernels are unavailable.
+    ValueError names a value outside ``[0, n_items)``.
+    """
+    kernels = _compiled()
+    if kernels is None:
+        return None
+    values = items.contiguous().numpy()
+    rows = np.empty(len(values), dtype=np.int64)
+    inverse = np.empty(len(values), dtype=np.int64)
+    u, u_split = kernels.unique_first_seen(values, int(split), _slots(int(n_items)), rows,
+                                           inverse)
+    if u < 0:
+        bad = values[(values < 0) | (values >= n_items)][0]
+        raise ValueError(f"item index {int(bad)} outside the catalogue [0, {n_items})")
+    return torch.from_numpy(rows[:u]), torch.from_numpy(inverse), int(u_split)
 
 
 def supports(*tensors: torch.Tensor) -> bool:
