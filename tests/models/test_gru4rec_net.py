@@ -71,7 +71,8 @@ def test_constrained_rows_are_gathered_once_and_input_only_bias_rows_stay():
     assert rows.rows.tolist() == [0, 1, 3]
     assert rows.x_in.tolist() == [[3.0, 3.0], [0.0, 0.0]]
     assert rows.out_idx.tolist() == [0, 1, 1]
-    assert len(rows.leaves()) == 2  # the input rows are Wy's rows
+    assert len(rows.leaves()) == 3  # Wy, By rows and the input rows (Wy rows too)
+    assert rows.x_pos.tolist() == [2, 0]  # the input rows are rows 3 and 0 of Wy
     opt = RowOptimizer(dict(net.named_parameters()), "adagrad", lr=1.0)
     RowUpdates(opt, net.dense_names(), ["Wy", "By"]).apply(
         rows.row_updates([torch.ones(3, 2), torch.ones(3, 1)]))
@@ -101,10 +102,11 @@ def test_log_q_of_targets_and_samples():
 @pytest.mark.parametrize("mode", ["constrained", "embedding"])
 @pytest.mark.parametrize(("loss", "logq"), [("cross-entropy", 0.0), ("cross-entropy", 1.0),
                                             ("bpr-max", 0.0)])
-def test_the_step_loss_on_distinct_rows_equals_the_loss_on_every_column(mode, loss, logq):
+def test_the_step_loss_and_row_gradients_equal_those_of_the_whole_tables(mode, loss, logq):
     # Samples repeat (a catalogue of 6 items, 12 samples): the loss is computed on the
-    # distinct rows (scores once per row; cross-entropy: repeats merged) and must equal the
-    # loss over the [m, m + S] columns, value and gradients.
+    # distinct rows (scores once per row; cross-entropy: repeats merged) and the input rows
+    # are a leaf of their own. Loss and row gradients must equal those of the plain
+    # computation on whole tables: every column's row gathered, the [m, m + S] layout.
     torch.manual_seed(0)
     net = GRU4RecNet(6, [3], mode, embedding=3)
     net.reset_parameters(torch.Generator().manual_seed(1))
@@ -114,23 +116,30 @@ def test_the_step_loss_on_distinct_rows_equals_the_loss_on_every_column(mode, lo
     samples = torch.tensor([1, 1, 5, 2, 5, 5, 3, 1, 0, 5, 2, 2])
     y_all = torch.cat([y, samples])
     log_counts = torch.log(torch.tensor([3.0, 5.0, 2.0, 1.0, 4.0, 6.0]))
+    mix = torch.randn(3, 3)
     output_loss = OutputLoss(get_loss(loss, logq=logq), log_counts, 0.5,
                              loss == "cross-entropy", logq)
     rows = gather_rows(net, x, y_all, train_input=True)
     assert len(rows.rows) < len(y_all)  # the merged path is taken
-    out = torch.randn(3, 3)
-    got = output_loss(rows, out, rows.out_idx, y_all, 3)
+    got = output_loss(rows, torch.tanh(rows.x_in @ mix), rows.out_idx, y_all, 3)
     got.backward()
-    # reference: every column's row gathered, the loss on the full layout
-    ref_rows = gather_rows(net, x, y_all, train_input=True)
-    scores = torch.addmm(ref_rows.by.index_select(0, ref_rows.out_idx).view(1, -1), out,
-                         ref_rows.wy.index_select(0, ref_rows.out_idx).t())
+    # the reference, on whole-table leaves
+    w = net.Wy.detach().clone().requires_grad_(True)
+    b = net.By.detach().clone().requires_grad_(True)
+    e = w if mode == "constrained" else net.E.detach().clone().requires_grad_(True)
+    out = torch.tanh(e[x] @ mix)
+    scores = torch.addmm(b[y_all].view(1, -1), out, w[y_all].t())
     log_q = output_log_q(log_counts, y_all, 3, 0.5) if logq else None
     want = get_loss(loss, logq=logq)(scores, log_q)
     want.backward()
     assert got.item() == pytest.approx(want.item(), rel=1e-5)
-    for a, b in zip(rows.leaves(), ref_rows.leaves(), strict=True):
-        torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-6)
+    grads = rows.grads()
+    torch.testing.assert_close(grads[0], w.grad[rows.rows], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grads[1], b.grad[rows.rows], rtol=1e-5, atol=1e-6)
+    if mode == "embedding":
+        torch.testing.assert_close(grads[2], e.grad[rows.input_rows], rtol=1e-5, atol=1e-6)
+    else:
+        assert len(grads) == 2 and grads[0][rows.x_pos[0]].abs().sum() > 0  # input rows
 
 
 @pytest.mark.parametrize("compiled", [True, False])

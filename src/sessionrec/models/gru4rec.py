@@ -584,7 +584,7 @@ class GRU4Rec(SessionRecommender):
             loss = output_loss(rows, out, rows.out_idx, y_all, len(x_items)) / batch_size
             loss.backward()
             # The dense parameters the step used (.grad; the others have none), then its rows.
-            updater.apply(rows.row_updates([leaf.grad for leaf in rows.leaves()]))
+            updater.apply(rows.row_updates(rows.grads()))
             updater.opt.zero_grad(set_to_none=True)
             return float(loss.detach()) * batch_size, carry
 

@@ -33,11 +33,15 @@ class ItemRows:
         wy / by: float32 [u, d] / [u, 1] leaves: the rows ``rows`` of ``Wy`` / ``By``.
         input_name: the input table's name; input_rows / input_leaf its unique rows and their
             leaf (constrained input: ``rows`` / ``wy`` themselves).
-        x_in: float32 [n_x, d_in] the input row of every input item (a view of the leaf).
+        x_in: float32 [n_x, d_in] the input row of every input item: a view of the input leaf,
+            or (constrained input) a leaf of its own, the rows ``x_pos`` of ``wy``, whose
+            gradient :meth:`grads` adds into ``wy`` 's (cheaper than differentiating a gather
+            from ``wy``, which fills a gradient of ``wy`` 's size with zeros first).
         out_idx: int64 [n_y] position in ``wy`` / ``by`` of every output item.
         train_input: whether the input leaf gets its own gradient and update.
         n_out: ``rows[:n_out]`` are the output items; the rest (constrained input only) are
             items that are only inputs, whose bias gets no update.
+        x_pos: int64 [n_x] (constrained input) position in ``rows`` of every input item.
     """
 
     rows: torch.Tensor
@@ -50,6 +54,7 @@ class ItemRows:
     out_idx: torch.Tensor
     train_input: bool
     n_out: int
+    x_pos: torch.Tensor | None = None
 
     def scores(self, out: torch.Tensor, out_idx: torch.Tensor) -> torch.Tensor:
         """float32 [m, len(out_idx)]: output layer inputs ``out`` [m, d] scored against the
@@ -66,13 +71,26 @@ class ItemRows:
                            self.wy.index_select(0, out_idx).t())
 
     def leaves(self) -> list[torch.Tensor]:
-        """The tensors to differentiate: ``wy``, ``by`` (and a separate trained input leaf)."""
-        return [self.wy, self.by] + ([self.input_leaf] if self.train_input else [])
+        """The tensors to differentiate: ``wy``, ``by``, a separate trained input leaf, and
+        (constrained input) the input rows ``x_in``."""
+        return ([self.wy, self.by] + ([self.input_leaf] if self.train_input else [])
+                + ([self.x_in] if self.x_pos is not None else []))
+
+    @torch.no_grad()
+    def grads(self) -> list[torch.Tensor]:
+        """After ``backward``: the gradient of each gathered table's rows, ``Wy``, ``By``, then
+        a separate trained input table (constrained input: the input rows' gradients added
+        into ``Wy`` 's)."""
+        g_wy = self.wy.grad
+        if self.x_pos is not None and self.x_in.grad is not None:
+            g_wy = (torch.zeros_like(self.wy) if g_wy is None else g_wy).index_add_(
+                0, self.x_pos, self.x_in.grad)
+        return [g_wy, self.by.grad] + ([self.input_leaf.grad] if self.train_input else [])
 
     @torch.no_grad()
     def row_updates(self, grads: list[torch.Tensor]) -> list[RowUpdate]:
-        """``(table, rows, gradient rows)`` for the touched rows, from the gradients of
-        :meth:`leaves` (in that order): ``Wy``, ``By``, then a separate trained input table."""
+        """``(table, rows, gradient rows)`` for the touched rows, from the table gradients
+        (:meth:`grads`: ``Wy``, ``By``, then a separate trained input table)."""
         updates: list[RowUpdate] = [("Wy", self.rows, grads[0])]
         # the output rows come first; the input-only rows after them keep their bias
         updates.append(("By", self.rows[:self.n_out], grads[1][:self.n_out]))
@@ -116,8 +134,9 @@ def gather_rows(net: GRU4RecNet, x_items: torch.Tensor, y_items: torch.Tensor,
         rows, inv, n_out = distinct_rows(y_items, x_items, n_items)
         wy = net.Wy.index_select(0, rows).requires_grad_(True)
         by = net.By.index_select(0, rows).requires_grad_(True)
-        return ItemRows(rows, wy, by, "Wy", rows, wy, wy.index_select(0, inv[n_y:]),
-                        inv[:n_y], False, n_out)
+        x_in = net.Wy.index_select(0, x_items).requires_grad_(True)
+        return ItemRows(rows, wy, by, "Wy", rows, wy, x_in, inv[:n_y], False, n_out,
+                        inv[n_y:])
     rows, out_idx, n_out = distinct_rows(y_items, None, n_items)
     wy = net.Wy.index_select(0, rows).requires_grad_(True)
     in_rows, inv_x, _ = distinct_rows(x_items, None, n_items)
@@ -154,10 +173,9 @@ class OutputLoss:
             mult = torch.bincount(out_idx[m:], minlength=len(rows.rows))
             log_mult = mult.to(torch.float32).log_()  # -inf where no sample fell
             if use_logq:
-                target_log_q = self.log_counts.index_select(0, y_all[:m])
-                row_log_q = self.log_counts.index_select(0, rows.rows) * self.sample_alpha
-                return cross_entropy_rows(row_scores, out_idx[:m], log_mult, target_log_q,
-                                          row_log_q, self.logq)
+                return cross_entropy_rows(row_scores, out_idx[:m], log_mult,
+                                          self.log_counts.index_select(0, rows.rows),
+                                          self.sample_alpha, self.logq)
             return cross_entropy_rows(row_scores, out_idx[:m], log_mult)
         scores = rows.scores(out, out_idx)  # [m, m + S]
         log_q = output_log_q(self.log_counts, y_all, m, self.sample_alpha) if use_logq \

@@ -122,7 +122,7 @@ def window_stepper(model, updater: RowUpdates, loss_fn, log_counts: torch.Tensor
             if fight is not None:
                 total = loss + adversary.weight * fight.generator_loss
         total.backward()
-        leaf_grads = [leaf.grad for leaf in rows.leaves()]
+        leaf_grads = rows.grads()
         if grad_clip > 0 and not updater.parallel:  # over the dense and row gradients together
             clip_total_norm([p.grad for p in dense_params] + leaf_grads, grad_clip)
         # The dense parameters the window used (.grad; the others have none), then its rows.

@@ -57,28 +57,34 @@ def cross_entropy(scores: torch.Tensor, log_q: torch.Tensor | None = None,
 
 
 def cross_entropy_rows(row_scores: torch.Tensor, target_cols: torch.Tensor,
-                       sample_log_mult: torch.Tensor, target_log_q: torch.Tensor | None = None,
-                       row_log_q: torch.Tensor | None = None, logq: float = 0.0,
-                       ) -> torch.Tensor:
-    """:func:`cross_entropy` with the repeated samples' columns merged (same value).
+                       sample_log_mult: torch.Tensor, row_log_count: torch.Tensor | None = None,
+                       sample_alpha: float = 1.0, logq: float = 0.0) -> torch.Tensor:
+    """:func:`cross_entropy` with the repeated columns merged (same value and gradient).
 
     When the ``S`` samples repeat items (on a small catalogue most of them do), the ``M + S``
     columns hold far fewer distinct items. Here every lane is scored once against each
     distinct row instead: ``row_scores [M, U]``; ``target_cols [M]`` is the row of each lane's
-    target; ``sample_log_mult [U]`` the log of how many samples fell on each row (``-inf``: no
-    sample). A row sampled ``c`` times stands for ``c`` equal columns of the softmax's sum,
-    ``c · exp(s) = exp(s + log c)``, so the loss is the one over ``[M target columns, U rows
-    + log c]``. Log-Q correction (``logq > 0``): ``target_log_q [M]`` for the target columns
-    and ``row_log_q [U]`` for the rows as samples (the samples' ``α · log count``).
+    target; ``sample_log_mult [U]`` the log of how many samples fell on each row (``-inf``:
+    none). ``c`` equal columns of score ``s`` add ``c · exp(s) = exp(s + log c)`` to the
+    softmax's sum, so a row that is the target of ``t`` lanes and was sampled ``c`` times is
+    one column with ``log(t + c)`` added (log-Q correction, ``logq > 0``: ``log(t · q_t^-logq +
+    c · q_s^-logq)`` with ``row_log_count [U]`` = log count, ``q_t`` = count, ``q_s`` =
+    count^``sample_alpha``). Lane ``i``'s own term is ``s[i, t_i] − logq · log q_t`` as in
+    :func:`cross_entropy`, not the merged column's.
     """
-    targets = row_scores.index_select(1, target_cols)  # [M, M]
-    offset = sample_log_mult  # [U]
-    if logq > 0 and target_log_q is not None and row_log_q is not None:
-        targets = targets - logq * target_log_q.unsqueeze(0)
-        offset = offset - logq * row_log_q
-    merged = torch.cat([targets, row_scores + offset.unsqueeze(0)], dim=1)  # [M, M + U]
-    lanes = torch.arange(len(target_cols))
-    return F.cross_entropy(merged, lanes, reduction="sum")
+    t_off = torch.bincount(target_cols, minlength=row_scores.shape[1]).to(row_scores.dtype).log()
+    s_off = sample_log_mult
+    correct = logq > 0 and row_log_count is not None
+    if correct:
+        t_off = t_off - logq * row_log_count
+        s_off = s_off - (logq * sample_alpha) * row_log_count
+    offset = torch.logaddexp(t_off, s_off)  # [U]; -inf for a row no column holds
+    loss = F.cross_entropy(row_scores + offset.unsqueeze(0), target_cols, reduction="sum")
+    # F.cross_entropy's own term is s[i, t_i] + offset[t_i]; the loss's is s[i, t_i] − logq·log q
+    own = offset.index_select(0, target_cols)
+    if correct:
+        own = own + logq * row_log_count.index_select(0, target_cols)
+    return loss + own.sum()
 
 
 def bpr_max(scores: torch.Tensor, bpreg: float = 1.0, elu_param: float = 0.0) -> torch.Tensor:
