@@ -163,3 +163,15 @@ def test_distinct_rows_put_the_output_items_first(compiled, monkeypatch):
             distinct_rows(torch.tensor([1, 9]), None, 9)
         # the lookup table is left clean after the refusal
         assert distinct_rows(torch.tensor([3, 1]), None, 9)[0].tolist() == [3, 1]
+
+
+def test_dropout_keeps_one_minus_p_scaled_up_and_only_while_training():
+    net = GRU4RecNet(3, [2], "constrained", dropout_p_hidden=0.4)
+    torch.manual_seed(0)
+    x = torch.ones(200, 500)
+    dropped = net._dropout(x, 0.4)
+    kept = dropped != 0
+    assert abs(kept.float().mean().item() - 0.6) < 0.005  # 100,000 draws: sd 0.0015
+    torch.testing.assert_close(dropped[kept], torch.full((int(kept.sum()),), 1 / 0.6))
+    net.eval()
+    assert net._dropout(x, 0.4) is x

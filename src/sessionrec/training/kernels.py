@@ -63,6 +63,39 @@ def warm_up() -> bool:
     return True
 
 
+@functools.cache
+def warm_dense(n: int, momentum: bool) -> None:
+    """Load (or compile) :func:`update_dense_many` 's kernel for ``n`` parameters now (its
+    machine code depends on how many are passed)."""
+    kernels = _compiled()
+    if kernels is None or n < 1:
+        return
+    arrays = [tuple(np.zeros((1, 1), dtype=np.float32) for _ in range(n)) for _ in range(4)]
+    one = np.float32(1.0)
+    if momentum:
+        kernels.adagrad_momentum_dense(*arrays, one, one, one)
+    else:
+        kernels.adagrad_dense(arrays[0], arrays[1], arrays[3], one, one)
+
+
+def update_dense_many(states: list[RowState], grads: list[torch.Tensor], lr: float,
+                      momentum: float, eps: float) -> None:
+    """:meth:`RowState.update_dense` for several whole parameters in one kernel call (the
+    call, not the arithmetic, is the cost of a small parameter). ``states`` made with
+    ``dense=True``, all with momentum state or all without."""
+    kernels = _compiled()
+    assert kernels is not None
+    params = tuple(s.p for s in states)
+    accs = tuple(s.acc for s in states)
+    gs = tuple(_rows_view(g, s.width) for s, g in zip(states, grads, strict=True))
+    if states[0].mom is None:
+        kernels.adagrad_dense(params, accs, gs, np.float32(-lr), np.float32(eps))
+    else:
+        kernels.adagrad_momentum_dense(params, accs, tuple(s.mom for s in states), gs,
+                                       np.float32(-lr), np.float32(momentum),
+                                       np.float32(eps))
+
+
 @functools.lru_cache(maxsize=8)
 def _slots(n_items: int) -> np.ndarray:
     """int64 [n_items] of -1: :func:`unique_first_seen` 's scratch (left all -1 after use)."""

@@ -66,6 +66,9 @@ class RowOptimizer:
                                             else bool(fused) and kernels.available())
         self.params = params
         self._views: dict[tuple[str, bool], kernels.RowState] = {}
+        if self.fused:  # the dense update's kernel, for as many parameters as usually step
+            kernels.warm_dense(sum(p.requires_grad for p in params.values()),
+                               self.momentum > 0)
         self.state: dict[str, dict[str, torch.Tensor]] = {}
         # Adagrad: the state of the parameters that take a gradient, as views of flat buffers.
         self._group = [k for k, p in params.items() if p.requires_grad] if name == "adagrad" \
@@ -97,6 +100,8 @@ class RowOptimizer:
     @torch.no_grad()
     def step(self) -> None:
         """Update every parameter that has a gradient (``.grad``) as a whole."""
+        if self.fused and self._step_fused():
+            return
         group = self._group
         if group and not self.fused and all(self.params[k].grad is not None for k in group):
             self._step_group(group)
@@ -107,6 +112,19 @@ class RowOptimizer:
             p = self.params[key]
             if p.grad is not None:
                 self.step_dense(key, p.grad)
+
+    def _step_fused(self) -> bool:
+        """:meth:`step` as one compiled kernel call over every parameter with a gradient;
+        False (nothing done) where a tensor is not one the kernels take."""
+        keys = [k for k, p in self.params.items() if p.grad is not None]
+        if not keys:
+            return True
+        states = [self._kernel_state(k, dense=True) for k in keys]
+        grads = [self.params[k].grad for k in keys]
+        if any(s is None for s in states) or not kernels.supports(*grads):
+            return False
+        kernels.update_dense_many(states, grads, self.lr, self.momentum, self.eps)
+        return True
 
     def _step_group(self, group: list[str]) -> None:
         """Adagrad on the flat state of ``group`` (every parameter of it has a gradient): the

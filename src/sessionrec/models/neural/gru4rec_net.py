@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 INPUT_MODES = ("constrained", "embedding", "onehot")
@@ -194,8 +193,13 @@ class GRU4RecNet(nn.Module):
         return (1.0 - z) * h + z * cand
 
     def _dropout(self, x: torch.Tensor, p: float) -> torch.Tensor:
-        # No call at all when off: a dropout of p = 0 would still draw random numbers.
-        return F.dropout(x, p, True) if self.training and p else x
+        """Inverted dropout, as ``F.dropout``: each element kept with probability ``1 − p``
+        and scaled by ``1 / (1 − p)``. The mask is ``uniform >= p``, drawn with ``rand`` (on
+        the CPU several times cheaper than ``F.dropout`` 's ``bernoulli_`` for a step's
+        ``[lanes, h]``). No draw at all when off: ``p = 0`` would still use random numbers."""
+        if not (self.training and p):
+            return x
+        return x * torch.rand_like(x).ge_(p).div_(1.0 - p)
 
     def _tensors(self, names: tuple[str, ...]) -> list[torch.Tensor]:
         params = self._parameters
