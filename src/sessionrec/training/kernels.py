@@ -127,13 +127,15 @@ def unique_first_seen(items: torch.Tensor, split: int, n_items: int,
 
 def supports(*tensors: torch.Tensor) -> bool:
     """Whether the kernels can update these tensors in place: contiguous float32 on the CPU."""
-    return all(t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous()
-               for t in tensors)
+    for t in tensors:
+        if t.dtype != torch.float32 or not t.is_cpu or not t.is_contiguous():
+            return False
+    return True
 
 
 def _rows_view(t: torch.Tensor, width: int) -> np.ndarray:
     """float32 [-1, width] NumPy view of ``t`` (shares its memory)."""
-    return t.detach().view(-1, width).numpy()
+    return (t.detach() if t.requires_grad else t).view(-1, width).numpy()
 
 
 @dataclass(frozen=True)
@@ -146,17 +148,18 @@ class RowState:
     p: np.ndarray
     acc: np.ndarray
     mom: np.ndarray | None
+    ptr: int  # param.data_ptr() when the views were made
 
     @classmethod
     def of(cls, param: torch.Tensor, acc: torch.Tensor, mom: torch.Tensor | None,
            dense: bool) -> RowState:
         width = param.numel() if dense or param.dim() < 2 else param[0].numel()
         return cls(param, width, _rows_view(param, width), _rows_view(acc, width),
-                   None if mom is None else _rows_view(mom, width))
+                   None if mom is None else _rows_view(mom, width), param.data_ptr())
 
     def current(self, param: torch.Tensor) -> bool:
         """Whether the views still show ``param`` (False once its storage was replaced)."""
-        return param is self.param and param.data_ptr() == self.p.ctypes.data
+        return param is self.param and param.data_ptr() == self.ptr
 
     def update(self, rows: np.ndarray, grad: torch.Tensor, lr: float, momentum: float,
                eps: float) -> None:

@@ -66,6 +66,7 @@ class RowOptimizer:
                                             else bool(fused) and kernels.available())
         self.params = params
         self._views: dict[tuple[str, bool], kernels.RowState] = {}
+        self._dense_views: dict[tuple[str, ...], list[kernels.RowState]] = {}
         if self.fused:  # the dense update's kernel, for as many parameters as usually step
             kernels.warm_dense(sum(p.requires_grad for p in params.values()),
                                self.momentum > 0)
@@ -97,11 +98,14 @@ class RowOptimizer:
                 st["t"] = torch.zeros(_flat(p).shape[0], dtype=torch.float32)  # steps per row
             self.state[key] = st
 
-    @torch.no_grad()
     def step(self) -> None:
         """Update every parameter that has a gradient (``.grad``) as a whole."""
         if self.fused and self._step_fused():
             return
+        with torch.no_grad():
+            self._step_torch()
+
+    def _step_torch(self) -> None:
         group = self._group
         if group and not self.fused and all(self.params[k].grad is not None for k in group):
             self._step_group(group)
@@ -116,12 +120,19 @@ class RowOptimizer:
     def _step_fused(self) -> bool:
         """:meth:`step` as one compiled kernel call over every parameter with a gradient;
         False (nothing done) where a tensor is not one the kernels take."""
-        keys = [k for k, p in self.params.items() if p.grad is not None]
+        params = self.params
+        keys = tuple(k for k, p in params.items() if p.grad is not None)
         if not keys:
             return True
-        states = [self._kernel_state(k, dense=True) for k in keys]
-        grads = [self.params[k].grad for k in keys]
-        if any(s is None for s in states) or not kernels.supports(*grads):
+        states = self._dense_views.get(keys)
+        if states is None or not all(s.current(params[k])
+                                     for s, k in zip(states, keys, strict=True)):
+            made = [self._kernel_state(k, dense=True) for k in keys]
+            if any(s is None for s in made):
+                return False
+            states = self._dense_views[keys] = made  # type: ignore[assignment]
+        grads = [params[k].grad for k in keys]
+        if not kernels.supports(*grads):
             return False
         kernels.update_dense_many(states, grads, self.lr, self.momentum, self.eps)
         return True
@@ -174,16 +185,20 @@ class RowOptimizer:
         self._adam(flat, st["m"].view_as(flat), st["v"].view_as(flat), grad.reshape(flat.shape),
                    st["t"], None)
 
-    @torch.no_grad()
     def step_rows(self, key: str, rows: torch.Tensor, grad: torch.Tensor) -> None:
         """Update rows ``rows`` (unique int64 indices) of parameter ``key`` with ``grad``."""
+        if self.fused:
+            views = self._kernel_state(key, dense=False)
+            if views is not None and kernels.supports(grad) and rows.dtype == torch.int64:
+                views.update(rows.contiguous().numpy(), grad, self.lr, self.momentum, self.eps)
+                return
+        with torch.no_grad():
+            self._step_rows_torch(key, rows, grad)
+
+    def _step_rows_torch(self, key: str, rows: torch.Tensor, grad: torch.Tensor) -> None:
         p, st = self.params[key], self.state[key]
         flat = _flat(p)
         grad = grad.reshape(len(rows), -1)
-        fused = self._kernel_state(key, dense=False)
-        if fused is not None and kernels.supports(grad) and rows.dtype == torch.int64:
-            fused.update(rows.contiguous().numpy(), grad, self.lr, self.momentum, self.eps)
-            return
         if self.name == "adagrad":
             acc = st["acc"].view_as(flat)
             # rows are unique: adding g² in place and reading the rows back is the same
