@@ -20,7 +20,7 @@ import torch
 
 from sessionrec.models.neural.gru4rec_net import GRU4RecNet
 from sessionrec.training import kernels
-from sessionrec.training.losses import cross_entropy_rows
+from sessionrec.training.losses import cross_entropy_rows, log_of_counts
 from sessionrec.training.row_parallel import RowUpdate
 
 
@@ -171,7 +171,7 @@ class OutputLoss:
         if self.cross_entropy and len(rows.rows) < len(out_idx):
             row_scores = torch.addmm(rows.by.view(1, -1), out, rows.wy.t())  # [m, u]
             mult = torch.bincount(out_idx[m:], minlength=len(rows.rows))
-            log_mult = mult.to(torch.float32).log_()  # -inf where no sample fell
+            log_mult = log_of_counts(len(out_idx) - m).index_select(0, mult)  # -inf: none
             if use_logq:
                 return cross_entropy_rows(row_scores, out_idx[:m], log_mult,
                                           self.log_counts.index_select(0, rows.rows),
