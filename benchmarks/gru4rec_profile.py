@@ -1,130 +1,107 @@
-"""Where GRU4Rec's training time goes: one step split into its parts, on real shapes.
+"""Where GRU4Rec's training time goes: each part of a step timed inside real training.
 
-    python benchmarks/gru4rec_profile.py [--config CONFIG] [--epochs 1] [--threads 0]
+    python benchmarks/gru4rec_profile.py [--config CONFIG] [--epochs 1] [--threads 1]
 
 (default config: configs/yoochoose-100k/gru4rec-official-best.toml)
 
-Trains the config for ``--epochs`` epochs on its dataset to get the real per-step time and
-the real numbers of distinct item rows per step, then times each part of a step alone on the
-same shapes, many times: the GRU layer (forward + backward), the output scoring over the
-B + n_sample sampled columns with the loss (forward + backward), the optimiser (row updates of
-the item matrices + dense GRU weights) and drawing negatives. What is left of the measured step
-time is the step's bookkeeping (batch indices, unique/gather of item rows, Python). Writes the
-table into docs/benchmarks.md (section ``gru4rec_profile``).
+Trains the config for ``--epochs`` epochs on its dataset (one warm-up fit of a few steps
+first: the compiled optimiser's kernels load once per process) with a clock around each part
+of the training step, as it runs: gathering the step's item rows (distinct rows, their leaf
+copies), the GRU forward (dropout included), the output layer and loss forward, ``backward``
+(everything's gradients), the optimiser update (dense GRU weights and item rows) and drawing
+negatives. The rest of the measured training time is the walk's bookkeeping (batch indices,
+hidden-state resets, Python). The parts do not nest. Writes the table into
+docs/benchmarks.md (section ``gru4rec_profile``).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
-from _report import machine, timings, update_section
-from sessionrec.batching.negatives import NegativeSampler
-from sessionrec.training.losses import get_loss
-from sessionrec.training.optim import RowOptimizer
+from _report import load_average, machine, update_section
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def timed(fn, repeat: int) -> float:
-    """Mean wall time of ``repeat`` runs (after one warm-up)."""
-    return statistics.fmean(timings(fn, repeat))
+def clocked(owner: Any, name: str, part: str, spent: Counter) -> Callable[[], None]:
+    """Wrap ``owner.name`` so that its wall time adds to ``spent[part]``; returns the undo."""
+    original = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[part] += time.perf_counter() - t0
+
+    setattr(owner, name, wrapper)
+    return lambda: setattr(owner, name, original)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/yoochoose-100k/gru4rec-official-best.toml")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--repeat", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    import sessionrec.models.gru4rec as gru4rec_module
+    from sessionrec.batching.negatives import NegativeSampler
     from sessionrec.cli import prepared_data
     from sessionrec.config import load_config
-    from sessionrec.models.gru4rec import GRU4Rec
+    from sessionrec.models.item_rows import OutputLoss
+    from sessionrec.models.neural.gru4rec_net import GRU4RecNet
     from sessionrec.runs import RunConfig, build_model, load_splits
+    from sessionrec.training.row_parallel import RowUpdates
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    cfg = load_config(RunConfig, ROOT / args.config,
-                      [f"model.params.n_epochs={args.epochs}", "model.params.progress=false"])
-    work = ROOT / "runs" / "profile"
-    splits = load_splits(prepared_data(cfg, work, None))
-    model: GRU4Rec = build_model(cfg.model)  # type: ignore[assignment]
-    model.fit(splits.train)
-    p = model.get_params()
+    overrides = [f"model.params.n_epochs={args.epochs}", "model.params.progress=false",
+                 f"model.params.threads={args.threads}", "model.params.patience=0"]
+    cfg = load_config(RunConfig, ROOT / args.config, overrides)
+    splits = load_splits(prepared_data(cfg, ROOT / "runs" / "profile", None))
+    warm = load_config(RunConfig, ROOT / args.config, [*overrides, "model.params.max_steps=5"])
+    build_model(warm.model).fit(splits.train)
+
+    spent: Counter = Counter()
+    parts = [(gru4rec_module, "gather_rows", "gather the step's item rows (distinct rows, leaves)"),
+             (GRU4RecNet, "forward", "GRU forward (dropout included)"),
+             (OutputLoss, "__call__", "output layer + loss forward"),
+             (torch.Tensor, "backward", "backward (all gradients)"),
+             (RowUpdates, "apply", "optimiser (dense GRU weights + item rows)"),
+             (NegativeSampler, "draw", "drawing negatives (alias method, in blocks)")]
+    undo = [clocked(owner, name, part, spent) for owner, name, part in parts]
+    load_before = load_average()
+    try:
+        model = build_model(cfg.model)
+        model.fit(splits.train)
+    finally:
+        for u in undo:
+            u()
     stats = model.fit_stats_
-    b, s, h = int(p["batch_size"]), int(p["n_sample"]), int(p["layers"][-1])
-    n_items = splits.train.n_items
-    pairs = (stats["trainable_events"] - (splits.train.n_sessions - stats["skipped_sessions"]))
-    steps = pairs * stats["epochs"] / b  # full-width steps (the narrowing tail is short)
-    step_s = (stats["train_seconds"] - stats["sampler_seconds"]) / steps
-    sample_s = stats["sampler_seconds"] / steps
-
-    counts = np.bincount(splits.train.items, minlength=n_items)
-    sampler = NegativeSampler(counts, s, float(p["sample_alpha"]), seed=1)
-    cols = torch.cat([torch.from_numpy(splits.train.items[:b]), sampler.draw()])
-    rows = torch.unique(torch.cat([torch.from_numpy(splits.train.items[b:2 * b]), cols]))
-    torch.set_flush_denormal(True)
-    w_ih = torch.randn(3 * h, h, requires_grad=True)
-    w_hh = torch.randn(3 * h, h, requires_grad=True)
-    b_ih = torch.zeros(3 * h, requires_grad=True)
-    b_hh = torch.zeros(3 * h, requires_grad=True)
-    x, hid = torch.randn(b, h) * 0.1, torch.randn(b, h) * 0.1
-
-    def gru() -> None:
-        out = torch.gru_cell(x, hid, w_ih, w_hh, b_ih, b_hh)
-        out = F.dropout(out, float(p["dropout_p_hidden"]), True)
-        torch.autograd.grad(out.sum(), [w_ih, w_hh, b_ih, b_hh])
-
-    wy = (torch.randn(len(cols), h) * 0.1).requires_grad_(True)
-    by = torch.zeros(len(cols), 1, requires_grad=True)
-    xo = (torch.randn(b, h) * 0.1).requires_grad_(True)
-    loss_fn = get_loss(p["loss"], p["bpreg"], p["elu_param"], p["logq"])
-    log_q = torch.rand(len(cols))
-
-    def output() -> None:
-        scores = torch.addmm(by.view(1, -1), xo, wy.t())
-        torch.autograd.grad(loss_fn(scores, log_q) / b, [xo, wy, by])
-
-    big = {"Wy": torch.randn(n_items, h), "By": torch.zeros(n_items, 1),
-           **{k: torch.randn(3 * h, h) for k in ("w_ih", "w_hh")},
-           **{k: torch.zeros(3 * h) for k in ("b_ih", "b_hh")}}
-    opt = RowOptimizer(big, p["optimizer"], p["learning_rate"], p["momentum"])
-    g_rows, g_b = torch.randn(len(rows), h), torch.randn(len(rows), 1)
-
-    def optimise() -> None:
-        opt.step_rows("Wy", rows, g_rows)
-        opt.step_rows("By", rows, g_b)
-        for k in ("w_ih", "w_hh", "b_ih", "b_hh"):
-            opt.step_dense(k, big[k])
-
-    parts = {"GRU layer (forward + backward)": timed(gru, args.repeat),
-             f"output scoring over {b}+{s} columns + loss (forward + backward)":
-                 timed(output, args.repeat),
-             f"optimiser ({len(rows):,} item rows + dense GRU weights)": timed(optimise,
-                                                                                args.repeat)}
-    total = step_s + sample_s
-    lines = ["| part of one training step | µs | share |", "|---|---:|---:|"]
-    for name, sec in parts.items():
-        lines.append(f"| {name} | {sec * 1e6:,.0f} | {sec / total:.0%} |")
-    lines.append(f"| drawing negatives (alias method, in blocks) | {sample_s * 1e6:,.0f} | "
-                 f"{sample_s / total:.0%} |")
-    rest = total - sum(parts.values()) - sample_s
-    lines.append(f"| rest: batch indices, unique + gather of item rows, Python | "
-                 f"{rest * 1e6:,.0f} | {rest / total:.0%} |")
-    lines.append(f"| **whole step (measured in training)** | **{total * 1e6:,.0f}** | 100% |")
+    steps, total = stats["steps"], stats["train_seconds"]
+    lines = ["| part of one training step | µs per step | share |", "|---|---:|---:|"]
+    for _, _, part in parts:
+        lines.append(f"| {part} | {spent[part] / steps * 1e6:,.0f} | {spent[part] / total:.0%} |")
+    rest = total - sum(spent.values())
+    lines.append(f"| rest: walk bookkeeping (batch indices, resets), Python | "
+                 f"{rest / steps * 1e6:,.0f} | {rest / total:.0%} |")
+    lines.append(f"| **whole step (training seconds / steps)** | **{total / steps * 1e6:,.0f}** "
+                 "| 100% |")
+    p = model.get_params()
     body = (f"## GRU4Rec: where a training step's time goes\n\nMachine: {machine()}; "
-            f"torch threads: {torch.get_num_threads()}. Command: `python "
-            f"benchmarks/gru4rec_profile.py --config {args.config} --epochs {args.epochs}`. "
-            f"Config `{args.config}` ({n_items:,} items, batch {b}, n_sample {s}, "
-            f"hidden {h}); training ran at {stats['events_per_s']:,.0f} events/s. Each part "
-            "is timed alone on the step's shapes; the rest is the measured step minus the "
-            "parts.\n\n" + "\n".join(lines))
+            f"torch threads: {args.threads}. Command: `python benchmarks/gru4rec_profile.py "
+            f"--config {args.config} --epochs {args.epochs} --threads {args.threads}`. Config "
+            f"`{args.config}` ({splits.train.n_items:,} items, batch {p['batch_size']}, "
+            f"n_sample {p['n_sample']}, layers {p['layers']}, loss {p['loss']}); "
+            f"{steps:,} steps at {stats['events_per_s']:,.0f} events/s; load average "
+            f"{load_before} before, {load_average()} after. Each part is timed inside "
+            "training (a clock around its function); the rest is the training time minus "
+            "the parts.\n\n" + "\n".join(lines))
     update_section("gru4rec_profile", body)
     print(body)
 
