@@ -2,6 +2,7 @@
 and the floor the matrix products of a step put under it.
 
     python benchmarks/gru4rec_scale.py --data DSD_PREPARED [--steps 150] [--threads 1 2]
+    python benchmarks/gru4rec_scale.py --data DSD_PREPARED --before COMMIT [--pairs 3]
 
 Trains GRU4Rec with the parameters of ``configs/diginetica/gru4rec-official-best.toml`` (the
 official code's Diginetica parameters: 512 units, batch 128, 2,048 negatives, BPR-max) on the
@@ -14,14 +15,22 @@ the gradients of its weights and of its input rows) and the output layer's forwa
 backward ([batch, 512] x [512, batch + 2,048] and both gradients). The step time over that
 floor bounds what removing everything else (gathers, the row-wise optimiser, sampling,
 Python) could still gain. Writes docs/benchmarks.md section ``gru4rec-scale``.
+
+``--before COMMIT``: the same bounded training with the code of ``COMMIT`` (checked out into
+a temporary git worktree) and with this tree, alternately, ``--pairs`` times, each in its own
+process on one thread; writes section ``gru4rec-scale-before-after`` with the ratio of step
+times (before / after) per pair.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -98,6 +107,55 @@ def floor_ms(batch: int, hidden: int, n_sample: int, threads: int, repeats: int)
     return result
 
 
+def before_after(args: argparse.Namespace) -> None:
+    """This tree against ``args.before``, alternately, one process per run."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        old = Path(tmp) / "before"
+        subprocess.run(["git", "worktree", "add", "--detach", str(old), args.before],
+                       check=True, cwd=ROOT, capture_output=True)
+        try:
+            for pair in range(args.pairs):
+                runs = {}
+                for name, src in (("before", old / "src"), ("after", ROOT / "src")):
+                    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+                    out = subprocess.run(
+                        [sys.executable, __file__, "--data", str(args.data), "--steps",
+                         str(args.steps), "--worker"], env=env, check=True,
+                        capture_output=True, text=True).stdout
+                    runs[name] = json.loads(out.strip().splitlines()[-1])
+                b, a = runs["before"], runs["after"]
+                rows.append((pair, b, a))
+                print(f"pair {pair}: before {b['step_cpu_ms']:.1f} ms CPU / {b['step_ms']:.1f} "
+                      f"wall, after {a['step_cpu_ms']:.1f} / {a['step_ms']:.1f}", flush=True)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT,
+                           capture_output=True)
+    lines = [
+        "## GRU4Rec at 43k items: before and after, side by side", "",
+        f"Machine: {machine()}, CPU only, one torch thread per run. Command: `python "
+        f"benchmarks/gru4rec_scale.py --data DSD --before {args.before} --steps {args.steps} "
+        f"--pairs {args.pairs}`. The same bounded training as section `gru4rec-scale` "
+        f"(`configs/diginetica/gru4rec-official-best.toml`, {args.steps} optimiser steps, a "
+        "1-step fit subtracted) with the code of the commit before (its own process, from a "
+        "git worktree) and with this tree, alternately. Ratio = before step time / after step "
+        "time (> 1: faster now); load = 1/5/15-minute load average before each run.", "",
+        "| pair | before ms CPU / wall | after ms CPU / wall | speed-up CPU | speed-up wall | "
+        "events/s before → after | load before / after |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for pair, b, a in rows:
+        lines.append(f"| {pair} | {b['step_cpu_ms']:.1f} / {b['step_ms']:.1f} | "
+                     f"{a['step_cpu_ms']:.1f} / {a['step_ms']:.1f} | "
+                     f"{b['step_cpu_ms'] / a['step_cpu_ms']:.2f}x | "
+                     f"{b['step_ms'] / a['step_ms']:.2f}x | {b['events_per_s']:,.0f} → "
+                     f"{a['events_per_s']:,.0f} | {b['load']} / {a['load']} |")
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_doc:
+        update_section("gru4rec-scale-before-after", text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True,
@@ -107,7 +165,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--no-doc", action="store_true")
+    parser.add_argument("--before", help="commit to compare with, side by side")
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:  # one bounded training, as JSON (run by --before, once per code)
+        r = train(args.data, args.steps, 1)
+        print(json.dumps({k: r[k] for k in ("step_cpu_ms", "step_ms", "events_per_s",
+                                             "load")}))
+        return
+    if args.before:
+        before_after(args)
+        return
     rows = []
     for threads in args.threads:
         r = train(args.data, args.steps, threads)
