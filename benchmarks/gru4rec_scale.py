@@ -62,6 +62,12 @@ def train(data: Path, steps: int, threads: int) -> dict:
     """A bounded training run: wall and CPU ms per step (the fit's set-up and first step
     subtracted: a 1-step fit is measured too) and events/s."""
     load = load_average()
+    try:  # compiled optimiser kernels (where the code has them): loaded before both fits,
+        from sessionrec.training import kernels  # so the subtraction does not remove them
+
+        kernels.warm_up()
+    except ImportError:
+        pass
     _, cpu_one, wall_one = _fit(data, 1, threads)
     model, cpu, wall = _fit(data, steps, threads)
     p = model.get_params()
