@@ -609,11 +609,11 @@ class GRU4Rec(SessionRecommender):
                 keep = torch.from_numpy(batch.keep)
                 hidden = [h.index_select(0, keep) for h in hidden]
             if batch.reset.any():
-                reset = torch.from_numpy(batch.reset)
+                reset = torch.from_numpy(batch.reset).unsqueeze(1)  # [lanes, 1]
                 for h in hidden:
-                    h[reset] = 0.0
-            x_items = items[torch.from_numpy(batch.inputs)]
-            y_items = items[torch.from_numpy(batch.targets)]
+                    h.masked_fill_(reset, 0.0)
+            x_items = items.index_select(0, torch.from_numpy(batch.inputs))
+            y_items = items.index_select(0, torch.from_numpy(batch.targets))
             loss, new_hidden = step(
                 x_items, y_items, sampler.draw(),
                 lambda x_in, hidden=hidden: self.net_(x_in, hidden))
