@@ -21,6 +21,7 @@ cannot be imported; the optimiser then keeps to its torch path.
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -96,10 +97,16 @@ def update_dense_many(states: list[RowState], grads: list[torch.Tensor], lr: flo
                                        np.float32(eps))
 
 
-@functools.lru_cache(maxsize=8)
+_local = threading.local()
+
+
 def _slots(n_items: int) -> np.ndarray:
-    """int64 [n_items] of -1: :func:`unique_first_seen` 's scratch (left all -1 after use)."""
-    return np.full(n_items, -1, dtype=np.int64)
+    """int64 [n_items] of -1: :func:`unique_first_seen` 's scratch (left all -1 after use),
+    one per thread (two trainings in threads of one process must not share it)."""
+    slots = getattr(_local, "slots", None)
+    if slots is None or len(slots) != n_items:
+        slots = _local.slots = np.full(n_items, -1, dtype=np.int64)
+    return slots
 
 
 def unique_first_seen(items: torch.Tensor, split: int, n_items: int,
