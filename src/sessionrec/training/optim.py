@@ -19,12 +19,6 @@ updates took the same time, so the class keeps ``torch.optim`` 's calling conven
   Rows not in a step keep their accumulators and momentum untouched.
 * ``adam`` — Adam (Kingma & Ba); rows use a per-row step count (lazy Adam).
 
-Adagrad keeps the state of the parameters that take a gradient (``requires_grad``: the dense
-ones) in one flat buffer per kind (each parameter's state is a view into it): when every one
-of them has a gradient (GRU4Rec: every step), :meth:`RowOptimizer.step` updates them with a
-few operations on the concatenated gradient instead of a few per parameter (on GRU4Rec's
-small steps, the per-operation cost is what counts).
-
 Where Numba is installed, Adagrad runs through compiled kernels instead
 (:mod:`sessionrec.training.kernels`: one pass over each updated row or parameter, the same
 arithmetic); ``fused=False`` keeps to the torch operations.
@@ -71,24 +65,9 @@ class RowOptimizer:
             kernels.warm_dense(sum(p.requires_grad for p in params.values()),
                                self.momentum > 0)
         self.state: dict[str, dict[str, torch.Tensor]] = {}
-        # Adagrad: the state of the parameters that take a gradient, as views of flat buffers.
-        self._group = [k for k, p in params.items() if p.requires_grad] if name == "adagrad" \
-            else []
-        numel = sum(params[k].numel() for k in self._group)
-        kinds = ("acc", "mom") if self.momentum > 0 else ("acc",)
-        self._flat = {kind: torch.zeros(numel, dtype=torch.float32) for kind in kinds}
-        group_views: dict[str, dict[str, torch.Tensor]] = {}
-        at = 0
-        for k in self._group:
-            p = params[k]
-            group_views[k] = {kind: buf[at:at + p.numel()].view_as(p)
-                              for kind, buf in self._flat.items()}
-            at += p.numel()
         for key, p in params.items():
             st: dict[str, torch.Tensor] = {}
-            if key in group_views:
-                st = group_views[key]
-            elif name == "adagrad":
+            if name == "adagrad":
                 st["acc"] = torch.zeros_like(p)
                 if self.momentum > 0:
                     st["mom"] = torch.zeros_like(p)
@@ -102,18 +81,7 @@ class RowOptimizer:
         """Update every parameter that has a gradient (``.grad``) as a whole."""
         if self.fused and self._step_fused():
             return
-        with torch.no_grad():
-            self._step_torch()
-
-    def _step_torch(self) -> None:
-        group = self._group
-        if group and not self.fused and all(self.params[k].grad is not None for k in group):
-            self._step_group(group)
-            rest = [k for k in self.params if k not in group]
-        else:
-            rest = list(self.params)
-        for key in rest:
-            p = self.params[key]
+        for key, p in self.params.items():
             if p.grad is not None:
                 self.step_dense(key, p.grad)
 
@@ -136,23 +104,6 @@ class RowOptimizer:
             return False
         kernels.update_dense_many(states, grads, self.lr, self.momentum, self.eps)
         return True
-
-    def _step_group(self, group: list[str]) -> None:
-        """Adagrad on the flat state of ``group`` (every parameter of it has a gradient): the
-        same arithmetic as :meth:`step_dense`, element by element, on the joined gradient."""
-        grad = torch.cat([self.params[k].grad.reshape(-1) for k in group])
-        acc = self._flat["acc"]
-        acc.add_(grad.square())
-        denom = acc.add(self.eps).sqrt_()
-        if self.momentum > 0:
-            update = self._flat["mom"].mul_(self.momentum).addcdiv_(grad, denom, value=-self.lr)
-        else:  # p + (-lr)·(g / denom), as addcdiv_ computes it
-            update = grad.div_(denom).mul_(-self.lr)
-        at = 0
-        for k in group:
-            p = self.params[k]
-            p.add_(update[at:at + p.numel()].view_as(p))
-            at += p.numel()
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the parameters' gradients (``set_to_none = False``: fill them with zeros)."""
