@@ -7,12 +7,16 @@ import os
 import platform
 import re
 import resource
+import subprocess
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "benchmarks.md"
 TITLE = "# Benchmarks\n\nEvery section is written by the script it names; do not edit by hand.\n"
 
 
@@ -41,6 +45,21 @@ def timings(fn: Callable[[], object], repeats: int) -> list[float]:
         fn()
         out.append(time.perf_counter() - t0)
     return out
+
+
+@contextmanager
+def commit_checkout(commit: str) -> Iterator[Path]:
+    """The repository at ``commit``, checked out into a temporary git worktree (removed after):
+    for benchmarks that run an older commit's code beside this tree's."""
+    with tempfile.TemporaryDirectory() as tmp:
+        where = Path(tmp) / "before"
+        subprocess.run(["git", "worktree", "add", "--detach", str(where), commit],
+                       check=True, cwd=ROOT, capture_output=True)
+        try:
+            yield where
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(where)], cwd=ROOT,
+                           capture_output=True)
 
 
 def update_section(name: str, body: str, doc: Path = DOC, title: str = TITLE) -> None:

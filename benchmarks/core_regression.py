@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _report import load_average, machine, update_section
+from _report import commit_checkout, load_average, machine, update_section
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,28 +49,21 @@ def main() -> None:
                         help="docs/benchmarks.md section to write")
     args = parser.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        before = Path(tmp) / "before"
-        subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before],
-                       check=True, cwd=ROOT, capture_output=True)
-        try:
-            for config in args.configs:
-                for seed in args.seeds:
-                    load0 = load_average()
-                    a = train(before / "src", config, seed, args.epochs, Path(tmp) / "a")
-                    b = train(ROOT / "src", config, seed, args.epochs, Path(tmp) / "b")
-                    load1 = load_average()
-                    ma, mb = a["metrics"], b["metrics"]
-                    ea, eb = a["train"]["events_per_s"], b["train"]["events_per_s"]
-                    differ = sorted(k for k in ma if ma[k] != mb.get(k))
-                    rows.append(f"| {config} | {seed} | {ma['recall@20']:.4f} / "
-                                f"{ma['mrr@20']:.4f} | {mb['recall@20']:.4f} / "
-                                f"{mb['mrr@20']:.4f} | {', '.join(differ) or 'none'} | {ea:,.0f} | "
-                                f"{eb:,.0f} | {eb / ea:.2f} | {load0} → {load1} |")
-                    print(rows[-1], flush=True)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT,
-                           capture_output=True)
+    with commit_checkout(args.before) as before, tempfile.TemporaryDirectory() as tmp:
+        for config in args.configs:
+            for seed in args.seeds:
+                load0 = load_average()
+                a = train(before / "src", config, seed, args.epochs, Path(tmp) / "a")
+                b = train(ROOT / "src", config, seed, args.epochs, Path(tmp) / "b")
+                load1 = load_average()
+                ma, mb = a["metrics"], b["metrics"]
+                ea, eb = a["train"]["events_per_s"], b["train"]["events_per_s"]
+                differ = sorted(k for k in ma if ma[k] != mb.get(k))
+                rows.append(f"| {config} | {seed} | {ma['recall@20']:.4f} / "
+                            f"{ma['mrr@20']:.4f} | {mb['recall@20']:.4f} / "
+                            f"{mb['mrr@20']:.4f} | {', '.join(differ) or 'none'} | {ea:,.0f} | "
+                            f"{eb:,.0f} | {eb / ea:.2f} | {load0} → {load1} |")
+                print(rows[-1], flush=True)
     body = "\n".join([
         "## Shared-code changes: GRU4Rec before vs after", "",
         f"Measured on {machine()}; `python benchmarks/core_regression.py --before "

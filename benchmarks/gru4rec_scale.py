@@ -30,14 +30,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import load_average, machine, update_section
+from _report import commit_checkout, load_average, machine, update_section
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "diginetica" / "gru4rec-official-best.toml"
@@ -116,27 +115,20 @@ def floor_ms(batch: int, hidden: int, n_sample: int, threads: int, repeats: int)
 def before_after(args: argparse.Namespace) -> None:
     """This tree against ``args.before``, alternately, one process per run."""
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        old = Path(tmp) / "before"
-        subprocess.run(["git", "worktree", "add", "--detach", str(old), args.before],
-                       check=True, cwd=ROOT, capture_output=True)
-        try:
-            for pair in range(args.pairs):
-                runs = {}
-                for name, src in (("before", old / "src"), ("after", ROOT / "src")):
-                    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
-                    out = subprocess.run(
-                        [sys.executable, __file__, "--data", str(args.data), "--steps",
-                         str(args.steps), "--worker"], env=env, check=True,
-                        capture_output=True, text=True).stdout
-                    runs[name] = json.loads(out.strip().splitlines()[-1])
-                b, a = runs["before"], runs["after"]
-                rows.append((pair, b, a))
-                print(f"pair {pair}: before {b['step_cpu_ms']:.1f} ms CPU / {b['step_ms']:.1f} "
-                      f"wall, after {a['step_cpu_ms']:.1f} / {a['step_ms']:.1f}", flush=True)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT,
-                           capture_output=True)
+    with commit_checkout(args.before) as old:
+        for pair in range(args.pairs):
+            runs = {}
+            for name, src in (("before", old / "src"), ("after", ROOT / "src")):
+                env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+                out = subprocess.run(
+                    [sys.executable, __file__, "--data", str(args.data), "--steps",
+                     str(args.steps), "--worker"], env=env, check=True,
+                    capture_output=True, text=True).stdout
+                runs[name] = json.loads(out.strip().splitlines()[-1])
+            b, a = runs["before"], runs["after"]
+            rows.append((pair, b, a))
+            print(f"pair {pair}: before {b['step_cpu_ms']:.1f} ms CPU / {b['step_ms']:.1f} "
+                  f"wall, after {a['step_cpu_ms']:.1f} / {a['step_ms']:.1f}", flush=True)
     lines = [
         "## GRU4Rec at 43k items: before and after, side by side", "",
         f"Machine: {machine()}, CPU only, one torch thread per run. Command: `python "
