@@ -70,24 +70,16 @@ def unique_first_seen(items, split, slot, rows, inverse):  # pragma: no cover
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def adagrad_momentum_dense(params, accs, moms, grads, lr_neg, momentum, eps):  # pragma: no cover
-    # tuples of float32 [1, n_k] arrays: several whole parameters in one call
+    # tuples of float32 [1, n_k] arrays: several whole parameters in one call, each its one
+    # row through the row kernel
+    row0 = np.zeros(1, dtype=np.int64)
     for k in range(len(params)):
-        p, acc, mom, grad = params[k], accs[k], moms[k], grads[k]
-        for j in range(p.shape[1]):
-            g = grad[0, j]
-            a = acc[0, j] + g * g
-            acc[0, j] = a
-            m = mom[0, j] * momentum + (lr_neg * g) / np.sqrt(a + eps)
-            mom[0, j] = m
-            p[0, j] = p[0, j] + m
+        adagrad_momentum_rows(params[k], accs[k], moms[k], row0, grads[k], lr_neg, momentum,
+                              eps)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def adagrad_dense(params, accs, grads, lr_neg, eps):  # pragma: no cover
+    row0 = np.zeros(1, dtype=np.int64)
     for k in range(len(params)):
-        p, acc, grad = params[k], accs[k], grads[k]
-        for j in range(p.shape[1]):
-            g = grad[0, j]
-            a = acc[0, j] + g * g
-            acc[0, j] = a
-            p[0, j] = p[0, j] + (lr_neg * g) / np.sqrt(a + eps)
+        adagrad_rows(params[k], accs[k], row0, grads[k], lr_neg, eps)
