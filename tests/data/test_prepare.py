@@ -154,3 +154,42 @@ def test_missing_product_id_names_row(tmp_path):
     write_bad(tmp_path / "raw", HEADER + rows)
     with pytest.raises(DataError, match=r"missing.*column 'ProductId', row 3"):
         run(tmp_path / "raw", tmp_path / "out")
+
+
+def _codecs(path: Path) -> set[str]:
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    return {meta.row_group(g).column(c).compression
+            for g in range(meta.num_row_groups) for c in range(meta.num_columns)}
+
+
+@pytest.mark.parametrize(("overrides", "codec"), [
+    ((), "ZSTD"),  # the default: zstd at level 1
+    (("write.compression=snappy",), "SNAPPY"),  # no level: the default 1 is ignored
+    (("write.compression=uncompressed",), "UNCOMPRESSED"),
+    (("write.compression=gzip", "write.level=9"), "GZIP"),
+])
+def test_output_files_use_the_configured_codec_with_the_same_rows(tmp_path, overrides, codec):
+    raw = tmp_path / "raw"
+    write_log(raw)
+    run(raw, tmp_path / "zstd3", (*SMALL, "write.level=3"))
+    run(raw, tmp_path / "data", (*SMALL, *overrides))
+    files = ["train.parquet", "test.parquet", "items.parquet", "users.parquet",
+             "sessions/part-00000.parquet", "sessions/part-00001.parquet"]
+    for name in files:
+        assert _codecs(tmp_path / "data" / name) == {codec}, name
+        assert pl.read_parquet(tmp_path / "data" / name).equals(
+            pl.read_parquet(tmp_path / "zstd3" / name)), name
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (("write.level=0",), "1..22"),
+    (("write.level=23",), "1..22"),
+    (("write.compression=gzip", "write.level=10"), "0..9"),
+])
+def test_bad_write_settings_are_refused(overrides, message):
+    from sessionrec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(PrepareConfig, overrides=overrides)

@@ -57,3 +57,69 @@ def test_shared_and_unshared_session_ids_give_the_canonical_order():
                .with_columns(start=pl.col("ts").min().over("user_id", "session_id", "visit"))
                .sort("user_id", "start", "session_id", "visit", "ts", "row"))
         assert out["item_id"].to_list() == ref["item_id"].to_list()
+
+
+def test_drop_repeats_in_the_gather_equals_dropping_them_afterwards():
+    """``drop_repeats=True`` is `clean.drop_immediate_repeats` applied to the sessionized rows
+    (int and string item ids, given and gap sessions, repeats across a session boundary)."""
+    import numpy as np
+    import polars as pl
+
+    from sessionrec.data.clean import drop_immediate_repeats
+
+    rng = np.random.default_rng(1)
+    n = 3_000
+    for method in ("given", "gap"):
+        for items in (rng.integers(0, 4, n), np.array([f"p{i}" for i in rng.integers(0, 4, n)])):
+            session = rng.integers(0, 200, n)
+            df = pl.DataFrame({"session_id": session, "user_id": session % 30,
+                               "item_id": items, "price": rng.random(n),
+                               "ts": pl.Series(rng.integers(0, 4 * 3600, n) * 1_000_000)
+                               .cast(pl.Datetime("us", "UTC"))})
+            fused = sessionize(df, method=method, gap_minutes=30, user_aware=True,
+                               drop_repeats=True)
+            ref = drop_immediate_repeats(
+                sessionize(df, method=method, gap_minutes=30, user_aware=True).lazy()).collect()
+            assert 0 < len(fused) < n  # four items: many repeats were dropped
+            assert fused.equals(ref)
+            assert fused["session_id"].n_unique() == fused["session_id"].max() + 1  # dense
+
+
+def test_drop_repeats_keeps_a_session_first_event_equal_to_the_previous_session_last(
+        make_events):
+    # user 1: session 1 = [10, 10, 11], session 2 = [11, 11]; the second session's first 11
+    # follows the first session's last 11 in the output but is not a repeat
+    df = make_events([(1, 1, 10, 0), (1, 1, 10, 1), (1, 1, 11, 2), (2, 1, 11, 60),
+                      (2, 1, 11, 61)])
+    out = sessionize(df, method="given", gap_minutes=30, user_aware=True, drop_repeats=True)
+    assert out.select("session_id", "item_id").rows() == [(0, 10), (0, 11), (1, 11)]
+
+
+def test_collect_columns_equals_collect_for_every_column_kind():
+    """Numeric and temporal columns go through NumPy buffers (grown past a too-small hint,
+    switched to pieces when a later batch brings a null); strings by pieces: the frame is
+    the same as Polars' own collect, dtypes included."""
+    import numpy as np
+    import polars as pl
+
+    from sessionrec.data.sessionize import collect_columns
+
+    n = 10_000
+    rng = np.random.default_rng(2)
+    price = rng.random(n)
+    frame = pl.DataFrame({
+        "item_id": rng.integers(0, 50, n),
+        "small": rng.integers(0, 9, n).astype(np.int16),
+        "price": pl.Series(price).scatter([7_500], [None]),  # a null in a late batch
+        "name": [f"x{i}" for i in rng.integers(0, 5, n)],
+        "ts": pl.Series(rng.integers(0, 10**12, n)).cast(pl.Datetime("ms", "UTC")),
+        "day": pl.Series(rng.integers(0, 10**4, n)).cast(pl.Int32).cast(pl.Date),
+    })
+    lazy = frame.lazy().filter(pl.col("item_id") != 3)
+    expected = lazy.collect()
+    for hint in (None, 100, n):
+        got = pl.DataFrame(collect_columns(lazy, hint, batch_rows=1_000))
+        assert got.equals(expected)
+        assert all(c.n_chunks() == 1 for c in got.get_columns())
+    empty = pl.DataFrame(collect_columns(lazy.filter(pl.col("item_id") < 0), 10))
+    assert empty.schema == expected.schema and empty.height == 0

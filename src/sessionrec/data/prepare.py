@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import polars as pl
@@ -32,6 +32,7 @@ from sessionrec.data.encode import (
     dense_ids,
     item_metadata_from_events,
     item_vocab,
+    lookup,
     user_vocab,
 )
 from sessionrec.data.filter import EventCodes, filter_until_stable
@@ -99,6 +100,31 @@ class SplitConfig:
 
 
 @dataclass(frozen=True)
+class WriteConfig:
+    """How the output Parquet files are compressed (their rows do not depend on it)."""
+
+    compression: Literal["zstd", "lz4", "snappy", "gzip", "uncompressed"] = "zstd"
+    # zstd 1-22 (1 writes ~1.7x faster than zstd's default 3, for files ~19 % larger: see
+    # docs/benchmarks.md), gzip 0-9; the other codecs have no level and ignore it. The Spark
+    # engine writes the codec at Spark's own level.
+    level: int = 1
+
+    LEVELS: ClassVar[dict[str, tuple[int, int]]] = {"zstd": (1, 22), "gzip": (0, 9)}
+
+    def __post_init__(self) -> None:
+        if self.compression in self.LEVELS:
+            lo, hi = self.LEVELS[self.compression]
+            if not lo <= self.level <= hi:
+                raise ConfigError(f"write.level for {self.compression} must be in {lo}..{hi}, "
+                                  f"got {self.level}")
+
+    def parquet(self) -> dict[str, Any]:
+        """Keyword arguments for Polars' ``sink_parquet`` / ``write_parquet``."""
+        level = self.level if self.compression in self.LEVELS else None
+        return {"compression": self.compression, "compression_level": level}
+
+
+@dataclass(frozen=True)
 class PrepareConfig:
     clean: CleanConfig = field(default_factory=CleanConfig)
     sessionize: SessionizeConfig = field(default_factory=SessionizeConfig)
@@ -109,6 +135,7 @@ class PrepareConfig:
     engine: Literal["polars", "spark"] = "polars"
     spark: SparkConfig = field(default_factory=SparkConfig)  # engine = "spark" only
     partitions: int = 8  # user partitions of the aggregated sessions; 0 skips writing them
+    write: WriteConfig = field(default_factory=WriteConfig)
 
     def __post_init__(self) -> None:
         if self.partitions < 0:
@@ -162,11 +189,11 @@ def load_events(source: Source, path: Path, cfg: PrepareConfig, res: Resolved,
         events = cleaning.drop_anonymous(events)
     events = events.drop([c for c in ("user_agent", "last_logged_in_user_id")
                           if c in events.collect_schema()])
+    # Repeats go in sessionize's one gather of the rows (the same rule as
+    # cleaning.drop_immediate_repeats); a session keeps its first event, so ids stay dense.
     df = sessionize(events, method=res.session_method, gap_minutes=cfg.sessionize.gap_minutes,
-                    user_aware=res.user_aware)
-    if cfg.clean.drop_repeats:
-        # Removing repeats never empties a session (its first event stays): ids stay dense.
-        df = cleaning.drop_immediate_repeats(df.lazy()).collect()
+                    user_aware=res.user_aware, drop_repeats=cfg.clean.drop_repeats,
+                    rows_hint=counts["raw_events"])
     counts["clean_events"] = len(df)
     if len(df) == 0:
         raise EmptyDataError("cleaning removed every event (bots, anonymous users or event "
@@ -213,7 +240,8 @@ def split_rule(df: pl.DataFrame, codes: EventCodes, starts: np.ndarray, cfg: Pre
     raise ConfigError(f"unknown split method {res.split_method!r}")
 
 
-def write_partitions(df: pl.DataFrame, directory: Path, n: int, user_aware: bool) -> None:
+def write_partitions(df: pl.DataFrame, directory: Path, n: int, user_aware: bool,
+                     write: WriteConfig | None = None) -> None:
     """Write events partitioned by ``user_id % n`` (session id for session-only data).
 
     Text user ids are numbered by their dense rank in sorted order first.
@@ -231,7 +259,7 @@ def write_partitions(df: pl.DataFrame, directory: Path, n: int, user_aware: bool
     frame = df.lazy().with_columns(parts.alias(PART))
     for p in np.flatnonzero(sizes):
         frame.filter(pl.col(PART) == p).drop(PART).sink_parquet(
-            directory / f"part-{p:05d}.parquet")
+            directory / f"part-{p:05d}.parquet", **(write or WriteConfig()).parquet())
 
 
 PART = "__partition"  # a helper column name no source uses
@@ -312,7 +340,8 @@ def polars_steps(source: Source, input_path: Path, tmp: Path, cfg: PrepareConfig
     clock.lap("read_clean_sessionize")
     with ThreadPoolExecutor(1, thread_name_prefix="prepare-aggregate") as pool:
         aggregate = pool.submit(_timed, write_partitions, df, tmp / "sessions",
-                                cfg.partitions, res.user_aware) if cfg.partitions else None
+                                cfg.partitions, res.user_aware,
+                                cfg.write) if cfg.partitions else None
         codes, item_ids, user_ids, starts = event_codes(df, res.user_aware)
         rule = split_rule(df, codes, starts, cfg, res)
         alive, labels, passes = filter_and_subsample(codes, rule, cfg, res, counts)
@@ -320,7 +349,7 @@ def polars_steps(source: Source, input_path: Path, tmp: Path, cfg: PrepareConfig
         metadata = source.read_items(Path(input_path)) if source.read_items else None
         metadata = metadata.collect() if metadata is not None else item_metadata_from_events(df)
         split_counts, items, users = encode_write(df, codes, item_ids, user_ids, alive, labels,
-                                                  metadata, tmp, res.user_aware)
+                                                  metadata, tmp, res.user_aware, cfg.write)
         clock.record("aggregate", aggregate.result() if aggregate is not None else 0.0)
     clock.lap("encode_write")
     return split_counts, len(items), None if users is None else len(users), passes
@@ -334,8 +363,9 @@ def _timed(fn: Callable[..., None], *args: Any) -> float:
 
 def encode_write(df: pl.DataFrame, codes: EventCodes, item_ids: pl.Series,
                  user_ids: pl.Series | None, alive: np.ndarray, labels: np.ndarray,
-                 metadata: pl.DataFrame | None, tmp: Path,
-                 user_aware: bool) -> tuple[dict, pl.DataFrame, pl.DataFrame | None]:
+                 metadata: pl.DataFrame | None, tmp: Path, user_aware: bool,
+                 write: WriteConfig | None = None) -> tuple[dict, pl.DataFrame,
+                                                            pl.DataFrame | None]:
     """Write the encoded splits and the vocabularies; (split counts, items, users).
 
     Each split is streamed from the cleaned frame into its file with the index columns
@@ -352,8 +382,8 @@ def encode_write(df: pl.DataFrame, codes: EventCodes, item_ids: pl.Series,
     if user_aware:
         assert codes.session_user is not None and user_ids is not None
         users, user_index = user_vocab(user_ids, codes.session_user[codes.session[alive]])
-        extra.append(pl.Series("user_idx", user_index[codes.session_user[codes.session]],
-                               dtype=pl.Int32))
+        extra.append(pl.Series("user_idx", lookup(codes.session, codes.session_user,
+                                                  user_index), dtype=pl.Int32))
     event_split = np.where(alive, event_labels, -1).astype(np.int8)
     del event_labels
     frame = df.lazy().select(keep_cols).with_columns(*extra, pl.Series(SPLIT_COL, event_split))
@@ -366,12 +396,13 @@ def encode_write(df: pl.DataFrame, codes: EventCodes, item_ids: pl.Series,
         raise EmptyDataError(f"the split left train={split_counts['train']['events']} and "
                              f"test={split_counts['test']['events']} events",
                              hint="use more data or change split.test_days")
+    options = (write or WriteConfig()).parquet()
     for code, name in enumerate(SPLIT_NAMES):
         frame.filter(pl.col(SPLIT_COL) == code).drop(SPLIT_COL).sink_parquet(
-            tmp / f"{name}.parquet")
-    items.write_parquet(tmp / "items.parquet")
+            tmp / f"{name}.parquet", **options)
+    items.write_parquet(tmp / "items.parquet", **options)
     if users is not None:
-        users.write_parquet(tmp / "users.parquet")
+        users.write_parquet(tmp / "users.parquet", **options)
     return split_counts, items, users
 
 

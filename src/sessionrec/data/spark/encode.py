@@ -48,6 +48,8 @@ def run_steps(source: Any, path: Path, tmp: Path, cfg: Any, res: Any,
     events_path, items_path = sp.stage(source, path, tmp / "_staging", counts)
     spark = get_session(cfg.spark)
     with spark_errors():
+        # The codec is the run's (write.level is Polars-only: Spark keeps its zstd default).
+        spark.conf.set("spark.sql.parquet.compression.codec", cfg.write.compression)
         scratch.mkdir()
         ev = spark.read.parquet(str(events_path))
         ev = sp.clean_and_sessionize(ev, cfg, res, counts)
