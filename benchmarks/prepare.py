@@ -58,6 +58,7 @@ def run_size(n: int, work: Path, keep: bool, src: Path | None = None) -> dict:
                           capture_output=True, text=True, env=env)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["load"] = load
+    result["output_mb"] = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6
     if not keep:
         shutil.rmtree(out, ignore_errors=True)
     return result
@@ -70,6 +71,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "bench-data")
     parser.add_argument("--keep", action="store_true", help="keep the prepared directories")
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="with --baseline: alternate the two codes this many times per size")
     parser.add_argument("--baseline", metavar="GIT_REF",
                         help="also run the code of this commit on each size, just before this "
                              "tree's run (section prepare-vs-baseline)")
@@ -126,25 +129,28 @@ def compare_with_baseline(args: argparse.Namespace) -> None:
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
         rows = []
         for n in args.sizes:
-            for code, src in ((args.baseline, Path(tmp) / "src"), ("this tree", None)):
-                r = run_size(n, args.work, False, src)
-                rows.append((n, code, r))
-                print(f"{n:>11,} events, {code}: {r['wall_s']:6.1f} s wall, {r['cpu_s']:6.1f} s "
-                      f"CPU, {r['peak_rss_gib']:.2f} GiB, load {r['load']:.1f}", flush=True)
+            for _ in range(args.repeats):
+                for code, src in ((args.baseline, Path(tmp) / "src"), ("this tree", None)):
+                    r = run_size(n, args.work, False, src)
+                    rows.append((n, code, r))
+                    print(f"{n:>11,} events, {code}: {r['wall_s']:6.1f} s wall, "
+                          f"{r['cpu_s']:6.1f} s CPU, {r['peak_rss_gib']:.2f} GiB, load "
+                          f"{r['load']:.1f}", flush=True)
     lines = [
         "## prepare: this tree against an earlier commit, back to back",
         "",
         f"Machine: {machine()}, shared with other sessions (load: 1-minute load average just "
         f"before each run). Command: `python benchmarks/prepare.py --sizes "
-        f"{' '.join(str(s) for s in args.sizes)} --baseline {args.baseline}`. Same data and "
-        "default PrepareConfig as the section above; each size runs the earlier commit's code "
-        "and then this tree's, so the two see about the same load. CPU s: user + system time "
-        "of the prepare process (all its threads).",
+        f"{' '.join(str(s) for s in args.sizes)} --baseline {args.baseline} --repeats "
+        f"{args.repeats}`. Same data and default PrepareConfig as the section above; each size "
+        "runs the earlier commit's code and then this tree's, alternately, so the two see about "
+        "the same load. CPU s: user + system time of the prepare process (all its threads). "
+        "Output MB: the prepared directory's files on disk.",
         "",
         "| raw events | code | wall s | CPU s | peak RSS GiB | load | read+clean+sessionize s "
-        "| aggregate write s | filter+split s | encode+write s | wall vs earlier | CPU vs "
-        "earlier |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| aggregate write s | filter+split s | encode+write s | output MB | wall vs earlier "
+        "| CPU vs earlier |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for i, (n, code, r) in enumerate(rows):
         base = rows[i - i % 2][2]
@@ -153,6 +159,7 @@ def compare_with_baseline(args: argparse.Namespace) -> None:
                      f"{r['peak_rss_gib']:.2f} | {r['load']:.1f} | "
                      f"{s['read_clean_sessionize']:.1f} | {s['aggregate']:.1f} | "
                      f"{s['filter_subsample_split']:.1f} | {s['encode_write']:.1f} | "
+                     f"{r['output_mb']:.0f} | "
                      f"{base['wall_s'] / r['wall_s']:.2f}x | {base['cpu_s'] / r['cpu_s']:.2f}x |")
     if not args.no_doc:
         update_section("prepare-vs-baseline", "\n".join(lines))

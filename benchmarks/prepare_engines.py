@@ -144,7 +144,9 @@ def write_section(args: argparse.Namespace, rows: list) -> None:
         f"Machine: {machine()}, shared with other sessions (load = 1-minute load average "
         f"before / after the run). Command: `python benchmarks/prepare_engines.py --sizes "
         f"{' '.join(map(str, args.sizes))} --master \"{args.master}\""
-        f"{' --spark-jobs' if args.spark_jobs else ''}`. Default PrepareConfig "
+        f"{' --spark-jobs' if args.spark_jobs else ''}"
+        f"{'' if args.section == 'prepare-engines' else ' --section ' + args.section}`. "
+        "Default PrepareConfig "
         "on `sessionrec synth --seed 0` shards. Spark wall time includes starting the JVM; "
         "its peak RSS adds the JVM's to the Python process's. 'same output': "
         "`sessionrec.data.compare.differences` found nothing (counts, passes, checksums).",
@@ -159,7 +161,7 @@ def write_section(args: argparse.Namespace, rows: list) -> None:
                      f"| {r[5]:.1f} | {r[6]:.1f} | {r[7]:.1f} | {r[8]:.1f} | {r[9]} "
                      f"| {r[10]:,.0f} | {r[11]:.3f} | {r[12]} |")
     if not args.no_doc:
-        update_section("prepare-engines", "\n".join(lines))
+        update_section(args.section, "\n".join(lines))
     print("\n".join(lines))
 
 
@@ -175,8 +177,9 @@ def write_jobs_section(args: argparse.Namespace, table: list) -> None:
         "",
         f"Machine: {machine()}, shared with other sessions (load = 1-minute load average "
         f"before / after the run). Command: `python benchmarks/prepare_engines.py --sizes "
-        f"{' '.join(map(str, args.sizes))} --master \"{args.master}\" --spark-jobs` (the "
-        "Spark runs of section prepare-engines, with Spark's event log on). A job belongs to "
+        f"{' '.join(map(str, args.sizes))} --master \"{args.master}\" --spark-jobs"
+        f"{'' if args.section == 'prepare-engines' else ' --section ' + args.section}` (the "
+        f"Spark runs of section {args.section}, with Spark's event log on). A job belongs to "
         "the step it was submitted in. 'in jobs s': wall time with at least one job running "
         "(jobs overlap); 'task s': their tasks' durations summed (launch to finish, all "
         f"cores); 'fixed s': 'in jobs s' less 'task s' over the {cores(args.master)} cores "
@@ -195,7 +198,7 @@ def write_jobs_section(args: argparse.Namespace, table: list) -> None:
                          f"{s['busy_s']:.1f} | {s['task_s']:.1f} | {s['fixed_s']:.1f} | "
                          f"{s['outside_s']:.1f} |")
     if not args.no_doc:
-        update_section("prepare-engines-jobs", "\n".join(lines))
+        update_section(f"{args.section}-jobs", "\n".join(lines))
     print("\n".join(lines))
 
 
@@ -206,7 +209,10 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "bench-data")
     parser.add_argument("--no-doc", action="store_true")
     parser.add_argument("--spark-jobs", action="store_true",
-                        help="write Spark's event log and section prepare-engines-jobs")
+                        help="write Spark's event log and section SECTION-jobs")
+    parser.add_argument("--section", default="prepare-engines",
+                        help="the docs/benchmarks.md section to write (another name keeps the "
+                             "default section's sizes)")
     args = parser.parse_args()
     from sessionrec.data.compare import differences
 
