@@ -35,7 +35,8 @@ from pathlib import Path
 from sessionrec.config import load_config
 from sessionrec.data.prepare import PrepareConfig, prepare
 from sessionrec.data.sources import get_source
-raw, out, engine, master = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+raw, out, engine, master, memory = (Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3],
+                                   sys.argv[4], sys.argv[5])
 peak_jvm = [0]
 def watch():  # peak RSS of the JVM child (Spark), sampled every 0.5 s
     while True:
@@ -49,7 +50,8 @@ def watch():  # peak RSS of the JVM child (Spark), sampled every 0.5 s
             pass
         time.sleep(0.5)
 threading.Thread(target=watch, daemon=True).start()
-cfg = load_config(PrepareConfig, overrides=[f"engine={engine}", f'spark.master="{master}"'])
+cfg = load_config(PrepareConfig, overrides=[f"engine={engine}", f'spark.master="{master}"',
+                                            f'spark.driver_memory="{memory}"'])
 t0_epoch = time.time()
 t0 = time.perf_counter()
 m = prepare(get_source("galaxus"), raw, out, cfg, overwrite=True)
@@ -60,7 +62,8 @@ print(json.dumps({"wall_s": wall, "peak_rss_gib": rss + peak_jvm[0] / 1024 / 102
 """
 
 
-def run(raw: Path, out: Path, engine: str, master: str, event_log: Path | None = None) -> dict:
+def run(raw: Path, out: Path, engine: str, master: str, event_log: Path | None = None,
+        driver_memory: str = "2g") -> dict:
     """One prepare run in a fresh process; ``event_log``: a folder for Spark's event log."""
     load = os.getloadavg()[0]
     env = None
@@ -74,8 +77,12 @@ def run(raw: Path, out: Path, engine: str, master: str, event_log: Path | None =
             "spark.eventLog.enabled true\nspark.eventLog.compress false\n"
             f"spark.eventLog.dir {(event_log / 'log').resolve().as_uri()}\n")
         env = {**os.environ, "SPARK_CONF_DIR": str(conf)}
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(raw), str(out), engine, master],
-                          check=True, capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(raw), str(out), engine, master,
+                           driver_memory], capture_output=True, text=True, env=env)
+    if proc.returncode:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        raise SystemExit(f"prepare --engine {engine} on {raw.name} failed "
+                         f"(exit {proc.returncode}):\n{tail}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["load"] = load
     result["load_after"] = os.getloadavg()[0]
@@ -145,7 +152,8 @@ def write_section(args: argparse.Namespace, rows: list) -> None:
         f"before / after the run). Command: `python benchmarks/prepare_engines.py --sizes "
         f"{' '.join(map(str, args.sizes))} --master \"{args.master}\""
         f"{' --spark-jobs' if args.spark_jobs else ''}"
-        f"{'' if args.section == 'prepare-engines' else ' --section ' + args.section}`. "
+        f"{'' if args.section == 'prepare-engines' else ' --section ' + args.section}"
+        f"{'' if args.driver_memory == '2g' else ' --driver-memory ' + args.driver_memory}`. "
         "Default PrepareConfig "
         "on `sessionrec synth --seed 0` shards. Spark wall time includes starting the JVM; "
         "its peak RSS adds the JVM's to the Python process's. 'same output': "
@@ -210,6 +218,8 @@ def main() -> None:
     parser.add_argument("--no-doc", action="store_true")
     parser.add_argument("--spark-jobs", action="store_true",
                         help="write Spark's event log and section SECTION-jobs")
+    parser.add_argument("--driver-memory", default="2g",
+                        help="spark.driver_memory (in local mode the heap of every task)")
     parser.add_argument("--section", default="prepare-engines",
                         help="the docs/benchmarks.md section to write (another name keeps the "
                              "default section's sizes)")
@@ -227,8 +237,8 @@ def main() -> None:
         log = args.work / f"spark-events-{n}" if args.spark_jobs else None
         if log is not None:
             shutil.rmtree(log, ignore_errors=True)
-        res = {e: run(raw, outs[e], e, args.master, log if e == "spark" else None)
-               for e in outs}
+        res = {e: run(raw, outs[e], e, args.master, log if e == "spark" else None,
+                      args.driver_memory) for e in outs}
         same = differences(outs["polars"], outs["spark"])
         for engine, r in res.items():
             s = r["manifest"]["seconds"]

@@ -86,6 +86,17 @@ def spark_errors() -> Iterator[None]:
         module = type(err).__module__
         if not (module.startswith("pyspark") or module.startswith("py4j")):
             raise
-        text = str(err).strip()
-        first = text.splitlines()[0] if text else type(err).__name__
-        raise SessionRecError(f"the Spark job failed: {first[:500]}") from None
+        raise SessionRecError(spark_failure(str(err))) from None
+
+
+def spark_failure(text: str) -> str:
+    """The message for a failed Spark job: its first line, and what to do when the JVM ran
+    out of memory (in local mode the driver's heap is all the executors have)."""
+    text = text.strip()
+    first = text.splitlines()[0] if text else "unknown error"
+    message = f"the Spark job failed: {first[:500]}"
+    if "OutOfMemoryError" in text:
+        message += ("; the JVM ran out of heap: give it more (--set spark.driver_memory=8g; in "
+                    "local mode the driver's heap serves every task) or run on a cluster "
+                    "(--master URL)")
+    return message
