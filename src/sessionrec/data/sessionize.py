@@ -51,7 +51,8 @@ def collect_columns(events: pl.LazyFrame, rows_hint: int | None = None,
     back as Series over those buffers; other columns, and any that holds a null, are
     concatenated from the batches. Collecting the frame first and then making each column
     contiguous would hold the rows twice: the batches' memory stays with Polars' allocator
-    after the copy, which cannot reuse it for the long arrays that follow.
+    after the copy, which cannot reuse it for the long arrays that follow. (Polars marks
+    ``collect_batches`` unstable; pyproject pins Polars 2.x and the tests cover this path.)
     """
     schema = events.collect_schema()
     capacity = int(rows_hint) if rows_hint else batch_rows
@@ -88,7 +89,7 @@ def collect_columns(events: pl.LazyFrame, rows_hint: int | None = None,
 
 
 def take(column: pl.Series, positions: np.ndarray) -> pl.Series:
-    """``column`` gathered at int64 ``positions`` (NumPy's take for numeric and temporal
+    """``column`` gathered at int64 ``positions`` (NumPy indexing for numeric and temporal
     columns without nulls, whose result Polars wraps without a copy; Polars' gather else)."""
     if _numpy_backed(column.dtype) and not column.null_count():
         values = column.to_physical().to_numpy()[positions]
