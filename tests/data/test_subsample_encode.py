@@ -95,3 +95,17 @@ def test_metadata_from_events_takes_first_non_null(make_events):
         brand=pl.Series([None, "acme"]), price=pl.Series([2.0, 3.0]))
     assert item_metadata_from_events(df).rows() == [(1, "acme", 2.0)]
     assert item_metadata_from_events(df.drop("brand", "price")) is None
+
+
+def test_lookup_chains_tables_block_by_block_with_an_offset(monkeypatch):
+    import numpy as np
+
+    from sessionrec.data import encode
+
+    monkeypatch.setattr(encode, "BLOCK", 2)  # several blocks for five keys
+    keys = np.array([12, 10, 11, 12, 10])
+    first = np.array([2, 0, 1])  # indexed by key - 10
+    second = np.array([7, 8, 9], dtype=np.int32)
+    out = encode.lookup(keys, first, second, offset=10)
+    assert out.tolist() == [9, 7, 8, 9, 7] and out.dtype == np.int32
+    assert encode.lookup(np.array([1, 0]), np.array([5, 6])).tolist() == [6, 5]

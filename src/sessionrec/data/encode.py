@@ -41,21 +41,19 @@ def dense_ids(ids: pl.Series) -> tuple[np.ndarray, pl.Series]:
             present[values - lo] = True
             rank = np.cumsum(present, dtype=np.int64) - 1
             distinct = pl.Series(ids.name, np.flatnonzero(present) + lo).cast(ids.dtype)
-            codes = np.empty(len(values), dtype=np.int64)
-            for start in range(0, len(values), BLOCK):  # no second array of offsets
-                stop = start + BLOCK
-                codes[start:stop] = rank[values[start:stop] - lo]
-            return codes, distinct
+            return lookup(values, rank, offset=lo), distinct
     codes = (ids.rank("dense").to_numpy() - 1).astype(np.int64)
     return codes, ids.unique().sort()
 
 
-def lookup(keys: np.ndarray, *tables: np.ndarray) -> np.ndarray:
-    """``tables[-1][... tables[0][keys]]``, block by block: one output array of the last
-    table's dtype and no full-length intermediate (at 30M events each is ~240 MB)."""
+def lookup(keys: np.ndarray, *tables: np.ndarray, offset: int = 0) -> np.ndarray:
+    """``tables[-1][... tables[0][keys - offset]]``, block by block: one output array of the
+    last table's dtype and no full-length intermediate (at 30M events each is ~240 MB)."""
     out = np.empty(len(keys), dtype=tables[-1].dtype)
     for start in range(0, len(keys), BLOCK):
         values = keys[start:start + BLOCK]
+        if offset:
+            values = values - offset
         for table in tables:
             values = table[values]
         out[start:start + BLOCK] = values
