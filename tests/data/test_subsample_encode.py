@@ -107,5 +107,6 @@ def test_lookup_chains_tables_block_by_block_with_an_offset(monkeypatch):
     first = np.array([2, 0, 1])  # indexed by key - 10
     second = np.array([7, 8, 9], dtype=np.int32)
     out = encode.lookup(keys, first, second, offset=10)
-    assert out.tolist() == [9, 7, 8, 9, 7] and out.dtype == np.int32
+    # 12 -> first[2] = 1 -> 8; 10 -> first[0] = 2 -> 9; 11 -> first[1] = 0 -> 7
+    assert out.tolist() == [8, 9, 7, 8, 9] and out.dtype == np.int32
     assert encode.lookup(np.array([1, 0]), np.array([5, 6])).tolist() == [6, 5]
