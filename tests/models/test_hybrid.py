@@ -39,6 +39,15 @@ def test_weighted_sum_by_hand() -> None:
     assert weighted([a, b], [0.25, 0.75]).tolist() == [[0.75, 0.25, 0.5]]
 
 
+def test_weighted_leaves_its_inputs_alone_and_skips_zero_weights() -> None:
+    a = torch.tensor([[0.0, 1.0, 0.5]], dtype=torch.float64)
+    b = torch.tensor([[1.0, 0.0, 0.5]], dtype=torch.float64)
+    c = torch.tensor([[4.0, 4.0, 4.0]], dtype=torch.float64)
+    assert weighted([a, b, c], [1.0, 0.5, 0.0]).tolist() == [[0.5, 1.0, 0.75]]
+    assert weighted([a, b, c], [0.0, 0.0, 0.0]).tolist() == [[0.0, 0.0, 0.0]]
+    assert a.tolist() == [[0.0, 1.0, 0.5]] and b.tolist() == [[1.0, 0.0, 0.5]]
+
+
 def _order(scores: torch.Tensor) -> list[int]:
     return torch.sort(scores[0], descending=True, stable=True).indices.tolist()
 

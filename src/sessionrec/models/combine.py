@@ -51,11 +51,15 @@ def weighted(normalised: Sequence[torch.Tensor], weights: Sequence[float]) -> to
     """float64 [B, n]: ``Σ_k weights[k] * normalised[k]``."""
     if len(normalised) != len(weights):
         raise ConfigError(f"{len(weights)} weights for {len(normalised)} components")
-    out = torch.zeros_like(normalised[0])
+    out = None
     for s, w in zip(normalised, weights, strict=True):
-        if w:
-            out = out + float(w) * s
-    return out
+        if not w:
+            continue
+        if out is None:
+            out = s * float(w)
+        else:
+            out.add_(s, alpha=float(w))  # in place: one [B, n] buffer per call, not one per term
+    return torch.zeros_like(normalised[0]) if out is None else out
 
 
 def _lexicographic_position(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
