@@ -37,6 +37,15 @@ PAPERS = {"gru4rec": (29.45, 8.33), "stamp": (45.64, 14.32), "narm": (49.70, 16.
 GOAL_HR, GOAL_MRR, GOAL_MINUTES = 3.0, 1.0, 60.0
 
 
+def paper_figure(run: Run) -> tuple[float, float] | None:
+    """The published (HR@20, MRR@20) of the run's model, if any: STMP (``stamp`` with
+    ``attention = false``) is not STAMP, and has none."""
+    model = run.metrics.get("model")
+    if model == "stamp" and run.metrics.get("params", {}).get("attention") is False:
+        return None
+    return PAPERS.get(model)
+
+
 @dataclass(frozen=True)
 class Run:
     name: str
@@ -119,8 +128,7 @@ def table(runs: list[Run], baseline: str, n_boot: int = 1000) -> tuple[str, list
         t = _train(run)
         cells += [_num(train_minutes(run), ".2f"), _num(t.get("peak_rss_mb"), ",.0f"),
                   str(t.get("epochs", "—")),
-                  "{:.2f} / {:.2f}".format(*PAPERS[run.metrics.get("model")])
-                  if run.metrics.get("model") in PAPERS else "",
+                  "{:.2f} / {:.2f}".format(*paper) if (paper := paper_figure(run)) else "",
                   f"{run.metrics['n_predictions']:,}"]
         rows.append("| " + " | ".join(cells) + " |")
         minutes = train_minutes(run)

@@ -56,3 +56,16 @@ def test_runs_on_other_test_cases_are_refused(tmp_path: Path) -> None:
         doc.section(tmp_path, "vsknn", n_boot=10)
     with pytest.raises(DataError, match="no baseline run 'sknn'"):
         doc.section(tmp_path, "sknn", n_boot=10)
+
+
+def test_stmp_gets_no_paper_figure_of_stamp(tmp_path: Path) -> None:
+    doc = _script()
+    for name, attention in (("stamp", True), ("stmp", False)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(
+            {"model": "stamp", "params": {"attention": attention}}), encoding="utf-8")
+    runs = {name: doc.Run(name, tmp_path / name, json.loads(
+        (tmp_path / name / "metrics.json").read_text(encoding="utf-8")), pl.DataFrame())
+        for name in ("stamp", "stmp")}
+    assert doc.paper_figure(runs["stamp"]) == (45.64, 14.32)
+    assert doc.paper_figure(runs["stmp"]) is None
