@@ -1,4 +1,4 @@
-"""scripts/diginetica_doc.py: the table is computed from the runs' files (by hand here)."""
+"""scripts/literature_doc.py: the table is computed from the runs' files (by hand here)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.scripts_loader import load_script
 
 
 def _script():
-    return load_script("diginetica_doc")
+    return load_script("literature_doc")
 
 
 def _run(root: Path, name: str, model: str, ranks: list[int], train: dict,
@@ -69,3 +69,17 @@ def test_stmp_gets_no_paper_figure_of_stamp(tmp_path: Path) -> None:
         for name in ("stamp", "stmp")}
     assert doc.paper_figure(runs["stamp"]) == (45.64, 14.32)
     assert doc.paper_figure(runs["stmp"]) is None
+
+
+def test_small_dataset_section_has_no_paper_column_and_skips_valid_runs(tmp_path: Path) -> None:
+    doc = _script()
+    _run(tmp_path, "vsknn", "vsknn", [1, 30, 2], {"seconds": 6.0})
+    _run(tmp_path, "narm", "narm", [1, 5, 25], {"seconds": 6.0, "epochs": 4})
+    _run(tmp_path / "_valid", "narm", "narm", [1, 1, 1], {"seconds": 6.0})
+    text = doc.section(tmp_path, "vsknn", n_boot=20, dataset="yoochoose-100k")
+    assert text.startswith("## yoochoose-100k: the session models of the literature")
+    assert "paper HR@20" not in text and "Goal" not in text
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert [r.split("|")[1].strip() for r in rows] == ["`vsknn`", "`narm`"]
+    narm = [c.strip() for c in rows[1].strip("|").split("|")]
+    assert narm[10:] == ["4", "3"]  # epochs, predictions: no paper cell between them
