@@ -11,10 +11,11 @@
    events/s and the scaling efficiency (events/s with N processes / (N × events/s with one)),
    with the means over the seeds. Section ``neural-core`` (NARM) or ``neural-core-<model>``.
 2. **Serving** (memory store, one uvicorn worker, loopback): ``POST /v1/events`` at a fixed
-   offered rate for V-SKNN and NARM, both served through the prefix step (the session's last
-   items in the state record), beside GRU4Rec (recurrent state) as the baseline in the same
-   script. Open loop: requests are scheduled on a fixed clock and latency is measured from the
-   scheduled time, so a slow answer delays no later request's clock (no coordinated omission).
+   offered rate for V-SKNN, NARM, GCE-GNN and SASRec, all served through the prefix step (the
+   session's last items in the state record), beside GRU4Rec (recurrent state) as the baseline
+   in the same script. Open loop: requests are scheduled on a fixed clock and latency is
+   measured from the scheduled time, so a slow answer delays no later request's clock (no
+   coordinated omission).
 
 Figures go to docs/benchmarks.md (sections ``neural-core`` and ``neural-core-serve``) with
 the machine and the load average, which matters: this machine is shared.
@@ -148,9 +149,18 @@ def serve_section(args) -> str:
           ["--set", "model.params.n_epochs=1", "--data", str(narm / "data")])
     train("configs/yoochoose-100k/narm.toml", vsknn,
           ["--set", "model.name=vsknn", "--set", "model.params={}", "--data", str(narm / "data")])
+    one_epoch = ["--set", "model.params.n_epochs=1", "--set", "model.params.patience=0",
+                 "--data", str(narm / "data")]
+    # a graph model and a self-attention model (one epoch: serving cost, not accuracy)
+    train("configs/yoochoose-100k/gcegnn.toml", runs / "gcegnn", one_epoch)
+    train("configs/quickstart/sasrec.toml", runs / "sasrec",
+          [*one_epoch, "--set", "data.dataset=yoochoose-100k", "--set", "model.params.max_len=50",
+           "--set", "model.params.embedding=50", "--set", "model.params.blocks=2"])
     rows = []
     for name, run in (("GRU4Rec (recurrent state)", runs / "gru4rec"),
-                      ("V-SKNN (prefix step)", vsknn), ("NARM (prefix step)", narm)):
+                      ("V-SKNN (prefix step)", vsknn), ("NARM (prefix step)", narm),
+                      ("GCE-GNN (prefix step, session graph + global graph)", runs / "gcegnn"),
+                      ("SASRec (prefix step, 2 self-attention blocks)", runs / "sasrec")):
         before = load_average()
         r = serve_one(run, vocab, args.rate, args.seconds)
         rows.append(f"| {name} | {args.rate:.0f} | {r['achieved']:,.0f} | {r['p50']:.1f} "
