@@ -68,3 +68,10 @@ def test_reads_best_epoch_and_weights_or_says_what_is_missing(tmp_path: Path) ->
         runs.best_epoch(tmp_path / "b")
     with pytest.raises(DataError, match="no chosen weights"):
         runs.chosen_weights(tmp_path / "b")
+
+
+def test_retailrocket_turns_off_the_step_decay_where_a_model_has_one() -> None:
+    runs = _script()
+    assert runs.base_config("srgnn", "retailrocket")["model"]["params"]["lr_decay"] == 1.0
+    assert runs.base_config("srgnn", "yoochoose-100k")["model"]["params"]["lr_decay"] == 0.1
+    assert "lr_decay" not in runs.base_config("narm", "retailrocket")["model"]["params"]
