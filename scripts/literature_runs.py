@@ -46,7 +46,8 @@ DSD = ROOT / "configs" / "diginetica-srgnn"
 KNN = ("pop", "sr", "sknn", "vsknn", "stan")
 NEURAL = ("narm", "stamp", "stmp", "srgnn", "gcegnn", "sasrec", "core-ave", "gru4rec-tan",
           "gru4rec")
-HYBRIDS = {"hybrid-vsknn-gcegnn": "gcegnn", "hybrid-vsknn-core": "core-ave"}
+HYBRIDS = {"hybrid-vsknn-gcegnn": "gcegnn", "hybrid-vsknn-core": "core-ave",
+           "hybrid-vsknn-sasrec": "sasrec"}
 # dataset -> (source name, GRU4Rec's official parameter file)
 DATASETS = {
     "yoochoose-100k": ("yoochoose", ROOT / "configs" / "yoochoose-100k" /
