@@ -21,7 +21,7 @@ The catalogues here are small (2,933 and 4,786 items), so every model trains the
 (``n_sample = -1``) the papers use, not the sampled one the Diginetica configs need on this CPU;
 GRU4Rec keeps its official loss. A hybrid is first fitted on VALID without ``weights`` (its grid
 chooses them on the valid split, the component a ``_valid`` run), then on DATA with the chosen
-weights and the full-train component. The kNN models and most-popular are fitted by one
+weights and the full-train component. The kNN models, SLIST and most-popular are fitted by one
 ``sessionrec evaluate``. Finished runs (``metrics.json`` present) are skipped, so the script can
 be stopped and restarted; ``--shard i/n`` runs every n-th step (start n copies for n cores, the
 hybrids wait for nothing: run them after their components with ``--only``).
@@ -43,7 +43,7 @@ from sessionrec.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 DSD = ROOT / "configs" / "diginetica-srgnn"
-KNN = ("pop", "sr", "sknn", "vsknn", "stan")
+KNN = ("pop", "sr", "sknn", "vsknn", "stan", "slist")
 NEURAL = ("narm", "stamp", "stmp", "srgnn", "gcegnn", "sasrec", "core-ave", "gru4rec-tan",
           "gru4rec")
 HYBRIDS = {"hybrid-vsknn-gcegnn": "gcegnn", "hybrid-vsknn-core": "core-ave",
