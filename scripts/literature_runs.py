@@ -38,6 +38,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _report import load_average
 from sessionrec.config import dump_toml
 from sessionrec.errors import ConfigError, DataError
 
@@ -83,16 +85,22 @@ def base_config(model: str, dataset: str) -> dict[str, Any]:
     return cfg
 
 
-def valid_config(model: str, dataset: str, max_epochs: int, patience: int) -> dict[str, Any]:
+def epochs_config(model: str, dataset: str, n_epochs: int, patience: int) -> dict[str, Any]:
+    """:func:`base_config` with ``n_epochs`` and ``patience``: the valid run (the most epochs,
+    early stopping) or the full-train refit (the best valid epoch, ``patience = 0``)."""
     cfg = base_config(model, dataset)
-    cfg["model"]["params"].update(n_epochs=max_epochs, patience=patience)
+    cfg["model"]["params"].update(n_epochs=n_epochs, patience=patience)
     return cfg
+
+
+def _train_record(run: Path) -> dict[str, Any]:
+    """The ``train`` record of a finished run's ``metrics.json``."""
+    return json.loads((run / "metrics.json").read_text(encoding="utf-8")).get("train", {})
 
 
 def best_epoch(run: Path) -> int:
     """The epoch with the best valid MRR@20 in a finished run's ``metrics.json``."""
-    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
-    history = metrics.get("train", {}).get("history") or {}
+    history = _train_record(run).get("history") or {}
     if isinstance(history, str) or history.get("best_epoch") is None:
         raise DataError("the run has no best validation epoch (trained without a valid "
                         "split?)", path=str(run / "metrics.json"), column="train.history")
@@ -100,18 +108,11 @@ def best_epoch(run: Path) -> int:
 
 
 def chosen_weights(run: Path) -> list[float]:
-    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
-    weights = metrics.get("train", {}).get("weights")
+    weights = _train_record(run).get("weights")
     if not weights:
         raise DataError("the hybrid run records no chosen weights",
                         path=str(run / "metrics.json"), column="train.weights")
     return [float(w) for w in weights]
-
-
-def full_config(model: str, dataset: str, epochs: int) -> dict[str, Any]:
-    cfg = base_config(model, dataset)
-    cfg["model"]["params"].update(n_epochs=epochs, patience=0)
-    return cfg
 
 
 def hybrid_config(name: str, component_run: Path, weights: list[float] | None,
@@ -130,8 +131,7 @@ def hybrid_config(name: str, component_run: Path, weights: list[float] | None,
 
 def _run(cmd: list[str], out: Path, label: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) \
-        if Path("/proc/loadavg").is_file() else "unknown"
+    load = load_average()
     print(f"[{label}] {' '.join(cmd)}", flush=True)
     log = out.parent / f"{out.name}.log"
     with log.open("w", encoding="utf-8") as fh:
@@ -173,9 +173,9 @@ def steps(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
         def neural(model: str = model) -> None:
             valid_run = runs / "_valid" / model
-            _train(valid_config(model, args.dataset, args.max_epochs, args.patience),
+            _train(epochs_config(model, args.dataset, args.max_epochs, args.patience),
                    cfgs / f"{model}-valid.toml", args.valid, valid_run, f"{model} valid")
-            _train(full_config(model, args.dataset, best_epoch(valid_run)),
+            _train(epochs_config(model, args.dataset, best_epoch(valid_run), 0),
                    cfgs / f"{model}.toml", args.data, runs / model, f"{model} full")
         out.append((model, neural))
     for name, component in HYBRIDS.items():

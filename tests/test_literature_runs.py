@@ -19,8 +19,8 @@ def _script():
 
 def test_valid_and_full_configs_differ_only_in_epochs(tmp_path: Path) -> None:
     runs = _script()
-    valid = runs.valid_config("narm", "yoochoose-100k", max_epochs=30, patience=3)
-    full = runs.full_config("narm", "yoochoose-100k", epochs=7)
+    valid = runs.epochs_config("narm", "yoochoose-100k", n_epochs=30, patience=3)
+    full = runs.epochs_config("narm", "yoochoose-100k", n_epochs=7, patience=0)
     assert valid["data"] == {"dataset": "yoochoose-100k", "source": "yoochoose"}
     p, q = valid["model"]["params"], full["model"]["params"]
     assert (p["n_epochs"], p["patience"], q["n_epochs"], q["patience"]) == (30, 3, 7, 0)
