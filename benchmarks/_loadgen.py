@@ -4,13 +4,41 @@ A closed-loop generator (each connection sends its next request when the previou
 arrives) slows down with the server and so hides queueing ("coordinated omission"). Here
 request ``i`` is due at ``start + i / rate`` whatever happened before, and its latency is
 measured from that scheduled time, so a stalled server shows up in the tail.
+
+The generator's own pauses would show up there too, as the server's. Python's cyclic garbage
+collector is the large one: with thousands of request tasks alive, a full collection stops
+the generator's event loop for tens of milliseconds, and every request due meanwhile starts
+late. Measured against a do-nothing asyncio HTTP server at 1,000 req/s on the 2-core
+development machine: p99.9 95 ms and max 104-185 ms with the collector on, p99.9 3.6-4.7 ms
+and max 22-33 ms with it off (p99 1.6 ms either way in 2 of 4 runs, 8.6 ms in one). So the
+collector is paused while requests are sent (:func:`paused_gc`); finished requests free
+their memory by reference counting, and one collection runs afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import socket
 import time
+
+
+@contextlib.contextmanager
+def paused_gc():
+    """The cyclic garbage collector off (and the objects made so far frozen out of its
+    reach) for the block; back as it was afterwards, followed by one collection."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
+        gc.collect()
 
 
 def free_port() -> int:
@@ -49,8 +77,15 @@ async def open_loop_requests(host: str, port: int, path: str, make_body, rate: f
 
     A plain asyncio HTTP/1.1 client over ``connections`` keep-alive connections (a request
     waits for a free one, and that wait counts in its latency), so the generator itself stays
-    cheap at the offered rate.
+    cheap at the offered rate. The garbage collector is paused meanwhile (module docstring).
     """
+    with paused_gc():
+        return await _open_loop(host, port, path, make_body, rate, seconds, connections,
+                                count_header)
+
+
+async def _open_loop(host: str, port: int, path: str, make_body, rate: float, seconds: float,
+                     connections: int, count_header: str) -> dict:
     n = int(rate * seconds)
     pool: asyncio.Queue = asyncio.Queue()
     for _ in range(connections):
@@ -75,14 +110,16 @@ async def open_loop_requests(host: str, port: int, path: str, make_body, rate: f
         latencies.append((time.perf_counter() - scheduled) * 1000)
 
     start = time.perf_counter() + 0.2
-    tasks = []
+    running: set[asyncio.Task] = set()  # only the unfinished requests stay referenced
     for i in range(n):
         scheduled = start + i / rate
         delay = scheduled - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(i, scheduled)))
-    await asyncio.gather(*tasks)
+        task = asyncio.create_task(one(i, scheduled))
+        running.add(task)
+        task.add_done_callback(running.discard)
+    await asyncio.gather(*running)
     wall = time.perf_counter() - start
     while not pool.empty():
         pool.get_nowait()[1].close()

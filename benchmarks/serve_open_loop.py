@@ -26,6 +26,7 @@ import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,10 +35,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _loadgen import open_loop_requests
 from _report import load_average, machine, update_section
-from serve import N_SESSIONS, UNKNOWN_SHARE, RedisServer, Server, build_run, product_ids
-
-SCENARIOS = (("memory", 1), ("redis", 1), ("redis", 2))
-
+from serve import (N_SESSIONS, UNKNOWN_SHARE, RedisServer, Server, build_run, free_port,
+                   product_ids)
 
 def make_bodies(products: list[str], seed: int):
     """Request ``i``'s body: a click of a skewed-popularity product into a random session."""
@@ -80,9 +79,23 @@ def _is_helper(pid: int) -> bool:
         return b"resource_tracker" in fh.read()
 
 
+class FrameworkServer(Server):
+    """``benchmarks/_framework_app.py`` under uvicorn: the HTTP stack with no work behind it."""
+
+    def __init__(self, workers: int) -> None:  # noqa: D107 - no Server.__init__: another app
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "uvicorn", "_framework_app:app", "--app-dir",
+               str(Path(__file__).resolve().parent), "--port", str(self.port),
+               "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     start_new_session=True)
+
+
 def scenario(run_dir: Path, store: str, workers: int, products: list[str], rate: float,
              seconds: float, connections: int, redis_pid: int | None) -> dict:
-    server = Server(run_dir, store, workers, None)
+    server = FrameworkServer(workers) if store == "framework" else Server(run_dir, store,
+                                                                         workers, None)
     try:
         server.wait()
         port = int(server.url.rsplit(":", 1)[1])
@@ -94,12 +107,13 @@ def scenario(run_dir: Path, store: str, workers: int, products: list[str], rate:
         cpu = (cpu_seconds(server_pids), cpu_seconds(redis_pids))
         workers_pids = [pid for pid in server_pids[1:] if not _is_helper(pid)]
         per_worker = [cpu_seconds([pid]) for pid in workers_pids]
-        t = time.perf_counter()
+        t, gen_cpu = time.perf_counter(), time.process_time()
         row = asyncio.run(open_loop_requests("127.0.0.1", port, "/v1/events",
                                              make_bodies(products, 2), rate, seconds,
                                              connections))
         n = row["requests"]
-        row.update(wall=time.perf_counter() - t, load_before=before, load_after=load_average(),
+        row.update(wall=time.perf_counter() - t,
+                   generator_ms=1000 * (time.process_time() - gen_cpu) / n, load_before=before, load_after=load_average(),
                    server_ms=1000 * (cpu_seconds(server_pids) - cpu[0]) / n,
                    redis_ms=1000 * (cpu_seconds(redis_pids) - cpu[1]) / n,
                    # each worker's part: how evenly the kernel spread the connections
@@ -110,13 +124,38 @@ def scenario(run_dir: Path, store: str, workers: int, products: list[str], rate:
         server.stop()
 
 
+def step_cpu(run_dir: Path, sizes=(1, 2, 4), reps: int = 300) -> dict[int, float]:
+    """CPU ms of one model step (advance + score every item + top-20) of ``n`` sessions, in
+    this process on one torch thread, after a warm-up: what the served model costs per batch
+    of the step batcher with no HTTP, store or Python request handling around it."""
+    import numpy as np
+    import torch
+
+    from sessionrec.serving.bundle import load_bundle
+
+    torch.set_num_threads(1)
+    step = load_bundle(run_dir).step
+    rng = np.random.default_rng(0)
+    out = {}
+    for n in sizes:
+        states = step.start_states(None, n)
+        for _ in range(20):
+            step.step(states, rng.integers(0, step.n_items, n), 20)
+        t = time.thread_time()
+        for _ in range(reps):
+            step.step(states, rng.integers(0, step.n_items, n), 20)
+        out[n] = 1000 * (time.thread_time() - t) / reps
+    return out
+
+
 def _parts(row: dict) -> str:
     """The workers' parts of the server CPU, e.g. ``" (0.70 + 0.68)"``; '' for one process."""
     workers = row["split"]
     return f" ({' + '.join(f'{w:.2f}' for w in workers)})" if len(workers) > 1 else ""
 
 
-def render(rows: list[dict], args: argparse.Namespace) -> str:
+def render(rows: list[dict], args: argparse.Namespace, steps: dict[int, float],
+           step_load: str) -> str:
     lines = [
         "## Serving, open loop: `POST /v1/events` at a fixed offered rate",
         "",
@@ -129,24 +168,37 @@ def render(rows: list[dict], args: argparse.Namespace) -> str:
         "so queueing in the server or the generator shows in the percentiles (no coordinated "
         "omission). Model: GRU4Rec, 100 units, 40,000 items, co-occurrence fallback; 20,000 "
         "sessions, skewed products, 3 % unknown products. Goal (issue 17): Redis store, "
-        "2 workers, >= 995 req/s achieved at 1,000 offered, p99 < 15 ms, 0 errors.",
+        "2 workers, >= 995 req/s achieved at 1,000 offered, p99 < 15 ms, 0 errors. "
+        "Store `framework`: the same HTTP stack (FastAPI, uvicorn) answering the same "
+        "request with a fixed 20-product answer and no work behind it "
+        "(`benchmarks/_framework_app.py`): the floor of the server CPU, and the latency this "
+        "generator can measure on this machine. The generator pauses Python's garbage "
+        "collector while it sends (`benchmarks/_loadgen.py`): its collections had stalled "
+        "it for up to ~100-185 ms, and those stalls counted as the server's latency in the "
+        "tables measured before 2026-12-06.",
         "",
-        "Server CPU: CPU milliseconds per request of the server's processes (uvicorn and "
+        "CPU columns: CPU milliseconds per request of the server's processes (uvicorn and "
         "its workers; with several workers, each worker's part in brackets: the kernel hands "
-        "the generator's keep-alive connections to whichever worker accepts first) and of "
-        "redis-server, over the measured run (`/proc`).",
+        "the generator's keep-alive connections to whichever worker accepts first), of "
+        "redis-server and of the generator, over the measured run (`/proc`).",
         "",
         "| store | workers | offered req/s | achieved req/s | p50 ms | p99 ms | p99.9 ms "
-        "| max ms | errors | server CPU ms/req | redis CPU ms/req "
+        "| max ms | errors | server CPU ms/req | redis CPU ms/req | generator CPU ms/req "
         "| load avg (1/5/15 min, before → after) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['store']} | {r['workers']} | {args.rate:,.0f} | {r['achieved']:,.0f} | "
             f"{r['p50']:.2f} | {r['p99']:.2f} | {r['p999']:.2f} | {r['max']:.1f} | "
             f"{r['errors']} | {r['server_ms']:.2f}{_parts(r)} | "
-            f"{r['redis_ms']:.2f} | {r['load_before']} → {r['load_after']} |")
+            f"{r['redis_ms']:.2f} | {r['generator_ms']:.2f} | {r['load_before']} → "
+            f"{r['load_after']} |")
+    lines += ["", "The served model alone (`step_cpu`: advance, score all 40,000 items, top-20; "
+              "in process, one torch thread, warm; load " + step_load + "): CPU ms per step "
+              "of n sessions " + ", ".join(f"n = {n}: {ms:.2f}" for n, ms in steps.items())
+              + " (per session: " + ", ".join(f"{ms / n:.2f}" for n, ms in steps.items())
+              + "). The step batcher's mean batch at this rate is 2-3 sessions."]
     return "\n".join(lines)
 
 
@@ -156,8 +208,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per scenario")
     parser.add_argument("--connections", type=int, default=32,
                         help="keep-alive connections of the generator")
-    parser.add_argument("--scenarios", default="memory:1,redis:1,redis:2",
-                        help="STORE:WORKERS,... (STORE memory or redis)")
+    parser.add_argument("--scenarios", default="framework:1,memory:1,redis:1,redis:2",
+                        help="STORE:WORKERS,... (STORE memory, redis, or framework: the "
+                        "HTTP stack alone, benchmarks/_framework_app.py)")
     parser.add_argument("--model", help="serve this run directory instead of building the "
                         "benchmark model (e.g. one built by an earlier run: its products)")
     parser.add_argument("--no-doc", action="store_true", help="print, do not write the doc")
@@ -174,21 +227,25 @@ def main() -> None:
             print("building the benchmark model ...", flush=True)
             run_dir = build_run(tmp)
         products = product_ids(run_dir, None)
+        step_load = load_average()
+        steps = step_cpu(run_dir)
+        print("model step CPU ms: " + ", ".join(f"n={n}: {ms:.2f}" for n, ms in steps.items()),
+              flush=True)
         redis.start()
         rows = []
         for store, workers in scenarios:
-            url = "memory" if store == "memory" else redis.url
+            url = redis.url if store == "redis" else store
             r = scenario(run_dir, url, workers, products, args.rate, args.duration,
-                         args.connections, None if store == "memory" else redis.proc.pid)
+                         args.connections, redis.proc.pid if store == "redis" else None)
             r.update(store=store, workers=workers)
             print(f"{store}, {workers} worker(s): {r['achieved']:.0f} req/s, p50 "
                   f"{r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.1f} ms, "
                   f"errors {r['errors']}, server CPU {r['server_ms']:.2f}{_parts(r)} ms/req, "
                   "redis "
-                  f"{r['redis_ms']:.2f} ms/req (load {r['load_before']} → {r['load_after']})",
+                  f"{r['redis_ms']:.2f} ms/req, generator {r['generator_ms']:.2f} ms/req (load {r['load_before']} → {r['load_after']})",
                   flush=True)
             rows.append(r)
-        text = render(rows, args)
+        text = render(rows, args, steps, step_load)
         print(text)
         if not args.no_doc:
             update_section("serve-open-loop", text)
