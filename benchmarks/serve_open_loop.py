@@ -35,8 +35,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _loadgen import open_loop_requests
 from _report import load_average, machine, update_section
-from serve import (N_SESSIONS, UNKNOWN_SHARE, RedisServer, Server, build_run, free_port,
-                   product_ids)
+from serve import (
+    N_SESSIONS,
+    UNKNOWN_SHARE,
+    RedisServer,
+    Server,
+    build_run,
+    free_port,
+    product_ids,
+)
+
 
 def make_bodies(products: list[str], seed: int):
     """Request ``i``'s body: a click of a skewed-popularity product into a random session."""
@@ -82,7 +90,7 @@ def _is_helper(pid: int) -> bool:
 class FrameworkServer(Server):
     """``benchmarks/_framework_app.py`` under uvicorn: the HTTP stack with no work behind it."""
 
-    def __init__(self, workers: int) -> None:  # noqa: D107 - no Server.__init__: another app
+    def __init__(self, workers: int) -> None:  # not Server.__init__: another app and command
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "uvicorn", "_framework_app:app", "--app-dir",
@@ -112,8 +120,8 @@ def scenario(run_dir: Path, store: str, workers: int, products: list[str], rate:
                                              make_bodies(products, 2), rate, seconds,
                                              connections))
         n = row["requests"]
-        row.update(wall=time.perf_counter() - t,
-                   generator_ms=1000 * (time.process_time() - gen_cpu) / n, load_before=before, load_after=load_average(),
+        row.update(wall=time.perf_counter() - t, load_before=before, load_after=load_average(),
+                   generator_ms=1000 * (time.process_time() - gen_cpu) / n,
                    server_ms=1000 * (cpu_seconds(server_pids) - cpu[0]) / n,
                    redis_ms=1000 * (cpu_seconds(redis_pids) - cpu[1]) / n,
                    # each worker's part: how evenly the kernel spread the connections
@@ -198,7 +206,7 @@ def render(rows: list[dict], args: argparse.Namespace, steps: dict[int, float],
               "in process, one torch thread, warm; load " + step_load + "): CPU ms per step "
               "of n sessions " + ", ".join(f"n = {n}: {ms:.2f}" for n, ms in steps.items())
               + " (per session: " + ", ".join(f"{ms / n:.2f}" for n, ms in steps.items())
-              + "). The step batcher's mean batch at this rate is 2-3 sessions."]
+              + ")."]
     return "\n".join(lines)
 
 
@@ -242,7 +250,8 @@ def main() -> None:
                   f"{r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.1f} ms, "
                   f"errors {r['errors']}, server CPU {r['server_ms']:.2f}{_parts(r)} ms/req, "
                   "redis "
-                  f"{r['redis_ms']:.2f} ms/req, generator {r['generator_ms']:.2f} ms/req (load {r['load_before']} → {r['load_after']})",
+                  f"{r['redis_ms']:.2f} ms/req, generator {r['generator_ms']:.2f} ms/req "
+                  f"(load {r['load_before']} → {r['load_after']})",
                   flush=True)
             rows.append(r)
         text = render(rows, args, steps, step_load)

@@ -137,6 +137,53 @@ def verdicts(runs: dict[str, list[Path]], best: str, full: str = "alpine") -> li
     return out
 
 
+def budget(params: dict) -> str:
+    """The training budget sentence, from a run's resolved parameters."""
+    return (f"Adam {params['learning_rate']:g}, {params['batch_size']} users per batch, at most "
+            f"{params['n_epochs']} epochs with early stopping on valid AUC (patience "
+            f"{params['patience']}).")
+
+
+HISTORY_BUCKETS = ((0, 2), (3, 5), (6, 10), (11, None))
+
+
+def train_clicks(data_dir: Path) -> pl.DataFrame:
+    """``user_idx``, ``clicks``: each user's clicks in the training split."""
+    df = pl.read_parquet(data_dir / "exposures.parquet")
+    return df.filter(pl.col("split") == 0).group_by("user_idx").agg(
+        pl.col("click").sum().alias("clicks"))
+
+
+def by_history(runs: dict[str, list[Path]], full: str, best: str, data_dir: Path,
+               buckets: tuple = HISTORY_BUCKETS) -> list[str]:
+    """Δ per-user AUC (``full`` - ``best``) per bucket of the user's training clicks: whether
+    the sequence models gain where there is a history to read."""
+    clicks = train_clicks(data_dir)
+    common = {d.name for d in runs[full]} & {d.name for d in runs[best]}
+    a = user_auc([d for d in runs[full] if d.name in common]).join(clicks, on="user_idx",
+                                                                    how="left")
+    b = user_auc([d for d in runs[best] if d.name in common])
+    lines = ["", f"By the length of the user's training history ({NAMES[full]} minus "
+             f"{NAMES[best]}, per-user AUC averaged over the common seeds; the same tests on "
+             "the users of each row):", "",
+             "| training clicks | users | AUC " + NAMES[full] + " | AUC " + NAMES[best]
+             + " | Δ AUC | p (t-test) | bootstrap CI |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for low, high in buckets:
+        keep = pl.col("clicks").fill_null(0) >= low
+        if high is not None:
+            keep &= pl.col("clicks").fill_null(0) <= high
+        users = a.filter(keep)["user_idx"]
+        if len(users) < 2:
+            continue
+        t = compare_users(a.filter(pl.col("user_idx").is_in(users)).select("user_idx", "auc"),
+                          b.filter(pl.col("user_idx").is_in(users)))
+        label = f"{low}-{high}" if high is not None else f"{low} or more"
+        lines.append(f"| {label} | {t.n:,} | {t.mean_a:.4f} | {t.mean_b:.4f} | "
+                     f"{t.difference:+.4f} | {t.p_value:.2g} | [{t.boot_low:+.4f}, "
+                     f"{t.boot_high:+.4f}] |")
+    return lines
+
+
 def display_position_auc(data_dir: Path) -> float:
     """Mean per-user test AUC of ranking each impression list by its display order alone.
 
@@ -163,8 +210,7 @@ def section(root: Path, dataset: str = "kuairand", data_dir: Path | None = None)
         f"--config configs/{dataset}/NAME.toml --data DATA --set model.params.seed=S`; "
         "machine: 2 cores, CPU only, shared). "
         + data_text.format(auc_users=data["counts"]["auc_users"])
-        + "Adam 1e-3, 256 users per batch, at most 3 epochs with early stopping on valid AUC "
-        "(patience 1) — far fewer epochs than the seed, to fit the shared CPU. ALPINE's fusion "
+        + budget(data["params"]) + " ALPINE's fusion "
         "weights α are re-chosen on the validation split after training (0.1 grid).", "",
         "| Model | seeds | AUC | P@50 | R@50 | F@50 | best epoch | α (in / un / en) |",
         "|---|---:|---:|---:|---:|---:|---|---|"]
@@ -192,6 +238,8 @@ def section(root: Path, dataset: str = "kuairand", data_dir: Path | None = None)
                   "|---|---:|---:|---:|---:|---:|"]
         lines += [test_row(NAMES[a], runs[a], runs[best]) for a in ALPINES if a in runs]
         lines += ["", *verdicts(runs, best, full)]
+        if dataset == "kuairand" and data_dir is not None:
+            lines += by_history(runs, full, best, data_dir)
         ablations = [a for a in ALPINES[1:] if a in runs and full == "alpine"]
         if ablations:
             lines += ["", "Each variant minus full ALPINE (what removing a component or "
@@ -209,7 +257,8 @@ def main() -> None:
                         help="run directories (default: runs/DATASET)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md")
     parser.add_argument("--data", type=Path, default=None,
-                        help="trivago: the prepared directory, for the display-position AUC")
+                        help="the prepared directory: kuairand, for the breakdown by history "
+                        "length; trivago, for the display-position AUC")
     args = parser.parse_args()
     body = section(args.runs or ROOT / "runs" / args.dataset, args.dataset, args.data)
     text = args.out.read_text(encoding="utf-8")
