@@ -134,6 +134,15 @@ def verdicts(runs: dict[str, list[Path]], best: str, full: str = "alpine") -> li
         else:
             out.append(f"- Removing {what} does **not** measurably cost AUC on this data "
                        f"(Δ {a.difference:+.4f}, p = {a.p_value:.2g}).")
+    if "alpine-um" in runs and "alpine-umg" in runs:  # the graph alone: _umg against _um
+        g = paired(runs["alpine-umg"], runs["alpine-um"])
+        if g.difference < 0 and g.p_value < 0.05:
+            out.append(f"- The graph alone (ALPINE_umg minus ALPINE_um): the plain LSTM costs "
+                       f"{-g.difference:.4f} AUC (p = {g.p_value:.2g}).")
+        else:
+            out.append("- The graph alone (ALPINE_umg minus ALPINE_um): the graph LSTM does "
+                       f"**not** help on this data (Δ {g.difference:+.4f} for the plain LSTM, "
+                       f"p = {g.p_value:.2g}).")
     return out
 
 
@@ -172,11 +181,11 @@ def by_history(runs: dict[str, list[Path]], full: str, best: str, data_dir: Path
         keep = pl.col("clicks").fill_null(0) >= low
         if high is not None:
             keep &= pl.col("clicks").fill_null(0) <= high
-        users = a.filter(keep)["user_idx"]
+        users = a.filter(keep).select("user_idx")
         if len(users) < 2:
             continue
-        t = compare_users(a.filter(pl.col("user_idx").is_in(users)).select("user_idx", "auc"),
-                          b.filter(pl.col("user_idx").is_in(users)))
+        t = compare_users(a.join(users, on="user_idx", how="semi").select("user_idx", "auc"),
+                          b.join(users, on="user_idx", how="semi"))
         label = f"{low}-{high}" if high is not None else f"{low} or more"
         lines.append(f"| {label} | {t.n:,} | {t.mean_a:.4f} | {t.mean_b:.4f} | "
                      f"{t.difference:+.4f} | {t.p_value:.2g} | [{t.boot_low:+.4f}, "
