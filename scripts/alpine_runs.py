@@ -9,7 +9,7 @@ copies to use n cores). Then ``python scripts/alpine_doc.py`` writes the docs ta
     sessionrec prepare --source kuairand --out runs/kuairand/data
     nice -n 10 python scripts/alpine_runs.py --data runs/kuairand/data --out runs/kuairand
     sessionrec prepare --source trivago --exposures --out runs/trivago/data
-    nice -n 10 python scripts/alpine_runs.py --dataset trivago --seeds 1 \
+    nice -n 10 python scripts/alpine_runs.py --dataset trivago --seeds 2 \
         --data runs/trivago/data --out runs/trivago
 """
 
