@@ -35,6 +35,16 @@ def test_paused_gc_restores_the_collector(loadgen, enabled):
         gc.enable()
 
 
+def test_paused_gc_keeps_the_callers_frozen_objects_frozen(loadgen):
+    gc.freeze()
+    try:
+        with loadgen.paused_gc():
+            pass
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
 def test_paused_gc_restores_after_an_error(loadgen):
     with pytest.raises(RuntimeError), loadgen.paused_gc():
         raise RuntimeError("boom")
