@@ -22,8 +22,14 @@ def loadgen():
     return module
 
 
+@pytest.fixture
+def unfrozen():
+    """Nothing frozen at the start (a served app's lifespan elsewhere in the run freezes)."""
+    gc.unfreeze()
+
+
 @pytest.mark.parametrize("enabled", [True, False])
-def test_paused_gc_restores_the_collector(loadgen, enabled):
+def test_paused_gc_restores_the_collector(loadgen, unfrozen, enabled):
     (gc.enable if enabled else gc.disable)()
     try:
         with loadgen.paused_gc():
@@ -45,7 +51,7 @@ def test_paused_gc_keeps_the_callers_frozen_objects_frozen(loadgen):
         gc.unfreeze()
 
 
-def test_paused_gc_restores_after_an_error(loadgen):
+def test_paused_gc_restores_after_an_error(loadgen, unfrozen):
     with pytest.raises(RuntimeError), loadgen.paused_gc():
         raise RuntimeError("boom")
     assert gc.isenabled() and gc.get_freeze_count() == 0
