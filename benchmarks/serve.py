@@ -169,7 +169,6 @@ def product_ids(run_dir: Path, vocab: str | None) -> list[str]:
 class Server:
     def __init__(self, run_dir: Path, store: str, workers: int, vocab: str | None) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "sessionrec.cli", "serve", "--model", str(run_dir),
                "--store", store, "--workers", str(workers), "--port", str(self.port),
                "--session-ttl", "1800"]
@@ -177,6 +176,11 @@ class Server:
             cmd += ["--vocab", vocab]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONREC_")}
         env["SESSIONREC_STORE_RETRY_S"] = "0.5"
+        self._start(cmd, env)
+
+    def _start(self, cmd: list[str], env: dict[str, str] | None = None) -> None:
+        """Run ``cmd`` (a server listening on ``self.port``) in its own process group."""
+        self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, start_new_session=True)
 

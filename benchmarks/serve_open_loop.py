@@ -26,7 +26,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -90,14 +89,11 @@ def _is_helper(pid: int) -> bool:
 class FrameworkServer(Server):
     """``benchmarks/_framework_app.py`` under uvicorn: the HTTP stack with no work behind it."""
 
-    def __init__(self, workers: int) -> None:  # not Server.__init__: another app and command
+    def __init__(self, workers: int) -> None:  # another app and command than Server's
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "uvicorn", "_framework_app:app", "--app-dir",
-               str(Path(__file__).resolve().parent), "--port", str(self.port),
-               "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     start_new_session=True)
+        self._start([sys.executable, "-m", "uvicorn", "_framework_app:app", "--app-dir",
+                     str(Path(__file__).resolve().parent), "--port", str(self.port),
+                     "--workers", str(workers), "--log-level", "warning", "--no-access-log"])
 
 
 def scenario(run_dir: Path, store: str, workers: int, products: list[str], rate: float,

@@ -63,11 +63,16 @@ def user_auc(dirs: list[Path]) -> pl.DataFrame:
     return pl.concat(frames).group_by("user_idx").agg(pl.col("auc").mean()).sort("user_idx")
 
 
+def common_seed_aucs(dirs: list[Path], base: list[Path]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per-user AUC of ``dirs`` and of ``base``, each averaged over the seeds both have."""
+    common = {d.name for d in dirs} & {d.name for d in base}
+    return (user_auc([d for d in dirs if d.name in common]),
+            user_auc([d for d in base if d.name in common]))
+
+
 def paired(dirs: list[Path], base: list[Path]):
     """The paired test over the seeds both have (per-user AUC averaged over those seeds)."""
-    common = {d.name for d in dirs} & {d.name for d in base}
-    return compare_users(user_auc([d for d in dirs if d.name in common]),
-                         user_auc([d for d in base if d.name in common]))
+    return compare_users(*common_seed_aucs(dirs, base))
 
 
 def test_row(name: str, dirs: list[Path], base: list[Path]) -> str:
@@ -167,11 +172,8 @@ def by_history(runs: dict[str, list[Path]], full: str, best: str, data_dir: Path
                buckets: tuple = HISTORY_BUCKETS) -> list[str]:
     """Δ per-user AUC (``full`` - ``best``) per bucket of the user's training clicks: whether
     the sequence models gain where there is a history to read."""
-    clicks = train_clicks(data_dir)
-    common = {d.name for d in runs[full]} & {d.name for d in runs[best]}
-    a = user_auc([d for d in runs[full] if d.name in common]).join(clicks, on="user_idx",
-                                                                    how="left")
-    b = user_auc([d for d in runs[best] if d.name in common])
+    a, b = common_seed_aucs(runs[full], runs[best])
+    a = a.join(train_clicks(data_dir), on="user_idx", how="left")
     lines = ["", f"By the length of the user's training history ({NAMES[full]} minus "
              f"{NAMES[best]}, per-user AUC averaged over the common seeds; the same tests on "
              "the users of each row):", "",
@@ -181,11 +183,10 @@ def by_history(runs: dict[str, list[Path]], full: str, best: str, data_dir: Path
         keep = pl.col("clicks").fill_null(0) >= low
         if high is not None:
             keep &= pl.col("clicks").fill_null(0) <= high
-        users = a.filter(keep).select("user_idx")
-        if len(users) < 2:
+        in_bucket = a.filter(keep).select("user_idx", "auc")
+        if len(in_bucket) < 2:
             continue
-        t = compare_users(a.join(users, on="user_idx", how="semi").select("user_idx", "auc"),
-                          b.join(users, on="user_idx", how="semi"))
+        t = compare_users(in_bucket, b.join(in_bucket, on="user_idx", how="semi"))
         label = f"{low}-{high}" if high is not None else f"{low} or more"
         lines.append(f"| {label} | {t.n:,} | {t.mean_a:.4f} | {t.mean_b:.4f} | "
                      f"{t.difference:+.4f} | {t.p_value:.2g} | [{t.boot_low:+.4f}, "
